@@ -1,0 +1,74 @@
+"""The collector protocol and the point model every collector emits.
+
+A collector is told *what* to read through its constructor (NVML module, /proc root,
+base URL, subprocess command) so it runs from fixtures; the agent decides *when*.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from infersight.config import CollectorConfig
+
+MetricKind = Literal["gauge", "counter", "updowncounter", "histogram"]
+Temporality = Literal["cumulative", "delta"]
+AttrValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One entry of a collector's published metric list."""
+
+    name: str
+    kind: MetricKind
+    unit: str
+    description: str
+    attributes: tuple[str, ...] = ()
+
+    def point(self, value: float, attributes: Mapping[str, AttrValue] | None = None, **kw: Any) -> Point:
+        return Point(name=self.name, kind=self.kind, unit=self.unit, value=value,
+                     attributes=dict(attributes or {}), description=self.description, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One data point. For histograms `value` is the sum and `bucket_counts` has len(bounds)+1 entries."""
+
+    name: str
+    kind: MetricKind
+    value: float
+    unit: str = ""
+    attributes: Mapping[str, AttrValue] = field(default_factory=dict)
+    description: str = ""
+    temporality: Temporality = "cumulative"
+    time_ns: int | None = None
+    start_time_ns: int | None = None
+    bounds: tuple[float, ...] = ()
+    bucket_counts: tuple[int, ...] = ()
+    count: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": self.kind, "unit": self.unit,
+                             "value": self.value, "attributes": dict(self.attributes)}
+        if self.kind in ("counter", "updowncounter", "histogram"):
+            d["temporality"] = self.temporality
+        if self.kind == "histogram":
+            d.update(count=self.count, bounds=list(self.bounds), bucket_counts=list(self.bucket_counts))
+        return d
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """What the agent runs. `collect` is synchronous and may block; the agent calls it off the loop."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[CollectorConfig]]
+    metrics: Sequence[MetricSpec]
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Collector: ...
+
+    def collect(self) -> Iterable[Point]: ...
+
+    def close(self) -> None: ...

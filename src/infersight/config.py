@@ -1,0 +1,208 @@
+"""Configuration: one YAML file read once into frozen pydantic models.
+
+Components receive these typed objects; none of them reads the environment.
+`load_config` is the only place that applies the standard `OTEL_*` variables.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from infersight.cost.settings import CostSettings
+from infersight.slo.settings import SloSettings
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    """Base for every config model: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ResourceConfig(Strict):
+    service_name: str = "infersight-agent"
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # Cloud instance-metadata detection is opt-in: it talks to a link-local address.
+    detect_cloud: bool = False
+    cloud_metadata_base_url: str | None = None
+    cloud_metadata_timeout_seconds: float = 0.5
+
+
+class ExporterConfig(Strict):
+    endpoint: str = "http://127.0.0.1:4318"
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout_seconds: float = 10.0
+    spool_dir: Path = Path("/var/lib/infersight/spool")
+    max_spool_bytes: int = 256 * 1024 * 1024
+    retry_interval_seconds: float = 5.0
+    export_interval_seconds: float = 10.0
+
+
+class AgentConfig(Strict):
+    exporter: ExporterConfig = ExporterConfig()
+    self_metrics_interval_seconds: float = 30.0
+
+
+class CollectorConfig(Strict):
+    """Fields every collector entry has; each collector subclasses it with its own options."""
+
+    type: str
+    name: str | None = None
+    interval_seconds: float = Field(10.0, gt=0)
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class ClickHouseConfig(Strict):
+    url: str
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    verify_tls: bool = True
+
+
+class StorageConfig(Strict):
+    backend: Literal["embedded", "clickhouse"] = "embedded"
+    database: str = "otel"
+    clickhouse: ClickHouseConfig | None = None
+    # Days to keep rows, per table short name (e.g. traces, logs, metrics_gauge); 0 = forever.
+    ttl_days: dict[str, int] = Field(default_factory=dict)
+    cluster: str | None = None
+
+
+class QueryApiConfig(Strict):
+    max_rows: int = 10_000
+    max_execution_seconds: float = 10.0
+
+
+class ServerConfig(Strict):
+    listen: str = "127.0.0.1:4318"
+    data_dir: Path = Path("./data")
+    auth_token: SecretStr | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_queue_rows: int = 1_000_000
+    flush_rows: int = 10_000
+    flush_interval_seconds: float = 1.0
+    storage: StorageConfig = StorageConfig()
+    query: QueryApiConfig = QueryApiConfig()
+    external_url: str | None = None
+
+
+class Config(Strict):
+    resource: ResourceConfig = ResourceConfig()
+    agent: AgentConfig = AgentConfig()
+    collectors: tuple[CollectorConfig, ...] = ()
+    server: ServerConfig = ServerConfig()
+    slo: SloSettings = SloSettings()
+    cost: CostSettings = CostSettings()
+
+    @field_validator("collectors", mode="before")
+    @classmethod
+    def _typed_collectors(cls, value: Any) -> Any:
+        from infersight.collectors.registry import collector_class
+
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("must be a list of collector entries")
+        out = []
+        for entry in value:
+            if isinstance(entry, CollectorConfig):
+                out.append(entry)
+                continue
+            if not isinstance(entry, Mapping) or "type" not in entry:
+                raise ValueError("each collector entry needs a 'type'")
+            out.append(collector_class(entry["type"]).Config.model_validate(entry))
+        return tuple(out)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'")
+        else:
+            lines.append(f"{source}: {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def _otel_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay standard OTEL_* variables (endpoint, headers, resource attributes, service name)."""
+    agent = dict(data.get("agent") or {})
+    exporter = dict(agent.get("exporter") or {})
+    endpoint = env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if endpoint:
+        exporter["endpoint"] = endpoint.rstrip("/").removesuffix("/v1/metrics")
+    headers = env.get("OTEL_EXPORTER_OTLP_METRICS_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS")
+    if headers:
+        merged = dict(exporter.get("headers") or {})
+        merged.update(_kv_list(headers))
+        exporter["headers"] = merged
+    protocol = env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if protocol:
+        exporter["protocol"] = protocol
+    if exporter:
+        agent["exporter"] = exporter
+        data["agent"] = agent
+    resource = dict(data.get("resource") or {})
+    if env.get("OTEL_RESOURCE_ATTRIBUTES"):
+        attrs = dict(resource.get("attributes") or {})
+        attrs.update(_kv_list(env["OTEL_RESOURCE_ATTRIBUTES"]))
+        resource["attributes"] = attrs
+    if env.get("OTEL_SERVICE_NAME"):
+        resource["service_name"] = env["OTEL_SERVICE_NAME"]
+    if resource:
+        data["resource"] = resource
+    return data
+
+
+def _kv_list(text: str) -> dict[str, str]:
+    from urllib.parse import unquote
+
+    out = {}
+    for item in text.split(","):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out[unquote(k.strip())] = unquote(v.strip())
+    return out
+
+
+def parse_config(data: Mapping[str, Any] | None, source: str = "<config>",
+                 env: Mapping[str, str] | None = None) -> Config:
+    raw = dict(data or {})
+    if env is not None:
+        raw = _otel_env(raw, env)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+    except (KeyError, ValueError) as err:  # unknown collector type raised outside pydantic
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read FILE (or defaults when None) and apply OTEL_* from env (os.environ by default)."""
+    env = os.environ if env is None else env
+    if path is None:
+        return parse_config({}, "<defaults>", env)
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    return parse_config(data, str(p), env)
+
+
+def effective_config(cfg: Config) -> dict[str, Any]:
+    """The configuration as plain data with secrets masked (for `config check`)."""
+    return cfg.model_dump(mode="json")

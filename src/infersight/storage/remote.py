@@ -1,0 +1,53 @@
+"""A ClickHouse server or cluster through clickhouse-connect (HTTP), same SQL as embedded."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from infersight.storage.base import QueryError, StorageError
+
+
+class ClickHouseStorage:
+    def __init__(self, url: str, user: str = "default", password: str = "", database: str = "otel",
+                 verify_tls: bool = True) -> None:
+        import clickhouse_connect
+
+        u = urlparse(url)
+        self.database = database
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=u.hostname or "127.0.0.1", port=u.port or (8443 if u.scheme == "https" else 8123),
+                username=user, password=password, secure=u.scheme == "https", verify=verify_tls,
+                autogenerate_session_id=False)
+        except Exception as err:
+            raise StorageError(f"cannot connect to ClickHouse at {url}: {err}") from err
+
+    @staticmethod
+    def _wrap(err: Exception) -> StorageError:
+        msg = str(err)
+        if any(f"Code: {c}." in msg for c in (62, 47, 60, 164, 81)):
+            return QueryError(msg)
+        return StorageError(msg)
+
+    def execute(self, sql: str, settings: dict[str, Any] | None = None) -> None:
+        try:
+            self._client.command(sql, settings=settings)
+        except Exception as err:
+            raise self._wrap(err) from None
+
+    def query(self, sql: str, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            res = self._client.query(sql, settings=settings)
+        except Exception as err:
+            raise self._wrap(err) from None
+        return list(res.named_results())
+
+    def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        try:
+            self._client.insert_arrow(table, data, database=self.database, settings=settings)
+        except Exception as err:
+            raise self._wrap(err) from None
+
+    def close(self) -> None:
+        self._client.close()

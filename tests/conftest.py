@@ -1,0 +1,42 @@
+"""Shared test fixtures: loopback ports and an embedded chDB store per test database."""
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory) -> Path:
+    """chDB allows one data path per process, so every in-process test shares this one."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def store(chdb_dir):
+    """An embedded store with the full schema in a fresh database of its own."""
+    pytest.importorskip("chdb")
+    from infersight.storage.embedded import EmbeddedStorage
+    from infersight.storage.schema import SchemaOptions, ensure_schema
+
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    s = EmbeddedStorage(chdb_dir, db)
+    ensure_schema(s, SchemaOptions(database=db))
+    yield s
+    s.execute(f"DROP DATABASE IF EXISTS `{db}`")
+    s.close()
