@@ -1,0 +1,135 @@
+"""Storage contract: schema identical to the OTel exporter's, same behaviour on both backends."""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pyarrow as pa
+import pytest
+
+from conftest import FIXTURES
+from infersight.storage.base import QueryError
+from infersight.storage.schema import (OTEL_TABLES, SCHEMA_VERSION, SchemaMismatch, SchemaOptions,
+                                       ensure_schema, render_otel_ddl)
+
+pytest.importorskip("chdb")
+
+
+def _exporter_ddl(database: str) -> list[str]:
+    text = (FIXTURES / "otel_clickhouse" / "otel_schema_default.sql").read_text()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    text = re.sub(r"([`\"])otel\1\.", f"`{database}`.", text).replace("EXISTS otel;", f"EXISTS `{database}`;")
+    return [s for s in (x.strip() for x in text.split(";")) if s]
+
+
+def _columns(store, database: str, table: str) -> list[tuple[str, str]]:
+    rows = store.query(f"SELECT name, type FROM system.columns WHERE database = '{database}' "
+                       f"AND table = '{table}' ORDER BY position")
+    return [(r["name"], r["type"]) for r in rows]
+
+
+def test_columns_match_the_otel_exporter_exactly(store):
+    ref_db = f"ref_{uuid.uuid4().hex[:8]}"
+    for stmt in _exporter_ddl(ref_db):
+        store.execute(stmt)
+    try:
+        for table in OTEL_TABLES:
+            ours = _columns(store, store.database, table)
+            assert ours, table
+            assert ours == _columns(store, ref_db, table), table
+    finally:
+        store.execute(f"DROP DATABASE `{ref_db}`")
+
+
+def test_tables_deduplicate_retried_inserts(store):
+    rows = store.query(f"SELECT engine_full FROM system.tables WHERE database = '{store.database}' "
+                       "AND name = 'otel_metrics_gauge'")
+    assert "non_replicated_deduplication_window = 1000" in rows[0]["engine_full"]
+
+
+def test_schema_version_is_recorded_and_a_mismatch_is_refused(store):
+    opts = SchemaOptions(database=store.database)
+    ensure_schema(store, opts)  # idempotent on a current database
+    rows = store.query(f"SELECT Version FROM `{store.database}`.infersight_schema FINAL")
+    assert [int(r["Version"]) for r in rows] == [SCHEMA_VERSION]
+    store.execute(f"INSERT INTO `{store.database}`.infersight_schema (Component, Version) VALUES ('otel', 99)")
+    with pytest.raises(SchemaMismatch, match="version 99.*expects 1"):
+        ensure_schema(store, opts)
+
+
+def test_ttl_rendered_per_table_and_accepted(store):
+    db = f"ttl_{uuid.uuid4().hex[:8]}"
+    opts = SchemaOptions(database=db, ttl_days={"traces": 7, "metrics_gauge": 30})
+    ddl = render_otel_ddl(opts)
+    traces = next(s for s in ddl if "`otel_traces`" in s and s.startswith("CREATE TABLE"))
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(7)" in traces
+    logs = next(s for s in ddl if "`otel_logs`" in s)
+    assert "TTL" not in logs
+    for stmt in ddl:
+        store.execute(stmt)
+    try:
+        full = store.query(f"SELECT engine_full FROM system.tables WHERE database = '{db}' "
+                           "AND name = 'otel_metrics_gauge'")[0]["engine_full"]
+        assert "toIntervalDay(30)" in full
+    finally:
+        store.execute(f"DROP DATABASE `{db}`")
+
+
+def test_cluster_rendering_uses_replicated_local_tables_and_distributed_fronts():
+    ddl = render_otel_ddl(SchemaOptions(database="otel", cluster="prod"))
+    creates = [s for s in ddl if s.startswith("CREATE TABLE")]
+    assert all(" ON CLUSTER `prod`" in s for s in ddl)
+    local = [s for s in creates if "_local`" in s.split("(")[0] and "Distributed" not in s]
+    assert len(local) == len(OTEL_TABLES)
+    assert all("ReplicatedMergeTree" in s or "ReplicatedAggregatingMergeTree" in s for s in local)
+    dist = [s for s in creates if "ENGINE = Distributed(`prod`" in s]
+    assert {re.search(r"`otel`\.`(\w+)`", s).group(1) for s in dist} == set(OTEL_TABLES)
+    mv = next(s for s in ddl if "MATERIALIZED VIEW" in s)
+    assert "`otel_traces_trace_id_ts_mv_local`" in mv and "FROM `otel`.`otel_traces_local`" in mv
+
+
+@pytest.fixture(params=["embedded", "clickhouse"])
+def backend(request, store):
+    if request.param == "embedded":
+        return store
+    if not os.environ.get("CLICKHOUSE_URL"):
+        pytest.skip("CLICKHOUSE_URL not set: no ClickHouse server to run the contract against")
+    from infersight.storage.remote import ClickHouseStorage
+
+    remote = ClickHouseStorage(os.environ["CLICKHOUSE_URL"], os.environ.get("CLICKHOUSE_USER", "default"),
+                               os.environ.get("CLICKHOUSE_PASSWORD", ""), store.database)
+    ensure_schema(remote, SchemaOptions(database=store.database))
+    return remote
+
+
+def _gauge_rows(n: int) -> pa.Table:
+    keys = pa.array(["gen_ai.request.model"] * n)
+    vals = pa.array([f"m{i % 3}" for i in range(n)])
+    attrs = pa.MapArray.from_arrays(pa.array(range(n + 1), pa.int32()), keys, vals)
+    return pa.table({
+        "ServiceName": ["svc"] * n,
+        "MetricName": ["hw.power"] * n,
+        "Attributes": attrs,
+        "TimeUnix": pa.array([1_700_000_000 + i for i in range(n)], pa.uint32()),
+        "Value": [float(i) for i in range(n)],
+    })
+
+
+def test_contract_insert_query_and_dedup(backend):
+    data = _gauge_rows(5)
+    backend.insert_arrow("otel_metrics_gauge", data, dedup_token="batch-1")
+    backend.insert_arrow("otel_metrics_gauge", data, dedup_token="batch-1")  # a retry
+    rows = backend.query(f"SELECT count() AS n, sum(Value) AS s, uniqExact(Attributes['gen_ai.request.model']) AS m "
+                         f"FROM `{backend.database}`.otel_metrics_gauge")
+    assert int(rows[0]["n"]) == 5 and float(rows[0]["s"]) == 10.0 and int(rows[0]["m"]) == 3
+    backend.insert_arrow("otel_metrics_gauge", data, dedup_token="batch-2")
+    n = backend.query(f"SELECT count() AS n FROM `{backend.database}`.otel_metrics_gauge")[0]["n"]
+    assert int(n) == 10
+
+
+def test_contract_bad_sql_is_a_query_error(backend):
+    with pytest.raises(QueryError):
+        backend.query("SELEC 1")
+    with pytest.raises(QueryError):
+        backend.query(f"SELECT nope FROM `{backend.database}`.otel_metrics_gauge")
