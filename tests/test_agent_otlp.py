@@ -1,0 +1,117 @@
+"""Points → SDK data model → OTLP protobuf, and the gRPC sender against a real local gRPC server."""
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+from infersight.collectors.base import MetricSpec, Point
+from infersight.exporters.otlp import GrpcSender, ScopedPoints, encode, to_metrics_data
+
+GAUGE = MetricSpec("system.cpu.utilization", "gauge", "1", "cpu", ("cpu.mode",))
+COUNTER = MetricSpec("system.network.io", "counter", "By", "net", ("network.io.direction",))
+UPDOWN = MetricSpec("system.memory.usage", "updowncounter", "By", "mem", ("system.memory.state",))
+
+
+def decode(payload: bytes) -> ExportMetricsServiceRequest:
+    return ExportMetricsServiceRequest.FromString(payload)
+
+
+def test_kinds_values_and_resource_survive_encoding():
+    hist = Point("infersight.test.latency", "histogram", 3.5, unit="s", attributes={"k": "v"},
+                 bounds=(0.1, 1.0), bucket_counts=(1, 2, 0), count=3, temporality="delta", time_ns=50,
+                 start_time_ns=40)
+    points = [GAUGE.point(0.25, {"cpu.mode": "user"}, time_ns=100),
+              COUNTER.point(1234, {"network.io.direction": "receive"}, time_ns=100),
+              UPDOWN.point(2048, {"system.memory.state": "used"}, time_ns=100), hist]
+    req = decode(encode(to_metrics_data([ScopedPoints("infersight.host", points)],
+                                        {"service.name": "svc", "host.name": "h1"}, default_start_ns=7)))
+    (rm,) = req.resource_metrics
+    assert {kv.key: kv.value.string_value for kv in rm.resource.attributes} == {"service.name": "svc",
+                                                                                "host.name": "h1"}
+    (sm,) = rm.scope_metrics
+    assert sm.scope.name == "infersight.host"
+    m = {x.name: x for x in sm.metrics}
+    g = m["system.cpu.utilization"]
+    assert g.unit == "1" and g.gauge.data_points[0].as_double == 0.25
+    assert g.gauge.data_points[0].time_unix_nano == 100
+    s = m["system.network.io"].sum
+    assert s.is_monotonic and s.aggregation_temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    assert s.data_points[0].as_int == 1234 and s.data_points[0].start_time_unix_nano == 7
+    assert not m["system.memory.usage"].sum.is_monotonic
+    h = m["infersight.test.latency"].histogram
+    assert h.aggregation_temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+    dp = h.data_points[0]
+    assert (dp.count, dp.sum, list(dp.bucket_counts), list(dp.explicit_bounds)) == (3, 3.5, [1, 2, 0], [0.1, 1.0])
+    assert dp.start_time_unix_nano == 40 and not dp.HasField("min")
+
+
+def test_points_of_one_metric_share_one_metric_and_scopes_stay_apart():
+    a = [GAUGE.point(0.1, {"cpu.mode": "user"}), GAUGE.point(0.2, {"cpu.mode": "system"})]
+    b = [COUNTER.point(1, {"network.io.direction": "transmit"})]
+    req = decode(encode(to_metrics_data([ScopedPoints("a", a), ScopedPoints("b", b), ScopedPoints("c", [])],
+                                        {}, 1, now_ns=99)))
+    scopes = req.resource_metrics[0].scope_metrics
+    assert [s.scope.name for s in scopes] == ["a", "b"]
+    assert len(scopes[0].metrics) == 1 and len(scopes[0].metrics[0].gauge.data_points) == 2
+    assert scopes[0].metrics[0].gauge.data_points[1].time_unix_nano == 99
+
+
+class _Servicer(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, code: grpc.StatusCode | None) -> None:
+        self.code = code
+        self.calls: list[tuple[dict, ExportMetricsServiceRequest]] = []
+
+    def Export(self, request, context):  # noqa: N802 (gRPC method name)
+        self.calls.append((dict(context.invocation_metadata()), request))
+        if self.code is not None:
+            context.abort(self.code, "scripted failure")
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+@pytest.fixture
+def grpc_server(port):
+    def start(code):
+        servicer = _Servicer(code)
+        server = grpc.server(futures.ThreadPoolExecutor(2))
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        started.append(server)
+        return servicer
+    started: list = []
+    yield start
+    for s in started:
+        s.stop(None)
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(None, "ok"), (grpc.StatusCode.UNAVAILABLE, "retry"),
+                                               (grpc.StatusCode.RESOURCE_EXHAUSTED, "retry"),
+                                               (grpc.StatusCode.INVALID_ARGUMENT, "drop")])
+def test_grpc_sender_sends_key_and_headers_and_classifies(grpc_server, port, code, outcome):
+    servicer = grpc_server(code)
+    payload = encode(to_metrics_data([ScopedPoints("s", [GAUGE.point(0.5, {"cpu.mode": "idle"})])], {}, 1))
+    sender = GrpcSender(f"http://127.0.0.1:{port}", {"Authorization": "Bearer t0k"}, timeout_seconds=5)
+    try:
+        result = sender.send(payload, "0b7c9e8e-1111-2222-3333-444455556666")
+    finally:
+        sender.close()
+    assert result.outcome == outcome
+    if code is not None:
+        assert result.reason == f"grpc_{code.name}"
+    (metadata, request), = servicer.calls
+    assert metadata["idempotency-key"] == "0b7c9e8e-1111-2222-3333-444455556666"
+    assert metadata["authorization"] == "Bearer t0k"
+    assert request.SerializeToString() == payload
+
+
+def test_grpc_sender_unreachable_is_retryable(port):
+    sender = GrpcSender(f"http://127.0.0.1:{port}", {}, timeout_seconds=1)
+    try:
+        assert sender.send(b"", "k").outcome == "retry"
+    finally:
+        sender.close()
