@@ -1,0 +1,38 @@
+"""SGLang (`--enable-metrics`): `sglang:` families; gauges carry `tp_rank`, kept as is.
+
+The captured version exposes no failure counter, so every finished request counts as good.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from infersight.collectors.inference.model import (
+    DURATION, KV_CACHE, OUTCOME, QUEUE, REQUESTS, RUNNING, TOKEN_TYPE, TOKENS, TPOT, TTFT, WAITING,
+    Context, Reading, first, histograms, values,
+)
+
+PREFIX = "sglang:"
+_M = "model_name"
+
+
+def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
+    fam = families.get("sglang:num_requests")
+    if fam is not None:
+        yield from values(fam, ctx, REQUESTS, _M, {OUTCOME: "good"})
+    for spec, names in ((DURATION, ("sglang:e2e_request_latency_seconds",)),
+                        (TTFT, ("sglang:time_to_first_token_seconds",)),
+                        (TPOT, ("sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds")),
+                        (QUEUE, ("sglang:queue_time_seconds",))):
+        fam = first(families, *names)
+        if fam is not None:
+            yield from histograms(fam, ctx, spec, _M)
+    for token_type, name in (("input", "sglang:prompt_tokens"), ("output", "sglang:generation_tokens"),
+                             ("cached_input", "sglang:cached_tokens")):
+        fam = families.get(name)
+        if fam is not None:
+            yield from values(fam, ctx, TOKENS, _M, {TOKEN_TYPE: token_type})
+    for spec, name in ((RUNNING, "sglang:num_running_reqs"), (WAITING, "sglang:num_queue_reqs"),
+                       (KV_CACHE, "sglang:token_usage")):
+        fam = families.get(name)
+        if fam is not None:
+            yield from values(fam, ctx, spec, _M)
