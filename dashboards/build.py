@@ -1,0 +1,464 @@
+"""Generate the Grafana dashboards in this folder: `python dashboards/build.py` (or `--check`).
+
+The SQL is written once here (filters, histogram quantiles) and rendered into plain dashboard
+JSON for Grafana's ClickHouse plugin (`grafana-clickhouse-datasource`), in the layout of the
+plugin's own OpenTelemetry dashboards. Tables are qualified with the `otel` database.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DB = "otel"
+DS = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
+FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
+QUANTILES = (0.5, 0.95, 0.99)
+LATENCY_KINDS = {"e2e": "End-to-end latency", "ttft": "Time to first token", "tpot": "Time per output token"}
+
+# Metrics the accelerator dashboard reads, with the table their kind lands in (gauge -> gauge,
+# counter/updowncounter -> sum). tests/test_dashboards.py checks them against the collectors.
+ACCELERATOR_METRICS = {
+    "hw.gpu.utilization": "gauge",
+    "hw.gpu.memory.usage": "sum",
+    "hw.gpu.memory.limit": "sum",
+    "hw.power": "gauge",
+    "hw.temperature": "gauge",
+    "hw.errors": "sum",
+    "hw.status": "sum",
+    # GPM (Hopper and newer), from collectors/nvml
+    "infersight.gpu.sm.activity": "gauge",
+    "infersight.gpu.dram.activity": "gauge",
+    "infersight.gpu.pipe.utilization": "gauge",
+}
+# Engine utilisation: NVML splits hw.gpu.utilization by hw.gpu.task; encoder/decoder are not compute.
+COMPUTE_TASK = "Attributes['hw.gpu.task'] IN ('', 'general')"
+
+# ---------------------------------------------------------------- SQL building blocks
+
+FLEET_FILTER = (
+    "$__conditionalAll(CloudProvider IN (${cloud_provider}), $cloud_provider)"
+    " AND $__conditionalAll(CloudRegion IN (${cloud_region}), $cloud_region)"
+    " AND $__conditionalAll(Model IN (${model}), $model)"
+)
+HW_FILTER = (
+    "$__conditionalAll(ResourceAttributes['cloud.provider'] IN (${cloud_provider}), $cloud_provider)"
+    " AND $__conditionalAll(ResourceAttributes['host.name'] IN (${host}), $host)"
+)
+RANGE_SECONDS = "greatest(dateDiff('second', $__fromTime, $__toTime), 1)"
+SERIES = "concat(CloudProvider, '/', CloudRegion, '/', Model)"
+
+
+def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILES, where: str = FLEET_FILTER,
+                 order: str | None = None) -> str:
+    """Quantiles from the mergeable per-minute histograms (Prometheus histogram_quantile rules).
+
+    Buckets are summed per upper bound across rows, so series with different bucket layouts
+    merge into the union of their bounds. Inside a bucket the value is interpolated linearly;
+    a rank in the +Inf bucket answers the largest finite bound.
+    """
+    keys = (["time"] if per_time else []) + group
+    inner_keys = (["$__timeInterval(Minute) AS time"] if per_time else []) + group
+    qs = "[" + ", ".join(repr(q) for q in quantiles) + "]"
+    picks = ", ".join(f"qs[{i + 1}] AS p{round(q * 100):d}" for i, q in enumerate(quantiles))
+    sel = "".join(f"{k}, " for k in keys)
+    grouped = f" GROUP BY {', '.join(keys)}" if keys else ""
+    return (
+        f"SELECT {sel}{picks} FROM ("
+        f"SELECT {sel}arrayMap(q -> arrayFirstIndex(x -> x >= q * total, cum), {qs}) AS idx, "
+        f"arrayMap((q, i) -> if(i = length(b), b[i - 1], if(i = 1, 0, b[i - 1]) + (b[i] - if(i = 1, 0, b[i - 1]))"
+        f" * (q * total - if(i = 1, 0, cum[i - 1])) / c[i]), {qs}, idx) AS qs "
+        f"FROM (SELECT {sel}arraySort(groupArray((bound, n))) AS pairs, pairs.1 AS b, pairs.2 AS c, "
+        f"arrayCumSum(c) AS cum, cum[-1] AS total "
+        f"FROM (SELECT {''.join(f'{k}, ' for k in inner_keys)}bound, sum(n) AS n FROM {DB}.infersight_latency_1m "
+        f"ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, BucketCounts AS n "
+        f"WHERE $__timeFilter(Minute) AND Kind = '{kind}' AND {where} "
+        f"GROUP BY {sel}bound){grouped}) WHERE total > 0)"
+        + (f" ORDER BY {order}" if order else "")
+    )
+
+
+def counter_increase_sql(metric: str, keys: dict[str, str], where: str = HW_FILTER) -> str:
+    """Increase of a counter in `otel_metrics_sum` per series over the range.
+
+    Cumulative points count the step from the previous point of the same series (a drop is a
+    reset: the new value is the increase); delta points count as they are.
+    """
+    key_cols = ", ".join(f"{expr} AS `{name}`" for name, expr in keys.items())
+    key_names = ", ".join(f"`{name}`" for name in keys)
+    return (
+        f"SELECT {key_names}, sum(inc) AS increase FROM ("
+        f"SELECT {key_cols}, TimeUnix, Value, AggregationTemporality, "
+        f"lagInFrame(Value) OVER w AS prev, row_number() OVER w AS rn, "
+        f"if(AggregationTemporality = 1, Value, if(rn = 1, 0, if(Value >= prev, Value - prev, Value))) AS inc "
+        f"FROM {DB}.otel_metrics_sum "
+        f"WHERE MetricName = '{metric}' AND $__timeFilter(TimeUnix) AND {where} "
+        f"WINDOW w AS (PARTITION BY ResourceAttributes, Attributes ORDER BY TimeUnix "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
+        f"GROUP BY {key_names} HAVING increase > 0 ORDER BY increase DESC"
+    )
+
+
+# ---------------------------------------------------------------- panel helpers
+
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid."""
+
+    def __init__(self) -> None:
+        self.x = self.y = self.row_h = 0
+        self.next_id = 1
+        self.panels: list[dict] = []
+
+    def add(self, panel: dict, w: int, h: int) -> None:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        panel["id"] = self.next_id
+        self.next_id += 1
+        panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        self.panels.append(panel)
+
+    def row(self, title: str) -> None:
+        if self.x:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        self.add({"type": "row", "title": title, "collapsed": False, "panels": []}, 24, 1)
+        self.x, self.y, self.row_h = 0, self.y + 1, 0
+
+
+def target(sql: str, fmt: int, ref: str = "A") -> dict:
+    return {"datasource": DS, "editorType": "sql", "rawSql": sql, "refId": ref, "format": fmt}
+
+
+def timeseries(title: str, description: str, sql: str | list[str], unit: str, *, stack: bool = False,
+               min_interval: str | None = None) -> dict:
+    sqls = [sql] if isinstance(sql, str) else sql
+    custom = {"drawStyle": "line", "fillOpacity": 25 if stack else 10, "lineWidth": 2, "showPoints": "never"}
+    if stack:
+        custom["stacking"] = {"group": "A", "mode": "normal"}
+    panel = {
+        "datasource": DS, "type": "timeseries", "title": title, "description": description,
+        "fieldConfig": {"defaults": {"color": {"mode": "palette-classic"}, "custom": custom, "unit": unit},
+                        "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                    "tooltip": {"mode": "multi", "sort": "desc"}},
+        "targets": [target(s, FORMAT_TIMESERIES, chr(ord("A") + i)) for i, s in enumerate(sqls)],
+        "links": [],
+    }
+    if min_interval:
+        panel["interval"] = min_interval
+    return panel
+
+
+def table(title: str, description: str, sql: str, overrides: dict[str, str] | None = None) -> dict:
+    return {
+        "datasource": DS, "type": "table", "title": title, "description": description,
+        "fieldConfig": {"defaults": {"custom": {"align": "auto"}},
+                        "overrides": [{"matcher": {"id": "byName", "options": name},
+                                       "properties": [{"id": "unit", "value": unit}]}
+                                      for name, unit in (overrides or {}).items()]},
+        "options": {"showHeader": True, "cellHeight": "sm"},
+        "targets": [target(sql, FORMAT_TABLE)],
+        "links": [],
+    }
+
+
+def stat(title: str, description: str, sql: str, unit: str, thresholds: list[tuple[str, float | None]]) -> dict:
+    return {
+        "datasource": DS, "type": "stat", "title": title, "description": description,
+        "fieldConfig": {"defaults": {"unit": unit, "color": {"mode": "thresholds"},
+                                     "thresholds": {"mode": "absolute",
+                                                    "steps": [{"color": c, "value": v} for c, v in thresholds]}},
+                        "overrides": []},
+        "options": {"colorMode": "value", "graphMode": "none", "justifyMode": "auto", "textMode": "auto",
+                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+        "targets": [target(sql, FORMAT_TABLE)],
+        "links": [],
+    }
+
+
+def datasource_var() -> dict:
+    return {"current": {}, "hide": 0, "includeAll": False, "label": "Data Source", "multi": False,
+            "name": "datasource", "options": [], "query": "grafana-clickhouse-datasource", "refresh": 1,
+            "regex": "", "skipUrlSync": False, "type": "datasource"}
+
+
+def query_var(name: str, label: str, sql: str) -> dict:
+    return {"current": {}, "datasource": DS, "definition": sql, "hide": 0, "includeAll": True, "allValue": None,
+            "label": label, "multi": True, "name": name, "options": [],
+            "query": {"editorType": "sql", "rawSql": sql}, "refresh": 2, "regex": "", "skipUrlSync": False,
+            "sort": 1, "type": "query"}
+
+
+def dashboard(title: str, uid: str, description: str, tags: list[str], variables: list[dict],
+              layout: Layout) -> dict:
+    return {
+        "title": title, "uid": uid, "description": description, "editable": True, "graphTooltip": 2, "id": None,
+        "schemaVersion": 39, "tags": ["infersight", "clickhouse", "otel", *tags],
+        "time": {"from": "now-6h", "to": "now"}, "refresh": "1m", "timepicker": {}, "timezone": "",
+        "fiscalYearStartMonth": 0, "liveNow": False,
+        "links": [{"asDropdown": True, "icon": "external link", "includeVars": True, "keepTime": True,
+                   "tags": ["infersight"], "title": "infersight", "type": "dashboards"}],
+        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "templating": {"list": [datasource_var(), *variables]},
+        "panels": layout.panels,
+        "version": 1,
+    }
+
+
+# ---------------------------------------------------------------- dashboards
+
+def fleet() -> dict:
+    req = f"{DB}.infersight_requests_1m"
+    lay = Layout()
+    lay.row("Fleet: ${cloud_provider} / ${cloud_region} / ${model}")
+    lay.add(stat("Requests/s", "Requests per second over the range, from the per-minute request rollup.",
+                 f"SELECT sum(Requests) / {RANGE_SECONDS} AS rps FROM {req} "
+                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}",
+                 "reqps", [("blue", None)]), 6, 4)
+    lay.add(stat("Error ratio", "Bad requests ÷ requests over the range (event-weighted).",
+                 f"SELECT if(sum(Requests) = 0, NULL, sum(BadRequests) / sum(Requests)) AS error_ratio FROM {req} "
+                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}",
+                 "percentunit", [("green", None), ("yellow", 0.001), ("red", 0.01)]), 6, 4)
+    lay.add(stat("p95 time to first token", "95th percentile TTFT over the range, from the merged histograms.",
+                 quantile_sql("ttft", [], False, (0.95,)), "s", [("green", None), ("yellow", 0.5), ("red", 2)]),
+            6, 4)
+    lay.add(stat("Output tokens/s", "Generated tokens per second over the range.",
+                 f"SELECT sum(OutputTokens) / {RANGE_SECONDS} AS tokens_per_s FROM {req} "
+                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}",
+                 "short", [("blue", None)]), 6, 4)
+    ttft = quantile_sql("ttft", ["CloudProvider", "CloudRegion", "Model"], False, (0.95,))
+    e2e = quantile_sql("e2e", ["CloudProvider", "CloudRegion", "Model"], False, (0.95,))
+    lay.add(table(
+        "By cloud / region / model",
+        "One row per cloud provider, region and model over the range: traffic, errors, p95 latency, tokens.",
+        f"SELECT r.CloudProvider AS Cloud, r.CloudRegion AS Region, r.Model AS Model, r.requests AS Requests, "
+        f"r.requests / {RANGE_SECONDS} AS `Req/s`, if(r.requests = 0, NULL, r.bad / r.requests) AS `Error ratio`, "
+        f"t.p95 AS `p95 TTFT`, e.p95 AS `p95 e2e`, r.input AS `Input tokens`, r.output AS `Output tokens`, "
+        f"r.cached AS `Cached tokens` "
+        f"FROM (SELECT CloudProvider, CloudRegion, Model, sum(Requests) AS requests, sum(BadRequests) AS bad, "
+        f"sum(InputTokens) AS input, sum(OutputTokens) AS output, sum(CachedTokens) AS cached FROM {req} "
+        f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY CloudProvider, CloudRegion, Model) AS r "
+        f"LEFT JOIN ({ttft}) AS t USING (CloudProvider, CloudRegion, Model) "
+        f"LEFT JOIN ({e2e}) AS e USING (CloudProvider, CloudRegion, Model) "
+        f"ORDER BY Requests DESC, Cloud, Region, Model",
+        {"Req/s": "reqps", "Error ratio": "percentunit", "p95 TTFT": "s", "p95 e2e": "s"}), 24, 8)
+
+    lay.row("Traffic and errors")
+    lay.add(timeseries("Requests/s by cloud/region/model", "Requests per second per cloud/region/model.",
+                       f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
+                       f"sum(Requests) / $__interval_s AS rps FROM {req} "
+                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series ORDER BY time",
+                       "reqps", min_interval="1m"), 12, 8)
+    lay.add(timeseries("Error ratio by cloud/region/model", "Bad requests ÷ requests per cloud/region/model.",
+                       f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
+                       f"sum(BadRequests) / sum(Requests) AS error_ratio FROM {req} "
+                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series "
+                       f"HAVING sum(Requests) > 0 ORDER BY time",
+                       "percentunit", min_interval="1m"), 12, 8)
+
+    lay.row("Latency (p50 / p95 / p99 from the merged histograms)")
+    for kind, title in LATENCY_KINDS.items():
+        lay.add(timeseries(title, f"p50, p95 and p99 of {title.lower()} across the selection.",
+                           quantile_sql(kind, [], True, order="time"), "s", min_interval="1m"), 8, 8)
+    lay.add(timeseries("p95 time to first token by cloud/region/model", "Compare the same model across clouds.",
+                       f"SELECT time, {SERIES} AS series, p95 FROM ("
+                       + quantile_sql("ttft", ["CloudProvider", "CloudRegion", "Model"], True, (0.95,))
+                       + ") ORDER BY time", "s", min_interval="1m"), 12, 8)
+    lay.add(timeseries("p95 end-to-end latency by cloud/region/model", "Compare the same model across clouds.",
+                       f"SELECT time, {SERIES} AS series, p95 FROM ("
+                       + quantile_sql("e2e", ["CloudProvider", "CloudRegion", "Model"], True, (0.95,))
+                       + ") ORDER BY time", "s", min_interval="1m"), 12, 8)
+
+    lay.row("Tokens")
+    lay.add(timeseries("Tokens/s by type", "Prompt (input), generated (output) and cached prompt tokens per second.",
+                       f"SELECT $__timeInterval(Minute) AS time, sum(InputTokens) / $__interval_s AS input, "
+                       f"sum(OutputTokens) / $__interval_s AS output, sum(CachedTokens) / $__interval_s AS cached "
+                       f"FROM {req} WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time ORDER BY time",
+                       "short", min_interval="1m"), 12, 8)
+    lay.add(timeseries("Output tokens/s by cloud/region/model", "Generated tokens per second.",
+                       f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
+                       f"sum(OutputTokens) / $__interval_s AS output FROM {req} "
+                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series ORDER BY time",
+                       "short", stack=True, min_interval="1m"), 12, 8)
+
+    variables = [
+        query_var("cloud_provider", "cloud.provider",
+                  f"SELECT DISTINCT CloudProvider FROM {req} WHERE $__timeFilter(Minute) ORDER BY CloudProvider"),
+        query_var("cloud_region", "cloud.region",
+                  f"SELECT DISTINCT CloudRegion FROM {req} WHERE $__timeFilter(Minute) AND "
+                  "$__conditionalAll(CloudProvider IN (${cloud_provider}), $cloud_provider) ORDER BY CloudRegion"),
+        query_var("model", "model",
+                  f"SELECT DISTINCT Model FROM {req} WHERE $__timeFilter(Minute) AND "
+                  "$__conditionalAll(CloudProvider IN (${cloud_provider}), $cloud_provider) AND "
+                  "$__conditionalAll(CloudRegion IN (${cloud_region}), $cloud_region) ORDER BY Model"),
+    ]
+    return dashboard("infersight: Inference fleet", "infersight-fleet",
+                     "Is it fast, is it up, how many tokens: per cloud, region and model, from the request rollups.",
+                     ["inference"], variables, lay)
+
+
+def _gauge_ts(metric: str, value: str, title: str, description: str, unit: str, where: str = HW_FILTER) -> dict:
+    return timeseries(title, description,
+                      f"SELECT $__timeInterval(TimeUnix) AS time, "
+                      f"concat(ResourceAttributes['host.name'], ' ', Attributes['hw.id']) AS series, "
+                      f"{value} AS value FROM {DB}.otel_metrics_gauge "
+                      f"WHERE MetricName = '{metric}' AND $__timeFilter(TimeUnix) AND {where} "
+                      f"GROUP BY time, series ORDER BY time", unit)
+
+
+def accelerators() -> dict:
+    gauge, sums = f"{DB}.otel_metrics_gauge", f"{DB}.otel_metrics_sum"
+    lay = Layout()
+    lay.row("Accelerators: ${cloud_provider} / ${host}")
+    lay.add(stat("Mean utilisation", "Mean GPU/NeuronCore utilisation over the range.",
+                 f"SELECT avg(Value) AS utilization FROM {gauge} WHERE MetricName = 'hw.gpu.utilization' "
+                 f"AND $__timeFilter(TimeUnix) AND {HW_FILTER} AND {COMPUTE_TASK}", "percentunit",
+                 [("red", None), ("yellow", 0.3), ("green", 0.6)]), 6, 4)
+    lay.add(stat("Accelerators not ok", "Accelerators whose latest hw.status is degraded or failed.",
+                 f"SELECT countIf(state != 'ok') AS not_ok FROM (SELECT ResourceAttributes['host.name'] AS host, "
+                 f"Attributes['hw.id'] AS id, argMax(Attributes['hw.state'], TimeUnix) AS state FROM {sums} "
+                 f"WHERE MetricName = 'hw.status' AND Value = 1 AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
+                 f"GROUP BY host, id)", "none", [("green", None), ("red", 1)]), 6, 4)
+    lay.add(stat("XID errors", "XID errors reported over the range (counter increase).",
+                 "SELECT sum(increase) AS xid_errors FROM ("
+                 + counter_increase_sql("hw.errors", {"xid": "Attributes['hw.gpu.xid']"},
+                                        HW_FILTER + " AND Attributes['error.type'] = 'xid'") + ")",
+                 "none", [("green", None), ("red", 1)]), 6, 4)
+    lay.add(stat("Power draw", "Total power of the selected accelerators at the latest sample.",
+                 f"SELECT sum(v) AS watts FROM (SELECT argMax(Value, TimeUnix) AS v FROM {gauge} "
+                 f"WHERE MetricName = 'hw.power' AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
+                 f"GROUP BY ResourceAttributes, Attributes)", "watt", [("blue", None)]), 6, 4)
+
+    lay.row("Activity")
+    lay.add(_gauge_ts("hw.gpu.utilization", "avg(Value)", "Utilisation",
+                      "GPU / NeuronCore utilisation per host and device.", "percentunit",
+                      f"{HW_FILTER} AND {COMPUTE_TASK}"), 12, 8)
+    lay.add(timeseries("Memory used", "Device memory in use per host and device.",
+                       f"SELECT $__timeInterval(TimeUnix) AS time, "
+                       f"concat(ResourceAttributes['host.name'], ' ', Attributes['hw.id']) AS series, "
+                       f"avg(Value) AS bytes FROM {sums} WHERE MetricName = 'hw.gpu.memory.usage' "
+                       f"AND $__timeFilter(TimeUnix) AND {HW_FILTER} GROUP BY time, series ORDER BY time",
+                       "bytes"), 12, 8)
+
+    lay.row("Tensor, SM and DRAM activity (GPM, Hopper and newer)")
+    lay.add(_gauge_ts("infersight.gpu.pipe.utilization", "avg(Value)", "Tensor pipe activity",
+                      "Share of time any tensor pipe was busy.", "percentunit",
+                      f"{HW_FILTER} AND Attributes['infersight.gpu.pipe'] = 'tensor'"), 8, 8)
+    lay.add(_gauge_ts("infersight.gpu.sm.activity", "avg(Value)", "SM activity", "Share of SMs busy.",
+                      "percentunit"), 8, 8)
+    lay.add(_gauge_ts("infersight.gpu.dram.activity", "avg(Value)", "DRAM bandwidth",
+                      "DRAM bandwidth used over its theoretical maximum.", "percentunit"), 8, 8)
+
+    lay.row("Power, temperature and health")
+    lay.add(_gauge_ts("hw.power", "avg(Value)", "Power", "Power draw per host and device.", "watt"), 8, 8)
+    lay.add(_gauge_ts("hw.temperature", "max(Value)", "Temperature", "Temperature per host and device.",
+                      "celsius"), 8, 8)
+    lay.add(timeseries("Accelerators by state", "How many accelerators report each hw.state.",
+                       f"SELECT $__timeInterval(TimeUnix) AS time, Attributes['hw.state'] AS state, "
+                       f"uniqExact(ResourceAttributes['host.name'], Attributes['hw.id']) AS devices FROM {sums} "
+                       f"WHERE MetricName = 'hw.status' AND Value = 1 AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
+                       f"GROUP BY time, state ORDER BY time", "none", stack=True), 8, 8)
+    lay.add(table("XID errors by host, device and code", "Counter increase of hw.errors{error.type=xid}.",
+                  counter_increase_sql("hw.errors", {"Host": "ResourceAttributes['host.name']",
+                                                     "Device": "Attributes['hw.id']",
+                                                     "XID": "Attributes['hw.gpu.xid']"},
+                                       HW_FILTER + " AND Attributes['error.type'] = 'xid'")), 12, 8)
+    lay.add(table("Devices not ok", "Latest hw.status per device when it is not ok.",
+                  f"SELECT host AS Host, id AS Device, type AS Type, state AS State, seen AS `Since (last sample)` "
+                  f"FROM (SELECT ResourceAttributes['host.name'] AS host, Attributes['hw.id'] AS id, "
+                  f"any(Attributes['hw.type']) AS type, argMax(Attributes['hw.state'], TimeUnix) AS state, "
+                  f"max(TimeUnix) AS seen FROM {sums} WHERE MetricName = 'hw.status' AND Value = 1 "
+                  f"AND $__timeFilter(TimeUnix) AND {HW_FILTER} GROUP BY host, id) WHERE state != 'ok' "
+                  f"ORDER BY Host, Device"), 12, 8)
+
+    hosts_src = (f"SELECT DISTINCT ResourceAttributes['host.name'] AS h FROM {gauge} "
+                 f"WHERE MetricName LIKE 'hw.%' AND $__timeFilter(TimeUnix) AND "
+                 "$__conditionalAll(ResourceAttributes['cloud.provider'] IN (${cloud_provider}), $cloud_provider) "
+                 "ORDER BY h")
+    variables = [
+        query_var("cloud_provider", "cloud.provider",
+                  f"SELECT DISTINCT ResourceAttributes['cloud.provider'] AS p FROM {gauge} "
+                  f"WHERE MetricName LIKE 'hw.%' AND $__timeFilter(TimeUnix) ORDER BY p"),
+        query_var("host", "host.name", hosts_src),
+    ]
+    return dashboard("infersight: Accelerators", "infersight-accelerators",
+                     "GPU and NeuronCore utilisation, memory, power, temperature, health and XID errors.",
+                     ["gpu", "neuron"], variables, lay)
+
+
+def agents() -> dict:
+    gauge, sums = f"{DB}.otel_metrics_gauge", f"{DB}.otel_metrics_sum"
+    both = (f"(SELECT ResourceAttributes, MetricName, TimeUnix FROM {gauge} WHERE MetricName LIKE 'infersight.agent.%' "
+            f"AND $__timeFilter(TimeUnix) UNION ALL SELECT ResourceAttributes, MetricName, TimeUnix FROM {sums} "
+            f"WHERE MetricName LIKE 'infersight.agent.%' AND $__timeFilter(TimeUnix))")
+    host_filter = "$__conditionalAll(ResourceAttributes['host.name'] IN (${host}), $host)"
+    lay = Layout()
+    lay.row("Agents")
+    lay.add(table("Agents", "Every agent that reported self metrics in the range; a large 'Silent for' means down.",
+                  f"SELECT ResourceAttributes['host.name'] AS Host, any(ResourceAttributes['cloud.provider']) AS Cloud, "
+                  f"any(ResourceAttributes['cloud.region']) AS Region, max(TimeUnix) AS `Last report`, "
+                  f"dateDiff('second', max(TimeUnix), $__toTime) AS `Silent for`, uniqExact(MetricName) AS Metrics "
+                  f"FROM {both} WHERE {host_filter} GROUP BY Host ORDER BY `Silent for` DESC, Host",
+                  {"Silent for": "s"}), 24, 7)
+    lay.row("Gauges: ${agent_gauge}")
+    panel = timeseries("${agent_gauge}", "Agent self metric (gauge) per host.",
+                       f"SELECT $__timeInterval(TimeUnix) AS time, ResourceAttributes['host.name'] AS host, "
+                       f"avg(Value) AS value FROM {gauge} WHERE MetricName = '${{agent_gauge}}' "
+                       f"AND $__timeFilter(TimeUnix) AND {host_filter} GROUP BY time, host ORDER BY time", "short")
+    panel.update(repeat="agent_gauge", repeatDirection="h", maxPerRow=3)
+    lay.add(panel, 8, 7)
+    lay.row("Counters (per second): ${agent_counter}")
+    panel = timeseries("${agent_counter} /s", "Agent self metric (counter) as a per-second rate per host.",
+                       f"SELECT time, host, sum(inc) / $__interval_s AS per_second FROM ("
+                       f"SELECT $__timeInterval(TimeUnix) AS time, ResourceAttributes['host.name'] AS host, "
+                       f"lagInFrame(Value) OVER w AS prev, row_number() OVER w AS rn, "
+                       f"if(AggregationTemporality = 1, Value, if(rn = 1, 0, if(Value >= prev, Value - prev, Value))) "
+                       f"AS inc FROM {sums} WHERE MetricName = '${{agent_counter}}' AND $__timeFilter(TimeUnix) "
+                       f"AND {host_filter} WINDOW w AS (PARTITION BY ResourceAttributes, Attributes ORDER BY TimeUnix "
+                       f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) GROUP BY time, host ORDER BY time",
+                       "short")
+    panel.update(repeat="agent_counter", repeatDirection="h", maxPerRow=3)
+    lay.add(panel, 8, 7)
+    variables = [
+        query_var("host", "host.name", f"SELECT DISTINCT ResourceAttributes['host.name'] AS h FROM {both} ORDER BY h"),
+        query_var("agent_gauge", "gauge",
+                  f"SELECT DISTINCT MetricName FROM {gauge} WHERE MetricName LIKE 'infersight.agent.%' "
+                  f"AND $__timeFilter(TimeUnix) ORDER BY MetricName"),
+        query_var("agent_counter", "counter",
+                  f"SELECT DISTINCT MetricName FROM {sums} WHERE MetricName LIKE 'infersight.agent.%' "
+                  f"AND IsMonotonic AND $__timeFilter(TimeUnix) ORDER BY MetricName"),
+    ]
+    return dashboard("infersight: Agent health", "infersight-agents",
+                     "Which agents report, and their own metrics: collection, export and spool.",
+                     ["agent"], variables, lay)
+
+
+DASHBOARDS = {"infersight-fleet.json": fleet, "infersight-accelerators.json": accelerators,
+              "infersight-agents.json": agents}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for name, text in render().items():
+        path = HERE / name
+        if "--check" in argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python dashboards/build.py):", ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
