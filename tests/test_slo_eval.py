@@ -1,0 +1,154 @@
+"""Evaluation oracles from the SRE workbook, driven by written timestamps and an explicit clock."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from infersight.slo.evaluator import Evaluator
+from slo_support import T0, insert_latency, insert_requests, make_slo, steady_requests
+
+DAY = 86400
+RATE = 100  # requests per second
+
+
+def _one(results, **group):
+    matches = [r for r in results if dict(r.group) == group] if group else results
+    assert len(matches) == 1, [(r.slo.name, r.group, r.state) for r in results]
+    return matches[0]
+
+
+def test_total_outage_fires_page_after_about_52_seconds(store):
+    """99.9 % over 30d: the 1h window exceeds 14.4× once 14.4 × 0.001 × 3600 s = 51.84 s are bad."""
+    slo = make_slo()
+    ev = Evaluator(store)
+    outage = T0 + 30 * DAY  # a minute boundary; 30 days of good traffic before it
+    steady_requests(store, T0, 30 * 1440, RATE * 60)
+    fired_at = None
+    for second in range(1, 61):
+        # The rollup of the current minute grows as the outage goes on (split inserts of one minute).
+        insert_requests(store, [{"minute": outage, "requests": RATE, "bad": RATE}])
+        res = _one(ev.evaluate([slo], outage + second))
+        page_fast = res.tiers[0]
+        assert page_fast.tier.name == "page-fast" and page_fast.tier.factor == Fraction(72, 5)
+        if page_fast.active:
+            fired_at = second
+            break
+    assert fired_at == 52
+    # Burn rate of a total outage is 1 / budget = 1000 in the short window's bad minute share...
+    lw = page_fast.long
+    assert lw.consumed == 52 * RATE and lw.events == 59 * 60 * RATE + 52 * RATE
+    assert page_fast.long.burn_rate == Fraction(52 * RATE) / (lw.events * Fraction(1, 1000))
+    # Budget consumed at fire: bad over the period's budget (≈ 2 % = 14.4 × 1h ÷ 30d).
+    consumed = res.budget_consumed()
+    assert consumed == Fraction(52 * RATE, 1) / (res.period.events * Fraction(1, 1000))
+    assert abs(float(consumed) - 0.02) < 0.0005
+    # Time to exhaustion at the observed long-window burn rate: remaining × period ÷ burn.
+    assert page_fast.time_to_exhaustion_s == pytest.approx(
+        float((1 - consumed) * 30 * DAY / page_fast.long.burn_rate))
+    assert res.state == "burning"
+
+
+def test_exact_budget_and_event_weighting(store):
+    """bad ÷ total summed over the window, not an average of per-minute ratios."""
+    slo = make_slo(window={"rolling": "7d"})
+    assert slo.budget == Fraction(1, 1000)
+    now = T0 + 3600
+    insert_requests(store, [
+        {"minute": T0, "requests": 1000, "bad": 1},  # ratio 0.001
+        {"minute": T0 + 60, "requests": 10, "bad": 5},  # ratio 0.5
+    ])
+    res = _one(Evaluator(store).evaluate([slo], now))
+    assert res.period.events == 1010 and res.period.consumed == 6
+    assert res.sli == Fraction(1004, 1010)
+    assert res.budget_remaining == 1 - Fraction(6, 1010) / Fraction(1, 1000)
+    assert res.state == "exhausted"
+
+
+def test_low_traffic_cannot_page(store):
+    slo = make_slo(min_events=1000)
+    now = T0 + 30 * DAY
+    insert_requests(store, [{"minute": now - 600, "requests": 10, "bad": 10}])
+    res = _one(Evaluator(store).evaluate([slo], now))
+    fast = res.tiers[0]
+    assert fast.long.burn_rate == 1000  # it burns, but with too few events to page
+    assert fast.low_traffic and not fast.active
+    assert not any(t.active for t in res.tiers)
+
+
+def test_no_data_is_its_own_state_never_good(store):
+    slo = make_slo(group_by=["cloud.region"])
+    now = T0 + 30 * DAY
+    insert_requests(store, [{"minute": now - 10 * DAY, "requests": 100, "bad": 0, "region": "eu-west-1"},
+                            {"minute": now - 120, "requests": 100, "bad": 0, "region": "us-east-1"}])
+    res = Evaluator(store).evaluate([slo], now)
+    by_region = {dict(r.group)["cloud.region"]: r for r in res}
+    assert by_region["eu-west-1"].state == "no_data"  # nothing in the last hour
+    assert by_region["us-east-1"].state == "ok"
+    # No data anywhere: no instance is reported as good.
+    assert Evaluator(store).evaluate([slo], T0) == [] or all(
+        r.state == "no_data" for r in Evaluator(store).evaluate([slo], T0))
+
+
+def test_group_by_gives_one_instance_per_group(store):
+    slo = make_slo(group_by=["cloud.provider", "gen_ai.request.model"])
+    now = T0 + DAY
+    insert_requests(store, [
+        {"minute": now - 60, "requests": 100, "bad": 50, "provider": "aws", "model": "a"},
+        {"minute": now - 60, "requests": 100, "bad": 0, "provider": "gcp", "model": "a"},
+        {"minute": now - 60, "requests": 100, "bad": 0, "provider": "aws", "model": "b"},
+    ])
+    res = Evaluator(store).evaluate([slo], now)
+    assert len(res) == 3
+    bad = _one(res, **{"cloud.provider": "aws", "gen_ai.request.model": "a"})
+    assert bad.state == "exhausted" and bad.tiers[0].active  # half bad: over budget already
+    good = _one(res, **{"cloud.provider": "gcp", "gen_ai.request.model": "a"})
+    assert good.state == "ok" and not good.tiers[0].active
+
+
+def test_latency_from_mergeable_histograms(store):
+    bounds = [0.1, 0.25, 0.5, 1.0]
+    slo = make_slo(sli={"latency": {"kind": "ttft", "threshold_seconds": 0.25}}, objective=99)
+    now = T0 + DAY
+    # Two inserts for the same minute (from two hosts): merged by summing bucket counts.
+    insert_latency(store, now - 60, "ttft", bounds, [50, 40, 5, 3, 2], host="a")
+    insert_latency(store, now - 60, "ttft", bounds, [10, 0, 0, 0, 0], host="b")
+    insert_latency(store, now - 60, "e2e", bounds, [0, 0, 0, 0, 100], host="a")  # other kind: ignored
+    res = _one(Evaluator(store).evaluate([slo], now))
+    assert res.period.events == 110 and res.period.consumed == 10
+    assert res.sli == Fraction(100, 110)
+
+
+def test_latency_threshold_not_a_boundary_is_rejected(store):
+    slo = make_slo(sli={"latency": {"kind": "e2e", "threshold_seconds": 0.3}})
+    now = T0 + DAY
+    insert_latency(store, now - 60, "e2e", [0.1, 0.25, 0.5], [1, 1, 1, 1])
+    res = _one(Evaluator(store).evaluate([slo], now))
+    assert res.state == "error"
+    assert "0.3" in res.error and "not bucket boundaries" in res.error and "[0.1, 0.25, 0.5]" in res.error
+
+
+def test_timeslices_count_bad_minutes(store):
+    slo = make_slo(budgeting="timeslices", timeslice={"target_percent": 95}, window={"rolling": "7d"})
+    now = T0 + DAY
+    insert_requests(store, [{"minute": now - 600 + 60 * i, "requests": 100, "bad": 10 if i < 2 else 1}
+                            for i in range(10)])
+    res = _one(Evaluator(store).evaluate([slo], now))
+    assert res.period.events == 10 and res.period.consumed == 2
+
+
+def test_cost_spend_against_budget(store):
+    slo = make_slo(name="spend", sli={"cost": {"metric": "spend_usd", "budget_usd": 1000, "prices": {
+        "llama": {"input_usd_per_million": 0.5, "output_usd_per_million": 1.5},
+        "*": {"input_usd_per_million": 1, "output_usd_per_million": 2}}}}, window={"rolling": "30d"})
+    now = T0 + DAY
+    insert_requests(store, [
+        {"minute": now - 60, "requests": 10, "model": "llama", "input_tokens": 2_000_000, "output_tokens": 1_000_000},
+        {"minute": now - 60, "requests": 5, "model": "other", "input_tokens": 1_000_000, "output_tokens": 0},
+    ])
+    res = _one(Evaluator(store).evaluate([slo], now))
+    spend = Fraction(1) + Fraction(3, 2) + Fraction(1)  # 2M×0.5 + 1M×1.5 + 1M×1
+    assert res.period.consumed == spend and res.sli == spend
+    assert res.budget_remaining == 1 - spend / 1000
+    # 1h window may spend 1000 × 1h/30d; it spent 3.5 USD.
+    assert res.windows[3600].burn_rate == spend / (Fraction(1000) * 3600 / (30 * DAY))
