@@ -1,5 +1,107 @@
-"""Subcommands of this area (placeholder until the area lands)."""
+"""`infersight server` (gateway + storage + query API) and `infersight query` (its client)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from infersight.config import Config, ConfigError, load_config
 
 
-def register(sub) -> None:
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("server", help="run the OTLP gateway, storage and query API")
+    p.add_argument("--config", type=Path, help="YAML configuration file")
+    p.add_argument("--data-dir", type=Path, help="data directory (overrides server.data_dir)")
+    p.add_argument("--listen", help="HOST:PORT (overrides server.listen)")
+    p.add_argument("--slo", action="append", default=[], type=Path,
+                   help="SLO spec file or folder (adds to slo.paths; repeatable)")
+    p.set_defaults(func=_server)
+
+    q = sub.add_parser("query", help="run a read-only SQL query through the server's query API")
+    q.add_argument("sql")
+    q.add_argument("--server", default="http://127.0.0.1:4318")
+    q.add_argument("--format", choices=("json", "table"), default="table")
+    q.add_argument("--token", help="bearer token (default: server.auth_token from --config)")
+    q.add_argument("--config", type=Path)
+    q.set_defaults(func=_query)
+
+
+def server_config(cfg: Config, data_dir: Path | None, listen: str | None, slo: list[Path]) -> Config:
+    """Apply command-line overrides to the frozen configuration."""
+    server = cfg.server
+    update: dict[str, Any] = {}
+    if data_dir is not None:
+        update["data_dir"] = data_dir
+    if listen is not None:
+        update["listen"] = listen
+    if update:
+        server = server.model_copy(update=update)
+    slo_settings = cfg.slo
+    if slo:
+        slo_settings = slo_settings.model_copy(update={"paths": tuple(slo_settings.paths) + tuple(slo)})
+    return cfg.model_copy(update={"server": server, "slo": slo_settings})
+
+
+def _server(args: argparse.Namespace) -> int:
+    from infersight.server import run_server
+    from infersight.storage import SchemaMismatch, StorageError
+
+    try:
+        cfg = server_config(load_config(args.config), args.data_dir, args.listen, args.slo)
+        return run_server(cfg)
+    except (ConfigError, SchemaMismatch, StorageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+    cells = [[c if isinstance(c, str) else json.dumps(c) for c in (r.get(k) for k in cols)]
+             for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(cols)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(cols, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def _query(args: argparse.Namespace) -> int:
+    token = args.token
+    if token is None and args.config is not None:
+        try:
+            secret = load_config(args.config).server.auth_token
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        token = secret.get_secret_value() if secret else None
+    req = urllib.request.Request(f"{args.server.rstrip('/')}/api/v1/query",
+                                 data=json.dumps({"sql": args.sql}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            result = json.load(resp)
+    except urllib.error.HTTPError as err:
+        try:
+            msg = json.load(err).get("error", "")
+        except ValueError:
+            msg = ""
+        print(f"error: HTTP {err.code}: {msg}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as err:
+        print(f"error: cannot reach {args.server}: {err.reason}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(result["rows"], indent=2, default=str))
+    else:
+        print(_table(result["rows"]))
+        if result.get("truncated"):
+            print(f"(truncated to {result['row_count']} rows)", file=sys.stderr)
+    return 0

@@ -27,7 +27,7 @@ OTEL_TABLES = {
     "otel_metrics_summary": "TimeUnix",
 }
 # Modules that contribute tables of their own; each has `ddl(database: str) -> list[str]`.
-EXTRA_DDL_MODULES = ("infersight.rollups", "infersight.slo.store")
+EXTRA_DDL_MODULES = ("infersight.rollups", "infersight.slo.store", "infersight.gateway.store")
 
 
 class SchemaMismatch(Exception):

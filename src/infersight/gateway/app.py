@@ -1,0 +1,199 @@
+"""aiohttp routes: OTLP/HTTP receiver, health, bearer-token auth and the read-only query API."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from infersight.config import ServerConfig
+from infersight.gateway import otlp
+from infersight.gateway.rows import ROW_BUILDERS, AttrSets
+from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown
+from infersight.storage.base import QueryError, Storage, StorageError
+
+WRITER = web.AppKey("infersight_writer", BatchWriter)
+STORAGE = web.AppKey("infersight_storage", Storage)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+OPEN_PATHS = ("/healthz", "/readyz")
+RETRY_QUEUE_SECONDS = 1
+RETRY_STORAGE_SECONDS = 5
+# google.rpc.Code values for the Status body of error responses.
+_RPC = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14}
+
+
+def _status(mt: str, http: int, message: str, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return web.Response(status=http, body=otlp.encode_status(mt, _RPC.get(http, 2), message),
+                        content_type=mt, headers=headers)
+
+
+def _auth_middleware(token: str):
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler):
+        if request.path not in OPEN_PATHS:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                mt = otlp.PROTOBUF if request.content_type == otlp.PROTOBUF else otlp.JSON
+                resp = _status(mt, 401, "missing or invalid bearer token (Authorization: Bearer ...)")
+                resp.headers["WWW-Authenticate"] = "Bearer"
+                return resp
+        return await handler(request)
+
+    return auth
+
+
+class Gateway:
+    """The OTLP handlers; decoding runs on the event loop, writes in the writer's thread."""
+
+    def __init__(self, cfg: ServerConfig, writer: BatchWriter) -> None:
+        self.cfg = cfg
+        self.writer = writer
+        self.sets = AttrSets()
+
+    async def _body(self, request: web.Request) -> bytes:
+        reader = otlp.BodyReader(request.headers.get("Content-Encoding"), self.cfg.max_body_bytes)
+        if request.content_length and request.content_length > self.cfg.max_body_bytes:
+            raise otlp.TooLarge(f"request body exceeds {self.cfg.max_body_bytes} bytes "
+                                "(server.max_body_bytes)")
+        async for chunk in request.content.iter_chunked(1 << 16):
+            reader.feed(chunk)
+        return reader.finish()
+
+    async def export(self, request: web.Request, signal: otlp.Signal) -> web.Response:
+        try:
+            mt = otlp.media_type(request.headers.get("Content-Type"))
+        except otlp.UnsupportedMediaType as err:
+            return _status(otlp.JSON, 415, str(err))
+        try:
+            body = await self._body(request)
+        except otlp.TooLarge as err:
+            return _status(mt, 413, str(err))
+        except otlp.BadRequest as err:
+            return _status(mt, 400, str(err))
+        given = request.headers.get(IDEMPOTENCY_HEADER)
+        key = (f"{signal.name}:key:{given}" if given else
+               f"{signal.name}:sha256:{hashlib.sha256(body).hexdigest()}")
+        if self.writer.known(key):
+            return web.Response(body=otlp.encode_response(signal, mt, 0, ""), content_type=mt)
+        try:
+            msg = otlp.decode(signal, body, mt)
+            result = ROW_BUILDERS[signal.name](msg, self.sets)
+        except otlp.BadRequest as err:
+            return _status(mt, 400, str(err))
+        except Exception as err:  # a malformed nested value (e.g. attribute bytes) found late
+            return _status(mt, 400, f"invalid {signal.request.DESCRIPTOR.name}: {err}")
+        if result.rows:
+            try:
+                await self.writer.submit(key, result.tables, result.rows)
+            except QueueFull as err:
+                return _status(mt, 429, str(err), RETRY_QUEUE_SECONDS)
+            except StorageDown as err:
+                return _status(mt, 503, str(err), RETRY_STORAGE_SECONDS)
+        return web.Response(body=otlp.encode_response(signal, mt, result.rejected, result.message),
+                            content_type=mt)
+
+
+def _query_sql(text: str, max_rows: int) -> str:
+    sql = text.strip().rstrip(";").strip()
+    if not sql:
+        raise QueryError("empty query")
+    # A subquery only parses SELECT (and WITH/EXPLAIN-free SELECT forms): DDL and INSERT fail here.
+    return f"SELECT * FROM (\n{sql}\n) LIMIT {int(max_rows) + 1}"
+
+
+async def query_handler(request: web.Request) -> web.Response:
+    app = request.app
+    storage = app[STORAGE]
+    cfg: ServerConfig = app[CONFIG]
+    raw = await request.read()
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(raw)
+            sql = data["sql"]
+            if not isinstance(sql, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be JSON {"sql": "SELECT ..."}'}, status=400)
+    else:
+        sql = raw.decode("utf-8", "replace")
+    limits = cfg.query
+    settings = {"readonly": 1, "max_execution_time": limits.max_execution_seconds,
+                "max_result_rows": limits.max_rows + 1, "result_overflow_mode": "break"}
+    started = time.monotonic()
+    try:
+        wrapped = _query_sql(sql, limits.max_rows)
+        rows = await asyncio.get_running_loop().run_in_executor(None, storage.query, wrapped, settings)
+    except QueryError as err:
+        return web.json_response({"error": str(err)}, status=400)
+    except StorageError as err:
+        msg = str(err)
+        if "Code: 159." in msg:  # TIMEOUT_EXCEEDED
+            return web.json_response({"error": msg}, status=400)
+        if any(f"Code: {c}." in msg for c in (36, 43, 46, 53, 164, 336, 497)):
+            return web.json_response({"error": msg}, status=400)
+        return web.json_response({"error": msg}, status=503, headers={"Retry-After": "5"})
+    truncated = len(rows) > limits.max_rows
+    rows = rows[: limits.max_rows]
+    return web.json_response({"rows": rows, "row_count": len(rows), "truncated": truncated,
+                              "elapsed_seconds": round(time.monotonic() - started, 6)},
+                             dumps=lambda o: json.dumps(o, default=str))
+
+
+CONFIG = web.AppKey("infersight_server_config", ServerConfig)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    storage = request.app[STORAGE]
+    writer = request.app[WRITER]
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, storage.query, "SELECT 1 AS ok")
+    except StorageError as err:
+        return web.json_response({"status": "unavailable", "error": str(err)}, status=503)
+    if writer.down:
+        return web.json_response({"status": "unavailable", "error": writer.last_error}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
+    """The gateway application; the writer starts with the app and flushes on cleanup."""
+    token = cfg.auth_token.get_secret_value() if cfg.auth_token else None
+    middlewares = [_auth_middleware(token)] if token else []
+    app = web.Application(middlewares=middlewares, client_max_size=cfg.max_body_bytes)
+    writer = BatchWriter(storage, cfg.flush_rows, cfg.flush_interval_seconds, cfg.max_queue_rows)
+    app[WRITER] = writer
+    app[STORAGE] = storage
+    app[CONFIG] = cfg
+    gw = Gateway(cfg, writer)
+
+    def route(signal: otlp.Signal) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return await gw.export(request, signal)
+        return handler
+
+    for name, signal in otlp.SIGNALS.items():
+        app.router.add_post(f"/v1/{name}", route(signal))
+    app.router.add_post("/api/v1/query", query_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def start(app: web.Application) -> None:
+        await writer.start()
+
+    async def stop(app: web.Application) -> None:
+        await writer.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app
