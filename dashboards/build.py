@@ -79,25 +79,36 @@ def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILE
     )
 
 
-def counter_increase_sql(metric: str, keys: dict[str, str], where: str = HW_FILTER) -> str:
-    """Increase of a counter in `otel_metrics_sum` per series over the range.
+def _increments(metric: str, cols: str, where: str) -> str:
+    """Rows of a counter in `otel_metrics_sum` with `inc`, the increase since the series' previous point.
 
     Cumulative points count the step from the previous point of the same series (a drop is a
-    reset: the new value is the increase); delta points count as they are.
+    reset: the new value is the increase; a series' first point in the range counts nothing);
+    delta points count as they are.
     """
-    key_cols = ", ".join(f"{expr} AS `{name}`" for name, expr in keys.items())
-    key_names = ", ".join(f"`{name}`" for name in keys)
     return (
-        f"SELECT {key_names}, sum(inc) AS increase FROM ("
-        f"SELECT {key_cols}, TimeUnix, Value, AggregationTemporality, "
-        f"lagInFrame(Value) OVER w AS prev, row_number() OVER w AS rn, "
+        f"SELECT {cols}, lagInFrame(Value) OVER w AS prev, row_number() OVER w AS rn, "
         f"if(AggregationTemporality = 1, Value, if(rn = 1, 0, if(Value >= prev, Value - prev, Value))) AS inc "
         f"FROM {DB}.otel_metrics_sum "
         f"WHERE MetricName = '{metric}' AND $__timeFilter(TimeUnix) AND {where} "
         f"WINDOW w AS (PARTITION BY ResourceAttributes, Attributes ORDER BY TimeUnix "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) "
-        f"GROUP BY {key_names} HAVING increase > 0 ORDER BY increase DESC"
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     )
+
+
+def counter_increase_sql(metric: str, keys: dict[str, str], where: str = HW_FILTER) -> str:
+    """Increase of a counter per key over the range (only keys that increased)."""
+    key_cols = ", ".join(f"{expr} AS `{name}`" for name, expr in keys.items())
+    key_names = ", ".join(f"`{name}`" for name in keys)
+    return (f"SELECT {key_names}, sum(inc) AS increase FROM ({_increments(metric, key_cols, where)}) "
+            f"GROUP BY {key_names} HAVING increase > 0 ORDER BY increase DESC")
+
+
+def counter_rate_sql(metric: str, series: str, where: str) -> str:
+    """Per-second rate of a counter per series and time bucket."""
+    cols = f"$__timeInterval(TimeUnix) AS time, {series} AS series"
+    return (f"SELECT time, series, sum(inc) / $__interval_s AS per_second FROM ({_increments(metric, cols, where)}) "
+            f"GROUP BY time, series ORDER BY time")
 
 
 # ---------------------------------------------------------------- panel helpers
@@ -395,43 +406,45 @@ def agents() -> dict:
     both = (f"(SELECT ResourceAttributes, MetricName, TimeUnix FROM {gauge} WHERE MetricName LIKE 'infersight.agent.%' "
             f"AND $__timeFilter(TimeUnix) UNION ALL SELECT ResourceAttributes, MetricName, TimeUnix FROM {sums} "
             f"WHERE MetricName LIKE 'infersight.agent.%' AND $__timeFilter(TimeUnix))")
-    host_filter = "$__conditionalAll(ResourceAttributes['host.name'] IN (${host}), $host)"
+    where = "$__conditionalAll(ResourceAttributes['host.name'] IN (${host}), $host)"
+    host = "ResourceAttributes['host.name']"
     lay = Layout()
-    lay.row("Agents")
+    lay.row("Agents: ${host}")
     lay.add(table("Agents", "Every agent that reported self metrics in the range; a large 'Silent for' means down.",
-                  f"SELECT ResourceAttributes['host.name'] AS Host, any(ResourceAttributes['cloud.provider']) AS Cloud, "
+                  f"SELECT {host} AS Host, any(ResourceAttributes['cloud.provider']) AS Cloud, "
                   f"any(ResourceAttributes['cloud.region']) AS Region, max(TimeUnix) AS `Last report`, "
                   f"dateDiff('second', max(TimeUnix), $__toTime) AS `Silent for`, uniqExact(MetricName) AS Metrics "
-                  f"FROM {both} WHERE {host_filter} GROUP BY Host ORDER BY `Silent for` DESC, Host",
+                  f"FROM {both} WHERE {where} GROUP BY Host ORDER BY `Silent for` DESC, Host",
                   {"Silent for": "s"}), 24, 7)
-    lay.row("Gauges: ${agent_gauge}")
-    panel = timeseries("${agent_gauge}", "Agent self metric (gauge) per host.",
-                       f"SELECT $__timeInterval(TimeUnix) AS time, ResourceAttributes['host.name'] AS host, "
-                       f"avg(Value) AS value FROM {gauge} WHERE MetricName = '${{agent_gauge}}' "
-                       f"AND $__timeFilter(TimeUnix) AND {host_filter} GROUP BY time, host ORDER BY time", "short")
-    panel.update(repeat="agent_gauge", repeatDirection="h", maxPerRow=3)
-    lay.add(panel, 8, 7)
-    lay.row("Counters (per second): ${agent_counter}")
-    panel = timeseries("${agent_counter} /s", "Agent self metric (counter) as a per-second rate per host.",
-                       f"SELECT time, host, sum(inc) / $__interval_s AS per_second FROM ("
-                       f"SELECT $__timeInterval(TimeUnix) AS time, ResourceAttributes['host.name'] AS host, "
-                       f"lagInFrame(Value) OVER w AS prev, row_number() OVER w AS rn, "
-                       f"if(AggregationTemporality = 1, Value, if(rn = 1, 0, if(Value >= prev, Value - prev, Value))) "
-                       f"AS inc FROM {sums} WHERE MetricName = '${{agent_counter}}' AND $__timeFilter(TimeUnix) "
-                       f"AND {host_filter} WINDOW w AS (PARTITION BY ResourceAttributes, Attributes ORDER BY TimeUnix "
-                       f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) GROUP BY time, host ORDER BY time",
-                       "short")
-    panel.update(repeat="agent_counter", repeatDirection="h", maxPerRow=3)
-    lay.add(panel, 8, 7)
-    variables = [
-        query_var("host", "host.name", f"SELECT DISTINCT ResourceAttributes['host.name'] AS h FROM {both} ORDER BY h"),
-        query_var("agent_gauge", "gauge",
-                  f"SELECT DISTINCT MetricName FROM {gauge} WHERE MetricName LIKE 'infersight.agent.%' "
-                  f"AND $__timeFilter(TimeUnix) ORDER BY MetricName"),
-        query_var("agent_counter", "counter",
-                  f"SELECT DISTINCT MetricName FROM {sums} WHERE MetricName LIKE 'infersight.agent.%' "
-                  f"AND IsMonotonic AND $__timeFilter(TimeUnix) ORDER BY MetricName"),
-    ]
+
+    lay.row("Export and spool")
+    lay.add(timeseries("Points exported/s", "Points the receiver acknowledged, per host.",
+                       counter_rate_sql("infersight.agent.points.exported", host, where), "short"), 8, 8)
+    lay.add(timeseries("Export failures/s", "Failed export attempts per host and reason.",
+                       counter_rate_sql("infersight.agent.export.failures",
+                                        f"concat({host}, ' ', Attributes['reason'])", where), "short"), 8, 8)
+    lay.add(timeseries("Spool size", "Bytes waiting in the disk spool: grows while the gateway is unreachable.",
+                       f"SELECT $__timeInterval(TimeUnix) AS time, {host} AS series, max(Value) AS bytes FROM {sums} "
+                       f"WHERE MetricName = 'infersight.agent.spool.size' AND $__timeFilter(TimeUnix) AND {where} "
+                       f"GROUP BY time, series ORDER BY time", "bytes"), 8, 8)
+    lay.add(table("Dropped points", "Points given up by the spool in the range (spool full or rejected), per host.",
+                  counter_increase_sql("infersight.agent.spool.dropped_points",
+                                       {"Host": host, "Reason": "Attributes['reason']"}, where)), 12, 6)
+    lay.add(table("Collector errors", "Collector runs that failed, overran or were skipped, in the range.",
+                  counter_increase_sql("infersight.agent.collection.errors",
+                                       {"Host": host, "Collector": "Attributes['collector.name']",
+                                        "Error": "Attributes['error.type']"}, where)), 12, 6)
+
+    lay.row("Collection")
+    lay.add(timeseries("Points collected/s", "Points returned by each collector.",
+                       counter_rate_sql("infersight.agent.points.collected",
+                                        f"concat({host}, ' ', Attributes['collector.name'])", where), "short"), 12, 8)
+    lay.add(timeseries("Collector run time", "Duration of each collector's runs (max per bucket).",
+                       f"SELECT $__timeInterval(TimeUnix) AS time, "
+                       f"concat({host}, ' ', Attributes['collector.name']) AS series, max(Value) AS seconds "
+                       f"FROM {gauge} WHERE MetricName = 'infersight.agent.collection.duration' "
+                       f"AND $__timeFilter(TimeUnix) AND {where} GROUP BY time, series ORDER BY time", "s"), 12, 8)
+    variables = [query_var("host", "host.name", f"SELECT DISTINCT {host} AS h FROM {both} ORDER BY h")]
     return dashboard("infersight: Agent health", "infersight-agents",
                      "Which agents report, and their own metrics: collection, export and spool.",
                      ["agent"], variables, lay)

@@ -135,9 +135,8 @@ def test_every_query_runs_against_the_schema(fleet_store, name, selection):
         assert picked, "the variable queries found no values in the test data"
         run = Runner(fleet_store, dash, picked)
     for p in panels(dash):
-        scoped = {p["repeat"]: run.options[p["repeat"]][0]} if p.get("repeat") else None
         for t in p["targets"]:
-            run.rows(t["rawSql"], scoped)  # raises on any SQL error
+            run.rows(t["rawSql"])  # raises on any SQL error
 
 
 # ---------------------------------------------------------------- fleet: numbers
@@ -333,14 +332,28 @@ def _collector_specs() -> dict[str, object]:
     return specs
 
 
+TABLE_OF_KIND = {"gauge": "gauge", "counter": "sum", "updowncounter": "sum", "histogram": "histogram"}
+
+
+def _assert_published(dash_name: str, specs: dict) -> None:
+    refs = _referenced_metrics(load(dash_name))
+    assert refs
+    for table, metric in refs:
+        assert metric in specs, f"{dash_name}: {metric} is not in the emitting component's metric list"
+        kind = specs[metric].kind
+        assert TABLE_OF_KIND[kind] == table, f"{metric} is a {kind}: it lands in otel_metrics_{TABLE_OF_KIND[kind]}"
+
+
 def test_accelerator_metrics_are_what_the_collectors_publish():
     specs = _collector_specs()
     if not specs:
         pytest.skip("collectors.nvml / collectors.neuron not in this checkout yet")
-    table_of = {"gauge": "gauge", "counter": "sum", "updowncounter": "sum", "histogram": "histogram"}
-    for table, metric in _referenced_metrics(load("infersight-accelerators.json")):
-        assert metric in specs, f"{metric} is not in any accelerator collector's metric list"
-        assert table_of[specs[metric].kind] == table, f"{metric} is a {specs[metric].kind}, not in otel_metrics_{table}"
+    _assert_published("infersight-accelerators.json", specs)
+
+
+def test_agent_metrics_are_what_the_agent_publishes():
+    selfmetrics = pytest.importorskip("infersight.agent.selfmetrics", reason="agent self metrics not landed yet")
+    _assert_published("infersight-agents.json", {m.name: m for m in selfmetrics.METRICS})
 
 
 # ---------------------------------------------------------------- agents
@@ -348,30 +361,51 @@ def test_accelerator_metrics_are_what_the_collectors_publish():
 
 def _agent_rows(store):
     res = "map('host.name','{h}','cloud.provider','aws','cloud.region','us-east-1')"
+
+    def row(h, metric, t, v, attrs="map()"):
+        return f"({res.format(h=h)}, 'infersight-agent', '{metric}', '', {attrs}, '2026-01-01 00:{t}:00', {v}"
+
     insert(store, "otel_metrics_gauge", GAUGE_COLS, [
-        f"({res.format(h='n1')}, 'infersight-agent', 'infersight.agent.spool.bytes', 'By', map(), "
-        f"'2026-01-01 00:30:00', 4096)",
-        f"({res.format(h='n2')}, 'infersight-agent', 'infersight.agent.spool.bytes', 'By', map(), "
-        f"'2026-01-01 00:59:00', 0)",
+        row("n1", "infersight.agent.collection.duration", "30", 0.25, "map('collector.name','nvml')") + ")",
+        row("n2", "infersight.agent.collection.duration", "59", 0.5, "map('collector.name','host')") + ")",
     ])
+    cum, level = ", 2, true)", ", 2, false)"
     insert(store, "otel_metrics_sum", SUM_COLS, [
-        f"({res.format(h='n1')}, 'infersight-agent', 'infersight.agent.export.points', '1', map(), "
-        f"'2026-01-01 00:{m:02d}:00', {v}, 2, true)" for m, v in ((20, 100), (25, 700), (30, 1300))
+        *(row("n1", "infersight.agent.points.exported", t, v) + cum for t, v in (("20", 100), ("25", 700), ("30", 1300))),
+        *(row("n1", "infersight.agent.export.failures", t, v, "map('reason','timeout')") + cum
+          for t, v in (("20", 0), ("25", 30))),
+        row("n1", "infersight.agent.spool.size", "25", 8192) + level,
+        row("n1", "infersight.agent.spool.size", "30", 4096) + level,
+        *(row("n1", "infersight.agent.spool.dropped_points", t, v, "map('reason','spool_full')") + cum
+          for t, v in (("20", 10), ("30", 50))),
+        *(row("n2", "infersight.agent.collection.errors", t, v,
+              "map('collector.name','nvml','error.type','timeout')") + cum for t, v in (("50", 1), ("55", 4))),
     ])
 
 
 def test_agent_health(store):
     _agent_rows(store)
     run = Runner(store, load("infersight-agents.json"), interval_s=600)
-    assert run.options["agent_gauge"] == ["infersight.agent.spool.bytes"]
-    assert run.options["agent_counter"] == ["infersight.agent.export.points"]
+    assert run.options["host"] == ["n1", "n2"]
     rows = run.panel_rows("Agents")
-    assert [(r["Host"], int(r["Silent for"]), int(r["Metrics"])) for r in rows] == [("n1", 1800, 2), ("n2", 60, 1)]
-    rate = run.panel_rows("${agent_counter} /s", {"agent_counter": "infersight.agent.export.points"})
-    assert [(r["time"], float(r["per_second"])) for r in rate] == [("2026-01-01 00:20:00", pytest.approx(1.0)),
-                                                                   ("2026-01-01 00:30:00", pytest.approx(1.0))]
-    gauge = run.panel_rows("${agent_gauge}", {"agent_gauge": "infersight.agent.spool.bytes"})
-    assert {r["host"]: float(r["value"]) for r in gauge} == {"n1": 4096.0, "n2": 0.0}
+    assert [(r["Host"], int(r["Silent for"]), int(r["Metrics"])) for r in rows] == [("n1", 1800, 5), ("n2", 60, 2)]
+    # 100 -> 700 -> 1300 over 00:20..00:30: the 00:20 bucket holds both steps (1200 in 600 s)
+    assert [(r["time"], r["series"], float(r["per_second"])) for r in run.panel_rows("Points exported/s")] == [
+        ("2026-01-01 00:20:00", "n1", pytest.approx(600 / 600)), ("2026-01-01 00:30:00", "n1", pytest.approx(1.0))]
+    failures = run.panel_rows("Export failures/s")
+    assert sum(float(r["per_second"]) for r in failures) * 600 == pytest.approx(30)
+    assert {r["series"] for r in failures} == {"n1 timeout"}
+    assert [(r["time"], float(r["bytes"])) for r in run.panel_rows("Spool size")] == [
+        ("2026-01-01 00:20:00", 8192.0), ("2026-01-01 00:30:00", 4096.0)]
+    (r,) = run.panel_rows("Dropped points")
+    assert (r["Host"], r["Reason"], float(r["increase"])) == ("n1", "spool_full", 40.0)
+    (r,) = run.panel_rows("Collector errors")
+    assert (r["Host"], r["Collector"], r["Error"], float(r["increase"])) == ("n2", "nvml", "timeout", 3.0)
+    assert {r["series"]: float(r["seconds"]) for r in run.panel_rows("Collector run time")} == {
+        "n1 nvml": 0.25, "n2 host": 0.5}
+    run = Runner(store, load("infersight-agents.json"), {"host": ["n2"]}, interval_s=600)
+    assert [r["Host"] for r in run.panel_rows("Agents")] == ["n2"]
+    assert run.panel_rows("Points exported/s") == []
 
 
 def test_quantile_sql_matches_prometheus_rules_on_edge_cases(store):
