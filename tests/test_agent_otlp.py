@@ -61,6 +61,14 @@ def test_points_of_one_metric_share_one_metric_and_scopes_stay_apart():
     assert scopes[0].metrics[0].gauge.data_points[1].time_unix_nano == 99
 
 
+def test_repeated_scope_keeps_every_point():
+    """Two collects of one collector in one batch: the SDK encoder would keep only the last scope."""
+    first, second = [GAUGE.point(0.1, {"cpu.mode": "user"}, time_ns=1)], [GAUGE.point(0.2, {"cpu.mode": "user"}, time_ns=2)]
+    req = decode(encode(to_metrics_data([ScopedPoints("a", first), ScopedPoints("a", second)], {}, 1)))
+    (scope,) = req.resource_metrics[0].scope_metrics
+    assert [dp.as_double for dp in scope.metrics[0].gauge.data_points] == [0.1, 0.2]
+
+
 class _Servicer(metrics_service_pb2_grpc.MetricsServiceServicer):
     def __init__(self, code: grpc.StatusCode | None) -> None:
         self.code = code

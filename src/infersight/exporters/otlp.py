@@ -48,15 +48,15 @@ def to_metrics_data(batches: Iterable[ScopedPoints], resource: Mapping[str, str]
                     default_start_ns: int, now_ns: int | None = None) -> MetricsData:
     """Group points into SDK `Metric`s (one per name/kind/unit/temporality) per scope."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    scopes = []
+    # One ScopeMetrics per scope name: the SDK encoder keys scopes by identity and would keep only the last.
+    by_scope: dict[str, dict[tuple, list[Point]]] = {}
     for batch in batches:
-        grouped: dict[tuple, list[Point]] = {}
+        grouped = by_scope.setdefault(batch.scope, {})
         for p in batch.points:
             grouped.setdefault((p.name, p.kind, p.unit, p.description, p.temporality), []).append(p)
-        metrics = [_metric(key, pts, default_start_ns, now_ns) for key, pts in grouped.items()]
-        if metrics:
-            scopes.append(ScopeMetrics(scope=InstrumentationScope(batch.scope, __version__),
-                                       metrics=metrics, schema_url=""))
+    scopes = [ScopeMetrics(scope=InstrumentationScope(scope, __version__), schema_url="",
+                           metrics=[_metric(key, pts, default_start_ns, now_ns) for key, pts in grouped.items()])
+              for scope, grouped in by_scope.items() if grouped]
     return MetricsData(resource_metrics=[ResourceMetrics(resource=Resource(dict(resource)),
                                                          scope_metrics=scopes, schema_url="")])
 

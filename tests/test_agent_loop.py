@@ -1,0 +1,154 @@
+"""The agent loop in-process: intervals, slow/failing collectors, self metrics, final export."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import psutil
+import pytest
+from otlp_recorder import Recorder
+
+from infersight.agent import selfmetrics
+from infersight.agent.loop import Agent, ScheduledCollector
+from infersight.collectors.base import MetricSpec
+from infersight.collectors.host import HostCollector
+from infersight.config import AgentConfig, ExporterConfig
+from infersight.exporters.otlp import HttpSender
+from infersight.exporters.spool import Spool
+
+TICK = MetricSpec("test.tick", "counter", "{tick}", "calls so far")
+
+
+class Counting:
+    """A collector that reports how often it was called."""
+
+    type = "counting"
+
+    def __init__(self):
+        self.calls = 0
+        self.closed = False
+
+    def collect(self):
+        self.calls += 1
+        return [TICK.point(self.calls)]
+
+    def close(self):
+        self.closed = True
+
+
+class Failing(Counting):
+    type = "failing"
+
+    def collect(self):
+        super().collect()
+        raise RuntimeError("device went away")
+
+
+class Hanging(Counting):
+    type = "hanging"
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def collect(self):
+        super().collect()
+        self.release.wait(30)
+        return []
+
+
+@pytest.fixture
+def recorder(port):
+    r = Recorder(port).start()
+    yield r
+    r.stop()
+
+
+def make_agent(recorder, tmp_path, collectors, export_interval=0.2, self_interval=0.2) -> Agent:
+    ex = ExporterConfig(endpoint=recorder.url, spool_dir=tmp_path / "spool", export_interval_seconds=export_interval,
+                        retry_interval_seconds=0.2, timeout_seconds=2)
+    cfg = AgentConfig(exporter=ex, self_metrics_interval_seconds=self_interval)
+    return Agent(cfg, collectors, HttpSender(ex.endpoint, {}, ex.timeout_seconds),
+                 Spool(ex.spool_dir, ex.max_spool_bytes), {"service.name": "svc", "host.name": "h"})
+
+
+async def run_for(agent: Agent, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+def latest(recorder, name, **attrs):
+    values = [dp for r in recorder.accepted() for n, dp in r.points()
+              if n == name and all(any(kv.key == k and str(getattr(kv.value, kv.value.WhichOneof("value"))) == str(v)
+                                       for kv in dp.attributes) for k, v in attrs.items())]
+    return values[-1].as_int if values else None
+
+
+async def test_slow_and_failing_collectors_are_counted_not_fatal(recorder, tmp_path, caplog):
+    ok, failing, hanging = Counting(), Failing(), Hanging()
+    agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1),
+                                            ScheduledCollector("failing", failing, 0.1, 1),
+                                            ScheduledCollector("hanging", hanging, 0.1, 0.2)])
+    with caplog.at_level(logging.DEBUG, logger="infersight.agent.loop"):
+        await run_for(agent, 1.5)
+    hanging.release.set()
+    assert ok.calls >= 8 and failing.calls >= 8
+    assert hanging.calls == 1  # never started again while the first call is still running
+    assert ok.closed and failing.closed and hanging.closed
+    errors = agent.stats.collect_errors
+    assert errors[("failing", "exception")] == failing.calls
+    assert errors[("hanging", "timeout")] == 1 and errors[("hanging", "busy")] >= 3
+    # One warning per failure streak; repeats go to debug.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["collector failing: collect() failed: RuntimeError: device went away",
+                        "collector hanging: collect() exceeded 0.2 s"]
+    # Every tick the collector produced was exported, including those taken after stop (final export).
+    ticks = sorted(dp.as_int for r in recorder.accepted() for n, dp in r.points() if n == "test.tick")
+    assert ticks == list(range(1, ok.calls + 1))
+    assert latest(recorder, "infersight.agent.collection.errors", **{"collector.name": "failing",
+                                                                     "error.type": "exception"}) == failing.calls
+    assert latest(recorder, "infersight.agent.points.collected", **{"collector.name": "ok"}) == ok.calls
+    assert latest(recorder, "infersight.agent.spool.size") == 0
+
+
+async def test_self_metrics_follow_their_published_list(recorder, tmp_path):
+    agent = make_agent(recorder, tmp_path, [ScheduledCollector("host", HostCollector(psutil), 0.2, 2)])
+    await run_for(agent, 0.8)
+    specs = {m.name: m for m in selfmetrics.METRICS}
+    self_points = [(m, dp) for r in recorder.accepted() for sm in r.request.resource_metrics[0].scope_metrics
+                   if sm.scope.name == "infersight.agent" for m in sm.metrics for dp in [m]]
+    names = {m.name for m, _ in self_points}
+    assert names == set(specs) - {"infersight.agent.export.failures", "infersight.agent.collection.errors"}
+    for m, _ in self_points:
+        spec = specs[m.name]
+        assert m.unit == spec.unit
+        kind = m.WhichOneof("data")
+        assert kind == {"gauge": "gauge", "counter": "sum", "updowncounter": "sum"}[spec.kind]
+        if kind == "sum":
+            assert m.sum.is_monotonic == (spec.kind == "counter")
+            for dp in m.sum.data_points:
+                assert {kv.key for kv in dp.attributes} <= set(spec.attributes)
+    exported = latest(recorder, "infersight.agent.points.exported")
+    assert exported > 0
+    # Resource attributes ride on every batch.
+    for r in recorder.accepted():
+        attrs = {kv.key: kv.value.string_value for kv in r.request.resource_metrics[0].resource.attributes}
+        assert attrs == {"service.name": "svc", "host.name": "h"}
+
+
+async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp_path):
+    recorder.statuses = [503, 503, 400]
+    ok = Counting()
+    agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1)])
+    await run_for(agent, 1.5)
+    assert agent.stats.export_failures == {"http_503": 2, "http_400": 1}
+    assert agent.stats.rejected_batches == 1
+    rejected_key = recorder.received[2].key
+    # The 503'd batch was re-sent under the same key and accepted; the 400'd one never again.
+    assert [r.key for r in recorder.received[:3]] == [recorder.received[0].key] * 3
+    assert rejected_key not in {r.key for r in recorder.accepted()}
+    assert agent.spool.entries() == []
