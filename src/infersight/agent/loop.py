@@ -52,11 +52,13 @@ def in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
 
     def target() -> None:
         try:
-            result = fn()
+            outcome: tuple[Any, BaseException | None] = (fn(), None)
         except BaseException as err:  # noqa: BLE001 (handed to the awaiting task)
-            loop.call_soon_threadsafe(settle, None, err)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
+            outcome = (None, err)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # loop closed: an abandoned call outlived the agent
+            pass
 
     threading.Thread(target=target, daemon=True, name="infersight-worker").start()
     return fut
