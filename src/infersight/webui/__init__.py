@@ -1,0 +1,48 @@
+"""Built-in web UI: a dependency-free page that reads the query, SLO and alert APIs from the browser.
+
+The page is static (no build step); `attach` serves it and a small `/ui/meta.json` telling the page
+which database and rollup columns this server has, so the same page works on every deployment.
+"""
+from __future__ import annotations
+
+import asyncio
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from infersight.storage.base import Storage, StorageError
+
+STATIC = Path(str(files("infersight.webui").joinpath("static")))
+# What a browser must load without a bearer token (page and assets); the page asks for the token
+# and sends it with every API call, /ui/meta.json included.
+OPEN_PATHS = ("/", "/ui/")
+OPEN_PREFIXES = ("/ui/static/",)
+
+
+def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
+    """Serve the UI at `/` (redirect) and `/ui/`; `cfg` is the server's Config (unused so far)."""
+
+    async def root(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/ui/")
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def meta(request: web.Request) -> web.Response:
+        db = storage.database.replace("'", "''")
+        sql = (f"SELECT name FROM system.columns WHERE database = '{db}' "
+               "AND table = 'infersight_requests_1m' ORDER BY position")
+        try:
+            rows = await asyncio.get_running_loop().run_in_executor(None, storage.query, sql)
+        except StorageError as err:
+            return web.json_response({"error": str(err)}, status=503, headers={"Retry-After": "5"})
+        return web.json_response({"database": storage.database,
+                                  "request_columns": [r["name"] for r in rows]},
+                                 headers={"Cache-Control": "no-cache"})
+
+    app.router.add_get("/", root)
+    app.router.add_get("/ui/", index)
+    app.router.add_get("/ui/meta.json", meta)
+    app.router.add_static("/ui/static/", STATIC, append_version=False)

@@ -1,0 +1,246 @@
+// infersight web UI: the fleet from the request rollups (POST /api/v1/query), SLOs and alerts.
+// Plain browser JavaScript, no build step. Every value reaches the page through textContent.
+"use strict";
+
+const TOKEN_KEY = "infersight.token";
+const REFRESH_MS = 30000;
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function authHeaders(extra) {
+  const headers = Object.assign({}, extra);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers["Authorization"] = "Bearer " + token;
+  return headers;
+}
+
+async function api(path, body) {
+  const init = body === undefined
+    ? { headers: authHeaders({ Accept: "application/json" }) }
+    : { method: "POST", headers: authHeaders({ "Content-Type": "application/json", Accept: "application/json" }),
+        body: JSON.stringify(body) };
+  const resp = await fetch(path, init);
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+  if (!resp.ok) {
+    throw new ApiError(resp.status, (data && (data.error || data.message)) || text || resp.statusText);
+  }
+  return data;
+}
+
+async function query(sql) {
+  return (await api("/api/v1/query", { sql: sql })).rows;
+}
+
+// ------------------------------------------------------------------ SQL (same rules as dashboards/build.py)
+
+function ident(name) {
+  return "`" + String(name).replace(/`/g, "``") + "`";
+}
+
+const DIMS = "CloudProvider, CloudRegion, Model";
+
+// p95 (or any q) from the mergeable per-minute histograms, per cloud/region/model: buckets summed per
+// upper bound, linear interpolation inside the bucket, the +Inf bucket answers the largest finite bound.
+function quantileSQL(db, kind, q, hours) {
+  return "SELECT " + DIMS + ", 1 AS found, " +
+    "if(i = length(b), b[i - 1], if(i = 1, 0, b[i - 1]) + (b[i] - if(i = 1, 0, b[i - 1])) * " +
+    "(" + q + " * total - if(i = 1, 0, cum[i - 1])) / c[i]) AS value " +
+    "FROM (SELECT " + DIMS + ", arraySort(groupArray((bound, n))) AS pairs, pairs.1 AS b, pairs.2 AS c, " +
+    "arrayCumSum(c) AS cum, cum[-1] AS total, arrayFirstIndex(x -> x >= " + q + " * total, cum) AS i " +
+    "FROM (SELECT " + DIMS + ", bound, sum(n) AS n FROM " + ident(db) + ".infersight_latency_1m " +
+    "ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, BucketCounts AS n " +
+    "WHERE Minute >= now() - INTERVAL " + hours + " HOUR AND Kind = '" + kind + "' " +
+    "GROUP BY " + DIMS + ", bound) GROUP BY " + DIMS + ") WHERE total > 0";
+}
+
+function fleetSQL(db, hours, withCost) {
+  const cost = withCost ? ", toFloat64(sum(ReportedCostUSD)) AS cost" : "";
+  return "SELECT r.CloudProvider AS cloud, r.CloudRegion AS region, r.Model AS model, r.requests AS requests, " +
+    "r.bad AS bad, r.input AS input, r.output AS output" + (withCost ? ", r.cost AS cost" : "") + ", " +
+    "if(t.found = 1, t.value, NULL) AS p95_ttft, if(e.found = 1, e.value, NULL) AS p95_e2e " +
+    "FROM (SELECT " + DIMS + ", sum(Requests) AS requests, sum(BadRequests) AS bad, sum(InputTokens) AS input, " +
+    "sum(OutputTokens) AS output" + cost + " FROM " + ident(db) + ".infersight_requests_1m " +
+    "WHERE Minute >= now() - INTERVAL " + hours + " HOUR GROUP BY " + DIMS + ") AS r " +
+    "LEFT JOIN (" + quantileSQL(db, "ttft", 0.95, hours) + ") AS t USING (" + DIMS + ") " +
+    "LEFT JOIN (" + quantileSQL(db, "e2e", 0.95, hours) + ") AS e USING (" + DIMS + ") " +
+    "ORDER BY requests DESC, cloud, region, model";
+}
+
+// ------------------------------------------------------------------ formatting
+
+function num(v) {
+  return v === null || v === undefined || v === "" ? null : Number(v);
+}
+
+function fmtInt(v) {
+  const n = num(v);
+  return n === null ? "–" : n.toLocaleString("en-US", { maximumFractionDigits: 0 });
+}
+
+function fmtRatio(v) {
+  const n = num(v);
+  return n === null || !isFinite(n) ? "–" : (n * 100).toFixed(2) + "%";
+}
+
+function fmtSeconds(v) {
+  const n = num(v);
+  if (n === null || !isFinite(n)) return "–";
+  return n < 1 ? (n * 1000).toFixed(1) + " ms" : n.toFixed(2) + " s";
+}
+
+function fmtUsd(v) {
+  const n = num(v);
+  return n === null || !isFinite(n) ? "unpriced" : "$" + n.toFixed(n < 1 ? 4 : 2);
+}
+
+function fmtAny(v) {
+  if (v === null || v === undefined) return "–";
+  if (Array.isArray(v)) return v.map(fmtAny).join(", ");
+  if (typeof v === "object") return Object.keys(v).map((k) => k + "=" + fmtAny(v[k])).join(", ");
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
+  return String(v);
+}
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function setStatus(id, text, isError) {
+  const node = document.getElementById(id);
+  node.textContent = text;
+  node.classList.toggle("error", Boolean(isError));
+}
+
+function explain(err, what) {
+  if (err instanceof ApiError && err.status === 401) {
+    const banner = document.getElementById("banner");
+    banner.textContent = "This server needs a bearer token: enter it above.";
+    banner.hidden = false;
+    return what + ": unauthorised (401)";
+  }
+  if (err instanceof ApiError && err.status === 404) return what + ": not available on this server (404)";
+  if (err instanceof ApiError) return what + ": error " + err.status + ": " + err.message;
+  return what + ": " + err.message;
+}
+
+// ------------------------------------------------------------------ sections
+
+let meta = null;
+
+async function loadFleet(hours) {
+  if (meta === null) meta = await api("/ui/meta.json");
+  const withCost = meta.request_columns.indexOf("ReportedCostUSD") >= 0;
+  document.getElementById("cost-head").hidden = !withCost;
+  const rows = await query(fleetSQL(meta.database, hours, withCost));
+  const body = document.querySelector("#fleet tbody");
+  body.replaceChildren();
+  for (const r of rows) {
+    const tr = el("tr");
+    tr.dataset.key = r.cloud + "/" + r.region + "/" + r.model;
+    const requests = num(r.requests);
+    const tokens = num(r.input) + num(r.output);
+    const cells = [
+      ["cloud", r.cloud], ["region", r.region], ["model", r.model],
+      ["requests", fmtInt(r.requests), "num"],
+      ["error_ratio", requests ? fmtRatio(num(r.bad) / requests) : "–", "num"],
+      ["p95_ttft", fmtSeconds(r.p95_ttft), "num"],
+      ["p95_e2e", fmtSeconds(r.p95_e2e), "num"],
+      ["input_tokens", fmtInt(r.input), "num"],
+      ["output_tokens", fmtInt(r.output), "num"],
+    ];
+    if (withCost) {
+      // Zero reported spend means nothing was priced: say so rather than show $0.
+      const cost = num(r.cost);
+      cells.push(["usd_per_1m_tokens", fmtUsd(cost > 0 && tokens > 0 ? cost / tokens * 1e6 : null), "num"]);
+    }
+    for (const [col, text, cls] of cells) {
+      const td = el("td", text, cls);
+      td.dataset.col = col;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  setStatus("fleet-status", rows.length ? rows.length + " series, last " + hours + " h"
+    : "no requests in the last " + hours + " h");
+}
+
+function items(data, key) {
+  if (Array.isArray(data)) return data;
+  if (data && Array.isArray(data[key])) return data[key];
+  if (data && Array.isArray(data.data)) return data.data;
+  return [];
+}
+
+const PREFERRED = ["slo", "name", "alertname", "group", "labels", "state", "status", "severity", "tier",
+                   "objective", "sli", "budget_remaining", "burn_rates", "startsAt", "endsAt", "summary"];
+
+function renderList(containerId, list) {
+  const keys = [];
+  for (const item of list.slice(0, 100)) {
+    for (const k of Object.keys(item)) if (keys.indexOf(k) < 0) keys.push(k);
+  }
+  keys.sort((a, b) => {
+    const ia = PREFERRED.indexOf(a), ib = PREFERRED.indexOf(b);
+    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+  });
+  const table = el("table");
+  const head = el("tr");
+  for (const k of keys) head.appendChild(el("th", k));
+  table.appendChild(el("thead")).appendChild(head);
+  const body = table.appendChild(el("tbody"));
+  for (const item of list) {
+    const tr = el("tr");
+    for (const k of keys) {
+      const v = item[k];
+      const td = el("td", fmtAny(v), (k === "state" || k === "status") && typeof v === "string" ? "state-" + v : "");
+      td.dataset.col = k;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  document.getElementById(containerId).replaceChildren(table);
+}
+
+async function loadList(path, key, containerId, statusId, what) {
+  const list = items(await api(path), key);
+  if (list.length) renderList(containerId, list);
+  else document.getElementById(containerId).replaceChildren();
+  setStatus(statusId, list.length ? list.length + " " + what : "no " + what);
+}
+
+async function refresh() {
+  document.getElementById("banner").hidden = true;
+  const hours = Number(document.getElementById("range").value);
+  const jobs = [
+    loadFleet(hours).catch((e) => setStatus("fleet-status", explain(e, "fleet"), true)),
+    loadList("/api/v1/slos", "slos", "slos", "slo-status", "SLO instances")
+      .catch((e) => setStatus("slo-status", explain(e, "SLOs"), true)),
+    loadList("/api/v1/alerts", "alerts", "alerts", "alert-status", "alerts")
+      .catch((e) => setStatus("alert-status", explain(e, "alerts"), true)),
+  ];
+  await Promise.all(jobs);
+}
+
+document.getElementById("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+document.getElementById("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const token = document.getElementById("token").value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  meta = null;
+  refresh();
+});
+document.getElementById("refresh").addEventListener("click", refresh);
+document.getElementById("range").addEventListener("change", refresh);
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,177 @@
+"""The built-in web UI, served with the gateway's real query API over chDB and rendered by headless Chromium."""
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from infersight.config import parse_config
+from infersight.webui import OPEN_PATHS, OPEN_PREFIXES, STATIC, attach
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+class Dom(HTMLParser):
+    """Collects text by element id, and the fleet table's cells by row key and column."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.by_id: dict[str, str] = {}
+        self.cells: dict[str, dict[str, str]] = {}
+        self.hidden: set[str] = set()
+        self._stack: list[tuple[str, str | None]] = []
+        self._row: str | None = None
+        self._col: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "hidden" in a and a.get("id"):
+            self.hidden.add(a["id"])
+        if tag == "tr" and a.get("data-key"):
+            self._row = a["data-key"]
+            self.cells[self._row] = {}
+        if tag == "td" and self._row and a.get("data-col"):
+            self._col = a["data-col"]
+            self.cells[self._row][self._col] = ""
+        if tag not in ("input", "meta", "link", "br"):
+            self._stack.append((tag, a.get("id")))
+            if a.get("id"):
+                self.by_id.setdefault(a["id"], "")
+
+    def handle_endtag(self, tag):
+        while self._stack:
+            t, _ = self._stack.pop()
+            if t == tag:
+                break
+        if tag == "td":
+            self._col = None
+        if tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        for _, ident in self._stack:
+            if ident:
+                self.by_id[ident] += data
+        if self._row and self._col:
+            self.cells[self._row][self._col] += data
+
+
+async def render(url: str, tmp_path: Path) -> str:
+    """The DOM after the page's scripts ran (Chromium's virtual time lets fetches finish)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (Debian package 'chromium')")
+    proc = await asyncio.create_subprocess_exec(
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000",
+        "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    return out.decode()
+
+
+def _gateway():
+    try:
+        from infersight.gateway.app import create_app
+    except ImportError:
+        pytest.skip("the gateway's query API (infersight.gateway.app) is not in this checkout")
+    return create_app
+
+
+@pytest.fixture
+async def server(store, port):
+    """The gateway (OTLP + /api/v1/query over the store) with the UI attached, on loopback."""
+    cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "storage": {"database": store.database}}})
+    app = _gateway()(cfg.server, store)
+    attach(app, cfg, store)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def _minute(ago: int) -> str:
+    t = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=ago)
+    return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fill(store) -> None:
+    db = store.database
+    store.execute(
+        f"INSERT INTO `{db}`.infersight_requests_1m (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, "
+        "Tenant, Requests, BadRequests, InputTokens, OutputTokens, CachedTokens, ReportedCostUSD) VALUES "
+        f"('{_minute(5)}', 'aws', 'us-east-1', 'a1', 'llama-3-70b', 'vllm', '', 1200, 12, 300000, 600000, 0, 0), "
+        f"('{_minute(4)}', 'aws', 'us-east-1', 'a2', 'llama-3-70b', 'vllm', '', 800, 8, 200000, 400000, 0, 0), "
+        f"('{_minute(5)}', 'azure', 'eastus', 'z1', 'gpt-4o', 'openai', '', 50, 5, 40000, 10000, 0, 1.25), "
+        # older than the page's default 1 h range: must not show
+        f"('{_minute(300)}', 'gcp', 'us-central1', 'g1', 'gemma', 'vllm', '', 999, 0, 1, 1, 0, 0)")
+    store.execute(
+        f"INSERT INTO `{db}`.infersight_latency_1m (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, "
+        "Tenant, Kind, Bounds, BucketCounts, Count, Sum) VALUES "
+        f"('{_minute(5)}', 'aws', 'us-east-1', 'a1', 'llama-3-70b', 'vllm', '', 'ttft', [0.1, 0.5, 1.0], "
+        "[0, 100, 0, 0], 100, 30), "
+        f"('{_minute(5)}', 'aws', 'us-east-1', 'a1', 'llama-3-70b', 'vllm', '', 'e2e', [1.0, 2.0, 4.0], "
+        "[0, 50, 50, 0], 100, 300)")
+
+
+async def test_page_renders_the_fleet_from_the_query_api(store, server, tmp_path):
+    _fill(store)
+    dom = Dom(await render(server + "/", tmp_path))
+    assert set(dom.cells) == {"aws/us-east-1/llama-3-70b", "azure/eastus/gpt-4o"}
+    aws = dom.cells["aws/us-east-1/llama-3-70b"]
+    assert aws["requests"] == "2,000"
+    assert aws["error_ratio"] == "1.00%"
+    assert aws["p95_ttft"] == "480.0 ms"  # all 100 in (0.1, 0.5]: 0.1 + 0.4 * 95/100
+    assert aws["p95_e2e"] == "3.80 s"     # rank 95 in (2, 4]: 2 + 2 * 45/50
+    assert aws["output_tokens"] == "1,000,000"
+    assert aws["usd_per_1m_tokens"] == "unpriced"
+    azure = dom.cells["azure/eastus/gpt-4o"]
+    assert azure["error_ratio"] == "10.00%"
+    assert azure["p95_ttft"] == "–"  # no latency histogram for it: shown as missing, not 0
+    assert azure["usd_per_1m_tokens"] == "$25.00"  # 1.25 USD over 50,000 tokens
+    assert "cost-head" not in dom.hidden
+    assert dom.by_id["fleet-status"] == "2 series, last 1 h"
+
+
+async def test_slo_and_alert_panels_say_when_the_server_has_no_slo_engine(store, server, tmp_path):
+    dom = Dom(await render(server + "/ui/", tmp_path))
+    assert dom.by_id["slo-status"] == "SLOs: not available on this server (404)"
+    assert dom.by_id["alert-status"] == "alerts: not available on this server (404)"
+    assert dom.by_id["fleet-status"] == "no requests in the last 1 h"
+    assert dom.cells == {}
+
+
+async def test_query_errors_are_shown_not_swallowed(store, server, tmp_path):
+    store.execute(f"DROP TABLE `{store.database}`.infersight_latency_1m")
+    dom = Dom(await render(server + "/ui/", tmp_path))
+    status = dom.by_id["fleet-status"]
+    assert status.startswith("fleet: error 400: ") and "infersight_latency_1m" in status
+
+
+async def test_routes_and_assets(store, server):
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server + "/", allow_redirects=False) as r:
+            assert r.status == 302 and r.headers["Location"] == "/ui/"
+        async with s.get(server + "/ui/") as r:
+            assert r.status == 200 and r.content_type == "text/html"
+            html = await r.text()
+        for asset in re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html):
+            async with s.get(server + asset) as r:
+                assert r.status == 200, asset
+                assert await r.read() == (STATIC / asset.removeprefix("/ui/static/")).read_bytes()
+        async with s.get(server + "/ui/meta.json") as r:
+            meta = await r.json()
+        assert meta["database"] == store.database
+        assert meta["request_columns"][:2] == ["Minute", "CloudProvider"]
+        async with s.get(server + "/ui/static/../__init__.py") as r:
+            assert r.status in (403, 404)
+    assert "/ui/" in OPEN_PATHS and all(p.startswith("/ui/static/") for p in OPEN_PREFIXES)
