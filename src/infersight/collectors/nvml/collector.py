@@ -86,6 +86,7 @@ class _Device:
     xid_start_ns: int = 0
     ecc_uncorrected: int | None = None
     proc_ts: int = 0
+    lost: bool = False
 
 
 class _Lost(Exception):
@@ -225,10 +226,15 @@ class NvmlCollector:
             if not dev.described:
                 self._describe(dev)
             state = self._read(dev, out, seen_pids)
+            if dev.lost:
+                log.warning("gpu%d (%s) answers again", dev.index, dev.attrs["hw.id"])
+                dev.lost = False
         except (_Lost, self._nvml.NVMLError) as err:
             if not dev.attrs:
                 dev.attrs = {"hw.id": f"gpu{dev.index}", "hw.type": "gpu", "hw.name": f"gpu{dev.index}"}
-            log.warning("gpu%d (%s) is not answering: %s", dev.index, dev.attrs["hw.id"], err)
+            if not dev.lost:
+                log.warning("gpu%d (%s) is not answering: %s", dev.index, dev.attrs["hw.id"], err)
+                dev.lost = True
             out = []
             state = "failed"
         for s in _STATES:
