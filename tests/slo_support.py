@@ -1,11 +1,13 @@
 """Helpers shared by the SLO tests: rollup rows with chosen timestamps, spec documents, a clock."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from infersight.slo.model import compile_spec
 from infersight.slo.spec import parse_documents
 
+FIXTURES_DIR = Path(__file__).parent / "fixtures"
 T0 = 1_780_000_020 - (1_780_000_020 % 86400)  # a UTC midnight (2026-05-28)
 
 DIMS = ("CloudProvider", "CloudRegion", "HostName", "Model", "ServerKind", "Tenant")

@@ -1,5 +1,216 @@
-"""Persistent SLO/alert state tables; filled in by the SLO engine work."""
+"""Persistent SLO alert state: alerts, the notification outbox and silences.
+
+Every table is a ReplacingMergeTree keyed by id with a version column, read with FINAL: an update is
+an insert. The outbox row of a notification is also the record of what its group last told its
+receiver, so enqueueing and remembering are one insert (no duplicate page after a restart).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+ALERTS = "infersight_slo_alerts"
+NOTIFICATIONS = "infersight_slo_notifications"
+SILENCES = "infersight_slo_silences"
 
 
 def ddl(database: str) -> list[str]:
-    return []
+    db = f"`{database}`"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {db}.`{ALERTS}` (
+    `Fingerprint` String,
+    `Labels` String,
+    `Annotations` String,
+    `State` LowCardinality(String),
+    `ActiveAt` DateTime64(3),
+    `StartsAt` DateTime64(3),
+    `EndsAt` DateTime64(3),
+    `Deleted` UInt8,
+    `Version` UInt64
+) ENGINE = ReplacingMergeTree(Version)
+ORDER BY Fingerprint""",
+        f"""CREATE TABLE IF NOT EXISTS {db}.`{NOTIFICATIONS}` (
+    `Id` String,
+    `GroupKey` String,
+    `Receiver` LowCardinality(String),
+    `CreatedAt` DateTime64(3),
+    `Firing` Array(String),
+    `Resolved` Array(String),
+    `Body` String,
+    `Status` LowCardinality(String),
+    `Attempts` UInt32,
+    `NextAttemptAt` DateTime64(3),
+    `LastError` String,
+    `Version` UInt64
+) ENGINE = ReplacingMergeTree(Version)
+ORDER BY Id""",
+        f"""CREATE TABLE IF NOT EXISTS {db}.`{SILENCES}` (
+    `Id` String,
+    `Matchers` String,
+    `StartsAt` DateTime64(3),
+    `EndsAt` DateTime64(3),
+    `CreatedBy` String,
+    `Comment` String,
+    `Version` UInt64
+) ENGINE = ReplacingMergeTree(Version)
+ORDER BY Id""",
+    ]
+
+
+_vlock = threading.Lock()
+_last_version = 0
+
+
+def _version() -> int:
+    """Strictly increasing across calls and restarts (wall-clock nanoseconds, bumped on ties)."""
+    global _last_version
+    with _vlock:
+        _last_version = max(time.time_ns(), _last_version + 1)
+        return _last_version
+
+
+def _s(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _t(seconds: float | None) -> str:
+    return f"fromUnixTimestamp64Milli(toInt64({int(round((seconds or 0) * 1000))}))"
+
+
+def _arr(items) -> str:
+    return "[" + ", ".join(_s(i) for i in items) + "]"
+
+
+@dataclass
+class AlertRecord:
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: str  # pending | firing | resolved
+    active_at: float
+    starts_at: float | None = None
+    ends_at: float | None = None
+
+
+@dataclass
+class Notification:
+    id: str
+    group_key: str
+    receiver: str
+    created_at: float
+    firing: list[str]
+    resolved: list[str]
+    body: str
+    status: str = "pending"  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str = ""
+
+
+@dataclass
+class Silence:
+    id: str
+    matchers: list[dict[str, Any]]  # {name, value, isRegex, isEqual} as in the Alertmanager API
+    starts_at: float
+    ends_at: float
+    created_by: str = ""
+    comment: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def active(self, now: float) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def state(self, now: float) -> str:
+        return "active" if self.active(now) else ("pending" if now < self.starts_at else "expired")
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        import re
+
+        for m in self.matchers:
+            v = labels.get(m["name"], "")
+            hit = re.fullmatch(m["value"], v) is not None if m.get("isRegex") else v == m["value"]
+            if hit != m.get("isEqual", True):
+                return False
+        return True
+
+
+def _ms(v: Any) -> float:
+    return int(v) / 1000
+
+
+class StateStore:
+    """Reads and writes the SLO tables through the `Storage` interface (chDB or ClickHouse)."""
+
+    def __init__(self, storage) -> None:
+        self.storage = storage
+        self.db = f"`{storage.database}`"
+
+    # alerts
+    def save_alerts(self, records: list[AlertRecord], deleted: list[AlertRecord] = ()) -> None:
+        rows = []
+        for r, d in [(r, 0) for r in records] + [(r, 1) for r in deleted]:
+            rows.append(f"({_s(r.fingerprint)}, {_s(json.dumps(r.labels, sort_keys=True))}, "
+                        f"{_s(json.dumps(r.annotations, sort_keys=True))}, {_s(r.state)}, {_t(r.active_at)}, "
+                        f"{_t(r.starts_at)}, {_t(r.ends_at)}, {d}, {_version()})")
+        if rows:
+            self.storage.execute(f"INSERT INTO {self.db}.`{ALERTS}` (Fingerprint, Labels, Annotations, State, "
+                                 f"ActiveAt, StartsAt, EndsAt, Deleted, Version) VALUES " + ", ".join(rows))
+
+    def load_alerts(self) -> list[AlertRecord]:
+        rows = self.storage.query(
+            f"SELECT Fingerprint, Labels, Annotations, State, toUnixTimestamp64Milli(ActiveAt) AS a, "
+            f"toUnixTimestamp64Milli(StartsAt) AS s, toUnixTimestamp64Milli(EndsAt) AS e "
+            f"FROM {self.db}.`{ALERTS}` FINAL WHERE Deleted = 0 ORDER BY Fingerprint")
+        return [AlertRecord(r["Fingerprint"], json.loads(r["Labels"]), json.loads(r["Annotations"]), r["State"],
+                            _ms(r["a"]), _ms(r["s"]) or None, _ms(r["e"]) or None) for r in rows]
+
+    # outbox
+    def save_notifications(self, items: list[Notification]) -> None:
+        rows = []
+        for n in items:
+            rows.append(f"({_s(n.id)}, {_s(n.group_key)}, {_s(n.receiver)}, {_t(n.created_at)}, {_arr(n.firing)}, "
+                        f"{_arr(n.resolved)}, {_s(n.body)}, {_s(n.status)}, {n.attempts}, "
+                        f"{_t(n.next_attempt_at)}, {_s(n.last_error[:1000])}, {_version()})")
+        if rows:
+            self.storage.execute(f"INSERT INTO {self.db}.`{NOTIFICATIONS}` (Id, GroupKey, Receiver, CreatedAt, "
+                                 f"Firing, Resolved, Body, Status, Attempts, NextAttemptAt, LastError, Version) "
+                                 f"VALUES " + ", ".join(rows))
+
+    def _notifications(self, where: str) -> list[Notification]:
+        rows = self.storage.query(
+            f"SELECT Id, GroupKey, Receiver, toUnixTimestamp64Milli(CreatedAt) AS c, Firing, Resolved, Body, "
+            f"Status, Attempts, toUnixTimestamp64Milli(NextAttemptAt) AS n, LastError "
+            f"FROM {self.db}.`{NOTIFICATIONS}` FINAL WHERE {where} ORDER BY CreatedAt, Id")
+        return [Notification(r["Id"], r["GroupKey"], r["Receiver"], _ms(r["c"]), list(r["Firing"]),
+                             list(r["Resolved"]), r["Body"], r["Status"], int(r["Attempts"]), _ms(r["n"]),
+                             r["LastError"]) for r in rows]
+
+    def pending_notifications(self) -> list[Notification]:
+        return self._notifications("Status = 'pending'")
+
+    def recent_notifications(self, limit: int = 100) -> list[Notification]:
+        return self._notifications(f"Id IN (SELECT Id FROM {self.db}.`{NOTIFICATIONS}` "
+                                   f"ORDER BY CreatedAt DESC LIMIT {int(limit)})")
+
+    def last_per_group(self) -> dict[str, Notification]:
+        """The newest notification of every group: what that group's receiver was last told."""
+        latest = self._notifications(f"Id IN (SELECT argMax(Id, (CreatedAt, Id)) FROM {self.db}.`{NOTIFICATIONS}` "
+                                     f"GROUP BY GroupKey)")
+        return {n.group_key: n for n in latest}
+
+    # silences
+    def save_silence(self, s: Silence) -> None:
+        self.storage.execute(
+            f"INSERT INTO {self.db}.`{SILENCES}` (Id, Matchers, StartsAt, EndsAt, CreatedBy, Comment, Version) "
+            f"VALUES ({_s(s.id)}, {_s(json.dumps(s.matchers))}, {_t(s.starts_at)}, {_t(s.ends_at)}, "
+            f"{_s(s.created_by)}, {_s(s.comment)}, {_version()})")
+
+    def load_silences(self) -> list[Silence]:
+        rows = self.storage.query(
+            f"SELECT Id, Matchers, toUnixTimestamp64Milli(StartsAt) AS s, toUnixTimestamp64Milli(EndsAt) AS e, "
+            f"CreatedBy, Comment FROM {self.db}.`{SILENCES}` FINAL ORDER BY StartsAt, Id")
+        return [Silence(r["Id"], json.loads(r["Matchers"]), _ms(r["s"]), _ms(r["e"]), r["CreatedBy"], r["Comment"])
+                for r in rows]

@@ -1,0 +1,273 @@
+"""The SLO engine: evaluate → alert states → groups → outbox → receivers, with state in the store.
+
+`when` (the server's loop, `service.py`) is separate from `what` (this class). Time comes only from
+the injected clock or an explicit `now`, so tests drive incidents minute by minute.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from infersight.slo.alerts import AlertTracker, Dispatcher, desired_alerts, silenced
+from infersight.slo.evaluator import ROLLUPS, Evaluator, InstanceResult, Layout
+from infersight.slo.model import Slo, _num
+from infersight.slo.notifiers import DeliveryError, render, send
+from infersight.slo.settings import SloSettings
+from infersight.slo.spec import format_duration
+from infersight.slo.store import AlertRecord, Notification, Silence, StateStore
+
+log = logging.getLogger(__name__)
+
+
+class EngineMetrics:
+    """Delivery failures and engine health, on a registry of their own (survives engine re-creation)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry = registry or CollectorRegistry()
+        self.notifications = Counter("infersight_slo_notifications", "Notification delivery attempts by outcome",
+                                     ["receiver", "outcome"], registry=registry)
+        self.outbox = Gauge("infersight_slo_outbox_pending", "Notifications waiting for delivery",
+                            registry=registry)
+        self.evaluations = Counter("infersight_slo_evaluations", "Evaluation cycles by outcome", ["outcome"],
+                                   registry=registry)
+        self.duration = Histogram("infersight_slo_evaluation_duration_seconds", "Time per evaluation cycle",
+                                  registry=registry)
+        self.alerts = Gauge("infersight_slo_alerts", "Alerts by state", ["state"], registry=registry)
+
+
+class SloEngine:
+    def __init__(self, storage, settings: SloSettings, slos: Sequence[Slo],
+                 clock: Callable[[], float] = time.time, metrics: EngineMetrics | None = None,
+                 rng: random.Random | None = None, layout: Layout = ROLLUPS) -> None:
+        self.store = StateStore(storage)
+        self.evaluator = Evaluator(storage, layout)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.metrics = metrics or EngineMetrics()
+        self.registry = self.metrics.registry
+        self.lock = threading.RLock()
+        self.settings = settings
+        self.slos = {s.name: s for s in slos}
+        self.tracker = AlertTracker(self.store.load_alerts())
+        self.dispatcher = Dispatcher(settings, self.store.last_per_group())
+        self.silences: list[Silence] = self.store.load_silences()
+        self.outbox: list[Notification] = self.store.pending_notifications()
+        self.results: list[InstanceResult] = []
+        self.evaluated_at: float | None = None
+        self.metrics.outbox.set(len(self.outbox))
+
+    @property
+    def receivers(self) -> dict[str, Any]:
+        return {r.name: r for r in self.settings.receivers}
+
+    def reload(self, settings: SloSettings, slos: Sequence[Slo]) -> None:
+        """New specs/receivers; alert state, groups, silences and the outbox carry over."""
+        with self.lock:
+            self.settings = settings
+            self.slos = {s.name: s for s in slos}
+            self.dispatcher.configure(settings)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def evaluate(self, now: float | None = None) -> list[InstanceResult]:
+        """Evaluate every SLO at `now`, update and persist alert states, enqueue due notifications."""
+        now = self.clock() if now is None else now
+        started = time.perf_counter()
+        with self.lock:
+            slos = list(self.slos.values())
+        results = self.evaluator.evaluate(slos, now)
+        errors = sum(r.state == "error" for r in results)
+        self.metrics.evaluations.labels("error" if errors else "ok").inc()
+        for r in results:
+            if r.state == "error":
+                log.warning("slo %s: %s", r.slo.name, r.error)
+        desired, evaluated = desired_alerts(results)
+        with self.lock:
+            changed, deleted = self.tracker.update(desired, evaluated, now)
+            self.store.save_alerts(changed, deleted)
+            self.results, self.evaluated_at = results, now
+            self.dispatch(now)
+        self.metrics.duration.observe(time.perf_counter() - started)
+        return results
+
+    def status_at(self, at: float) -> list[InstanceResult]:
+        """Evaluate at a past moment without touching alert state (`slo status --at`)."""
+        return self.evaluator.evaluate(list(self.slos.values()), at)
+
+    # -- grouping and outbox ------------------------------------------------------------------------
+    def muted(self, now: float) -> tuple[set[str], set[str]]:
+        sil = silenced(self.tracker.alerts, self.silences, now)
+        inh = self.tracker.inhibited(self.slos, sil) if self.settings.inhibit_slower_tiers else set()
+        return sil, inh
+
+    def dispatch(self, now: float | None = None) -> list[Notification]:
+        now = self.clock() if now is None else now
+        with self.lock:
+            sil, inh = self.muted(now)
+            flushes = self.dispatcher.tick(self.tracker.alerts, sil | inh, now)
+            new = []
+            for f in flushes:
+                rcv = self.receivers.get(f.receiver)
+                if rcv is None:
+                    log.error("route points to unknown receiver %s", f.receiver)
+                    continue
+                new.append(Notification(uuid.uuid4().hex, f.group_key, f.receiver, now,
+                                        [r.fingerprint for r in f.firing], [r.fingerprint for r in f.resolved],
+                                        render(f, rcv, self.settings.external_url, now), next_attempt_at=now))
+            # One insert: the outbox row is also the group's memory of what it sent.
+            self.store.save_notifications(new)
+            self.outbox.extend(new)
+            gone = [r for fp, r in self.tracker.alerts.items()
+                    if r.state == "resolved" and not self.dispatcher.still_needed(fp)]
+            for r in gone:
+                del self.tracker.alerts[r.fingerprint]
+            self.store.save_alerts([], gone)
+            self._gauges()
+            return new
+
+    def _gauges(self) -> None:
+        self.metrics.outbox.set(len(self.outbox))
+        for state in ("pending", "firing", "resolved"):
+            self.metrics.alerts.labels(state).set(sum(r.state == state for r in self.tracker.alerts.values()))
+
+    def backoff(self, attempts: int) -> float:
+        d = self.settings.delivery
+        base = min(d.backoff_max_seconds, d.backoff_initial_seconds * 2 ** (attempts - 1))
+        return base * (0.5 + self.rng.random())  # full jitter around the exponential step
+
+    async def deliver(self, session: aiohttp.ClientSession, now: float | None = None) -> int:
+        """Send due notifications in order per group; returns how many were delivered."""
+        now = self.clock() if now is None else now
+        sent = 0
+        blocked: set[str] = set()
+        for n in sorted(list(self.outbox), key=lambda n: (n.created_at, n.id)):
+            if n.group_key in blocked:
+                continue
+            if n.next_attempt_at > now:
+                blocked.add(n.group_key)
+                continue
+            rcv = self.receivers.get(n.receiver)
+            try:
+                if rcv is None:
+                    raise DeliveryError(f"receiver '{n.receiver}' is no longer configured")
+                await send(session, rcv, n.body)
+            except DeliveryError as err:
+                n.attempts += 1
+                n.last_error = str(err)
+                if rcv is None or n.attempts >= self.settings.delivery.max_attempts:
+                    n.status = "failed"
+                    self.metrics.notifications.labels(n.receiver, "failed").inc()
+                    log.error("notification %s to %s failed for good: %s", n.id, n.receiver, err)
+                else:
+                    n.next_attempt_at = now + self.backoff(n.attempts)
+                    self.metrics.notifications.labels(n.receiver, "retry").inc()
+                    log.warning("notification %s to %s failed (attempt %d): %s", n.id, n.receiver,
+                                n.attempts, err)
+                    blocked.add(n.group_key)
+            else:
+                n.attempts += 1
+                n.status = "sent"
+                sent += 1
+                self.metrics.notifications.labels(n.receiver, "sent").inc()
+            with self.lock:
+                self.store.save_notifications([n])
+                if n.status != "pending":
+                    self.outbox.remove(n)
+        self._gauges()
+        return sent
+
+    # -- silences -----------------------------------------------------------------------------------
+    def add_silence(self, matchers: list[dict], ends_at: float, starts_at: float | None = None,
+                    created_by: str = "", comment: str = "") -> Silence:
+        if not matchers:
+            raise ValueError("a silence needs at least one matcher")
+        now = self.clock()
+        s = Silence(uuid.uuid4().hex, matchers, starts_at if starts_at is not None else now, ends_at,
+                    created_by, comment)
+        if s.ends_at <= s.starts_at:
+            raise ValueError("endsAt must be after startsAt")
+        with self.lock:
+            self.store.save_silence(s)
+            self.silences.append(s)
+        return s
+
+    def expire_silence(self, silence_id: str) -> Silence:
+        now = self.clock()
+        with self.lock:
+            for s in self.silences:
+                if s.id == silence_id:
+                    if s.ends_at > now:
+                        s.ends_at = max(now, s.starts_at)
+                        self.store.save_silence(s)
+                    return s
+        raise KeyError(silence_id)
+
+    # -- views --------------------------------------------------------------------------------------
+    def alerts_view(self, now: float | None = None) -> list[dict]:
+        now = self.clock() if now is None else now
+        with self.lock:
+            sil, inh = self.muted(now)
+            return [alert_json(r, r.fingerprint in sil, r.fingerprint in inh)
+                    for r in sorted(self.tracker.alerts.values(), key=lambda r: (r.labels.get("slo", ""),
+                                                                                 r.fingerprint))]
+
+    def slos_view(self) -> dict:
+        with self.lock:
+            return {"evaluated_at": self.evaluated_at,
+                    "slos": [slo_json(s) for s in self.slos.values()],
+                    "instances": [instance_json(r) for r in self.results]}
+
+
+def _f(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def slo_json(s: Slo) -> dict:
+    from infersight.slo.model import render_rules
+
+    return {"source": s.source, **render_rules(s)}
+
+
+def instance_json(r: InstanceResult) -> dict:
+    s = r.slo
+    return {
+        "slo": s.name,
+        "group": dict(r.group),
+        "state": r.state,
+        "error": r.error,
+        "sli": _f(r.sli),
+        "objective_percent": _num(s.objective * 100),
+        "window": s.window.describe(),
+        "events": _f(r.period.events) if r.period else None,
+        "budget_remaining": _f(r.budget_remaining),
+        "burn_rates": {format_duration(w): _f(wr.burn_rate) for w, wr in sorted(r.windows.items())},
+        "tiers": [{
+            "name": t.tier.name, "severity": t.tier.severity, "factor": _num(t.tier.factor),
+            "long_window": format_duration(t.tier.long_s), "short_window": format_duration(t.tier.short_s),
+            "burn_rate_long": _f(t.long.burn_rate), "burn_rate_short": _f(t.short.burn_rate),
+            "active": t.active, "low_traffic": t.low_traffic,
+            "time_to_exhaustion_seconds": t.time_to_exhaustion_s,
+        } for t in r.tiers],
+    }
+
+
+def alert_json(r: AlertRecord, is_silenced: bool = False, is_inhibited: bool = False) -> dict:
+    from infersight.slo.notifiers import rfc3339
+
+    return {"fingerprint": r.fingerprint, "state": r.state, "labels": r.labels, "annotations": r.annotations,
+            "activeAt": rfc3339(r.active_at), "startsAt": rfc3339(r.starts_at),
+            "endsAt": rfc3339(r.ends_at), "silenced": is_silenced, "inhibited": is_inhibited}
+
+
+def silence_json(s: Silence, now: float) -> dict:
+    from infersight.slo.notifiers import rfc3339
+
+    return {"id": s.id, "matchers": s.matchers, "startsAt": rfc3339(s.starts_at), "endsAt": rfc3339(s.ends_at),
+            "createdBy": s.created_by, "comment": s.comment, "status": {"state": s.state(now)}}

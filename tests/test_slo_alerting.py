@@ -1,0 +1,256 @@
+"""Alert lifecycle and delivery: webhook v4 payload, grouping, restart mid-incident, receiver outage,
+silences and inhibition, against real local HTTP receivers and the store."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from infersight.slo.alerts import fingerprint
+from infersight.slo.engine import SloEngine
+from infersight.slo.settings import SloSettings
+from slo_support import FIXTURES_DIR, T0, Clock, insert_requests, make_slo, steady_requests
+
+DAY = 86400
+OUTAGE = T0 + 30 * DAY
+
+
+class Receiver:
+    """A real HTTP receiver on loopback that records every POST; `down` makes it answer 503."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict, dict]] = []
+        self.down = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if self.down:
+            return web.Response(status=503, text="maintenance")
+        self.posts.append((json.loads(raw), dict(request.headers) | {"_raw": raw}))
+        return web.Response(text="ok")
+
+    @property
+    def bodies(self) -> list[dict]:
+        return [b for b, _ in self.posts]
+
+
+@pytest.fixture
+async def receiver(port):
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec.url = f"http://127.0.0.1:{port}/hook"
+    yield rec
+    await runner.cleanup()
+
+
+def _settings(url: str, **route) -> SloSettings:
+    return SloSettings.model_validate({
+        "receivers": [{"name": "oncall", "type": "webhook", "url": url, "secret": "s3cret"}],
+        "route": {"receiver": "oncall", "group_wait_seconds": 0, "group_interval_seconds": 60,
+                  "repeat_interval_seconds": 3600, **route},
+        "external_url": "http://infersight.test",
+        "delivery": {"max_attempts": 4, "backoff_initial_seconds": 10, "backoff_max_seconds": 60},
+    })
+
+
+def _outage(store, minutes: int) -> None:
+    """30 days of clean traffic, then a total outage of `minutes` minutes."""
+    steady_requests(store, T0, 30 * 1440, 6000)
+    steady_requests(store, OUTAGE, minutes, 6000, 6000)
+
+
+async def _cycle(engine: SloEngine, session, now: float) -> None:
+    engine.evaluate(now)
+    await engine.deliver(session, now)
+
+
+async def test_webhook_payload_is_alertmanager_v4_and_signed(store, receiver):
+    _outage(store, 3)
+    slo = make_slo(group_by=["cloud.region"])
+    engine = SloEngine(store, _settings(receiver.url, group_wait_seconds=30), [slo], Clock(OUTAGE))
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 120)
+        assert receiver.posts == []  # group_wait holds the first notification
+        await _cycle(engine, session, OUTAGE + 150)
+    assert len(receiver.posts) == 1
+    body, headers = receiver.posts[0]
+    # Key order and fields exactly as Alertmanager's webhook v4 (compare the captured example).
+    example = json.loads((FIXTURES_DIR / "alerting" / "alertmanager_webhook_v4.example.impulse-readme.json")
+                         .read_text())
+    assert list(body) == list(example)
+    assert list(body["alerts"][0]) == list(example["alerts"][0])
+    assert body["version"] == "4" and body["status"] == "firing" and body["receiver"] == "oncall"
+    assert body["truncatedAlerts"] == 0 and body["externalURL"] == "http://infersight.test"
+    assert body["groupLabels"] == {"alertname": "SLOBurnRate", "slo": "avail"}
+    assert body["groupKey"] == '{}:{alertname="SLOBurnRate",slo="avail"}'
+    tiers = sorted(a["labels"]["tier"] for a in body["alerts"])
+    assert "page-fast" in tiers
+    a = next(a for a in body["alerts"] if a["labels"]["tier"] == "page-fast")
+    assert a["status"] == "firing" and a["endsAt"] == "0001-01-01T00:00:00Z"
+    assert a["startsAt"].endswith("Z") and a["startsAt"].startswith("2026-06-27T00:02:00")
+    assert a["labels"] == {"alertname": "SLOBurnRate", "slo": "avail", "cloud_region": "us-east-1",
+                           "tier": "page-fast", "severity": "page", "long_window": "1h", "short_window": "5m",
+                           "burn_rate_threshold": "14.4"}
+    assert a["fingerprint"] == fingerprint(a["labels"])
+    assert float(a["annotations"]["burn_rate_long"]) > 14.4 and float(a["annotations"]["burn_rate_short"]) > 14.4
+    assert a["annotations"]["time_to_exhaustion"] != "n/a"
+    assert a["generatorURL"] == "http://infersight.test/api/v1/slos?slo=avail"
+    assert body["commonLabels"]["slo"] == "avail" and body["commonLabels"]["alertname"] == "SLOBurnRate"
+    expected = "sha256=" + hmac.new(b"s3cret", headers["_raw"], hashlib.sha256).hexdigest()
+    assert headers["X-Infersight-Signature"] == expected
+
+
+async def test_resolve_then_repeat_and_grouping_intervals(store, receiver):
+    _outage(store, 2)
+    slo = make_slo()
+    engine = SloEngine(store, _settings(receiver.url, group_by=["slo", "tier"]), [slo], Clock())
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 90)
+        firing = {b["groupLabels"]["tier"] for b in receiver.bodies}
+        assert "page-fast" in firing
+        n = len(receiver.posts)
+        await _cycle(engine, session, OUTAGE + 120)  # nothing changed: nothing sent
+        assert len(receiver.posts) == n
+        # Recovery: good traffic until the 5m short window is clean, page-fast resolves.
+        steady_requests(store, OUTAGE + 120, 30, 6000)
+        await _cycle(engine, session, OUTAGE + 120 + 6 * 60)
+        resolved = [b for b in receiver.bodies if b["status"] == "resolved"]
+        assert any(b["groupLabels"]["tier"] == "page-fast" for b in resolved)
+        r = next(b for b in resolved if b["groupLabels"]["tier"] == "page-fast")["alerts"][0]
+        assert r["status"] == "resolved" and r["endsAt"] != "0001-01-01T00:00:00Z"
+    # Once its resolve went out, the alert is forgotten.
+    assert all(a["labels"]["tier"] != "page-fast" for a in engine.alerts_view(OUTAGE + 500))
+
+
+async def test_restart_mid_incident_sends_no_duplicate_and_loses_no_resolve(store, receiver):
+    _outage(store, 2)
+    slo = make_slo()
+    settings = _settings(receiver.url)
+    async with aiohttp.ClientSession() as session:
+        first = SloEngine(store, settings, [slo], Clock())
+        await _cycle(first, session, OUTAGE + 90)
+        assert [b["status"] for b in receiver.bodies] == ["firing"]
+        # Second incarnation of the server, same store: the incident is still on.
+        second = SloEngine(store, settings, [slo], Clock())
+        assert {a["state"] for a in second.alerts_view(OUTAGE + 100)} == {"firing"}
+        await _cycle(second, session, OUTAGE + 180)
+        assert len(receiver.posts) == 1  # no duplicate page
+        # It recovers while a third incarnation has queued the resolve but crashes before sending it.
+        steady_requests(store, OUTAGE + 120, 30, 6000)
+        third = SloEngine(store, settings, [slo], Clock())
+        third.evaluate(OUTAGE + 10 * 3600)
+        assert len(third.outbox) == 1
+        fourth = SloEngine(store, settings, [slo], Clock())
+        assert len(fourth.outbox) == 1
+        await fourth.deliver(session, OUTAGE + 10 * 3600 + 1)
+        await fourth.deliver(session, OUTAGE + 10 * 3600 + 2)
+    assert [b["status"] for b in receiver.bodies] == ["firing", "resolved"]
+    assert SloEngine(store, settings, [slo], Clock()).outbox == []
+
+
+async def test_receiver_down_then_up_gets_it_with_backoff(store, receiver):
+    _outage(store, 2)
+    engine = SloEngine(store, _settings(receiver.url), [make_slo()], Clock())
+    receiver.down = True
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 90)
+        assert receiver.posts == [] and len(engine.outbox) == 1
+        n = engine.outbox[0]
+        assert n.attempts == 1 and "HTTP 503" in n.last_error
+        # Exponential backoff with jitter: 10 s × 2^(k-1) × [0.5, 1.5).
+        assert OUTAGE + 90 + 5 <= n.next_attempt_at < OUTAGE + 90 + 15
+        await engine.deliver(session, n.next_attempt_at - 0.5)  # not due yet
+        assert n.attempts == 1
+        await engine.deliver(session, n.next_attempt_at)
+        assert n.attempts == 2
+        # A restart keeps the undelivered notification.
+        engine = SloEngine(store, engine.settings, list(engine.slos.values()), Clock(), metrics=engine.metrics)
+        assert len(engine.outbox) == 1
+        receiver.down = False
+        await engine.deliver(session, OUTAGE + 3600)
+    assert [b["status"] for b in receiver.bodies] == ["firing"]
+    assert engine.outbox == []
+    assert engine.registry.get_sample_value("infersight_slo_notifications_total",
+                                            {"receiver": "oncall", "outcome": "retry"}) == 2
+    assert engine.registry.get_sample_value("infersight_slo_notifications_total",
+                                            {"receiver": "oncall", "outcome": "sent"}) == 1
+
+
+async def test_bounded_attempts_mark_notification_failed(store, receiver):
+    _outage(store, 2)
+    engine = SloEngine(store, _settings(receiver.url), [make_slo()], Clock())
+    receiver.down = True
+    async with aiohttp.ClientSession() as session:
+        engine.evaluate(OUTAGE + 90)
+        t = OUTAGE + 90
+        for _ in range(4):
+            await engine.deliver(session, t)
+            t += 120
+    assert engine.outbox == []
+    assert engine.registry.get_sample_value("infersight_slo_notifications_total",
+                                            {"receiver": "oncall", "outcome": "failed"}) == 1
+    failed = [n for n in engine.store.recent_notifications() if n.status == "failed"]
+    assert len(failed) == 1 and failed[0].attempts == 4
+
+
+async def test_silence_suppresses_until_expired(store, receiver):
+    _outage(store, 15)
+    clock = Clock(OUTAGE)
+    engine = SloEngine(store, _settings(receiver.url), [make_slo()], clock)
+    s = engine.add_silence([{"name": "slo", "value": "avail", "isRegex": False, "isEqual": True}],
+                           ends_at=OUTAGE + 7200, comment="maintenance")
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 90)
+        assert receiver.posts == []
+        assert all(a["silenced"] for a in engine.alerts_view(OUTAGE + 90))
+        clock.t = OUTAGE + 600
+        engine.expire_silence(s.id)
+        # The silence survives a restart as expired.
+        engine = SloEngine(store, engine.settings, list(engine.slos.values()), clock)
+        assert engine.silences[0].state(clock.t) == "expired"
+        await _cycle(engine, session, OUTAGE + 660)
+    assert [b["status"] for b in receiver.bodies] == ["firing"]
+
+
+async def test_inhibition_of_slower_tiers(store, receiver):
+    _outage(store, 6)  # after 6 minutes of total outage all four tiers burn past their factors
+    async with aiohttp.ClientSession() as session:
+        engine = SloEngine(store, _settings(receiver.url), [make_slo()], Clock())
+        await _cycle(engine, session, OUTAGE + 6 * 60)
+        tiers = {a["labels"]["tier"]: a for a in engine.alerts_view(OUTAGE + 6 * 60)}
+        assert {"page-fast", "page-slow", "ticket-fast", "ticket-slow"} <= set(tiers)
+        assert not tiers["page-fast"]["inhibited"] and tiers["ticket-slow"]["inhibited"]
+        assert [a["labels"]["tier"] for a in receiver.bodies[0]["alerts"]] == ["page-fast"]
+    receiver.posts.clear()
+    engine2 = SloEngine(store, _settings(receiver.url).model_copy(update={"inhibit_slower_tiers": False}),
+                        [make_slo(name="avail2")], Clock())
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine2, session, OUTAGE + 6 * 60)
+    assert sorted(a["labels"]["tier"] for a in receiver.bodies[0]["alerts"]) == [
+        "page-fast", "page-slow", "ticket-fast", "ticket-slow"]
+
+
+async def test_no_data_alert_and_pending_for(store, receiver):
+    insert_requests(store, [{"minute": T0, "requests": 10}])
+    slo = make_slo(alerting={"no_data": True, "catalogue": "none", "tiers": [
+        {"name": "fast", "severity": "page", "factor": 10, "long_window": "1h", "short_window": "5m", "for": "2m"}]})
+    engine = SloEngine(store, _settings(receiver.url), [slo], Clock())
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, T0 + 2 * 3600)
+    assert [a["labels"]["alertname"] for a in receiver.bodies[0]["alerts"]] == ["SLONoData"]
+    # A tier with `for` stays pending first.
+    steady_requests(store, T0 + 2 * 3600, 10, 100, 100)
+    engine.evaluate(T0 + 2 * 3600 + 300)
+    states = {a["labels"]["alertname"]: a["state"] for a in engine.alerts_view(T0 + 2 * 3600 + 300)}
+    assert states["SLOBurnRate"] == "pending"
+    engine.evaluate(T0 + 2 * 3600 + 420)
+    states = {a["labels"]["alertname"]: a["state"] for a in engine.alerts_view(T0 + 2 * 3600 + 420)}
+    assert states["SLOBurnRate"] == "firing"
