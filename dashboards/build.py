@@ -245,18 +245,23 @@ def fleet() -> dict:
     e2e = quantile_sql("e2e", ["CloudProvider", "CloudRegion", "Model"], False, (0.95,))
     lay.add(table(
         "By cloud / region / model",
-        "One row per cloud provider, region and model over the range: traffic, errors, p95 latency, tokens.",
+        "One row per cloud provider, region and model over the range: traffic, errors, p95 latency, tokens, and "
+        "the spend instrumented applications reported (gen_ai.usage.cost); empty where nothing was priced.",
         f"SELECT r.CloudProvider AS Cloud, r.CloudRegion AS Region, r.Model AS Model, r.requests AS Requests, "
         f"r.requests / {RANGE_SECONDS} AS `Req/s`, if(r.requests = 0, NULL, r.bad / r.requests) AS `Error ratio`, "
-        f"t.p95 AS `p95 TTFT`, e.p95 AS `p95 e2e`, r.input AS `Input tokens`, r.output AS `Output tokens`, "
-        f"r.cached AS `Cached tokens` "
+        f"if(t.found = 1, t.p95, NULL) AS `p95 TTFT`, if(e.found = 1, e.p95, NULL) AS `p95 e2e`, "
+        f"r.input AS `Input tokens`, r.output AS `Output tokens`, r.cached AS `Cached tokens`, "
+        f"if(r.cost = 0, NULL, r.cost) AS `Reported spend`, "
+        f"if(r.cost = 0 OR r.input + r.output = 0, NULL, r.cost / (r.input + r.output) * 1000000) AS `$/1M tokens` "
         f"FROM (SELECT CloudProvider, CloudRegion, Model, sum(Requests) AS requests, sum(BadRequests) AS bad, "
-        f"sum(InputTokens) AS input, sum(OutputTokens) AS output, sum(CachedTokens) AS cached FROM {req} "
+        f"sum(InputTokens) AS input, sum(OutputTokens) AS output, sum(CachedTokens) AS cached, "
+        f"toFloat64(sum(ReportedCostUSD)) AS cost FROM {req} "
         f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY CloudProvider, CloudRegion, Model) AS r "
-        f"LEFT JOIN ({ttft}) AS t USING (CloudProvider, CloudRegion, Model) "
-        f"LEFT JOIN ({e2e}) AS e USING (CloudProvider, CloudRegion, Model) "
+        f"LEFT JOIN (SELECT *, 1 AS found FROM ({ttft})) AS t USING (CloudProvider, CloudRegion, Model) "
+        f"LEFT JOIN (SELECT *, 1 AS found FROM ({e2e})) AS e USING (CloudProvider, CloudRegion, Model) "
         f"ORDER BY Requests DESC, Cloud, Region, Model",
-        {"Req/s": "reqps", "Error ratio": "percentunit", "p95 TTFT": "s", "p95 e2e": "s"}), 24, 8)
+        {"Req/s": "reqps", "Error ratio": "percentunit", "p95 TTFT": "s", "p95 e2e": "s",
+         "Reported spend": "currencyUSD", "$/1M tokens": "currencyUSD"}), 24, 8)
 
     lay.row("Traffic and errors")
     lay.add(timeseries("Requests/s by cloud/region/model", "Requests per second per cloud/region/model.",
@@ -295,6 +300,17 @@ def fleet() -> dict:
                        f"sum(OutputTokens) / $__interval_s AS output FROM {req} "
                        f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series ORDER BY time",
                        "short", stack=True, min_interval="1m"), 12, 8)
+
+    lay.row("Reported cost (gen_ai.usage.cost from instrumented applications)")
+    lay.add(stat("Reported spend", "USD the instrumented applications reported over the range.",
+                 f"SELECT toFloat64(sum(ReportedCostUSD)) AS usd FROM {req} "
+                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}", "currencyUSD", [("blue", None)]), 6, 8)
+    lay.add(timeseries("Reported spend per hour by cloud/region/model", "USD per hour, from reported costs.",
+                       f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
+                       f"toFloat64(sum(ReportedCostUSD)) * 3600 / $__interval_s AS usd_per_hour FROM {req} "
+                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series "
+                       f"HAVING usd_per_hour > 0 ORDER BY time", "currencyUSD", stack=True, min_interval="1m"),
+            18, 8)
 
     variables = [
         query_var("cloud_provider", "cloud.provider",

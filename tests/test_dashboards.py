@@ -70,6 +70,7 @@ def insert(store, table: str, columns: str, rows: list[str]) -> None:
 
 REQ_COLS = ("Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Requests, BadRequests, "
             "InputTokens, OutputTokens, CachedTokens")
+REQ_COST_COLS = REQ_COLS + ", ReportedCostUSD"
 LAT_COLS = "Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Kind, Bounds, BucketCounts, Count, Sum"
 
 
@@ -82,8 +83,12 @@ def fleet_store(store):
         "('2026-01-01 00:10:00','aws','us-east-1','a2','llama','vllm','t1',200,2,20000,40000,2000)",
         "('2026-01-01 00:10:00','gcp','europe-west4','g1','llama','vllm','t1',1200,0,60000,120000,0)",
         "('2026-01-01 00:20:00','azure','eastus','z1','mistral','tgi','t2',360,36,36000,7200,0)",
+    ])
+    insert(store, "infersight_requests_1m", REQ_COST_COLS, [
+        # reported cost arrives in its own rows of the same minute (e.g. from GenAI spans)
+        "('2026-01-01 00:20:00','azure','eastus','z1','mistral','tgi','t2',0,0,0,0,0,0.8136)",
         # outside the range: must not count
-        "('2026-01-01 02:00:00','aws','us-east-1','a1','llama','vllm','t1',99999,99999,1,1,1)",
+        "('2026-01-01 02:00:00','aws','us-east-1','a1','llama','vllm','t1',99999,99999,1,1,1,99)",
     ])
     insert(store, "infersight_latency_1m", LAT_COLS, [
         "('2026-01-01 00:10:00','aws','us-east-1','a1','llama','vllm','t1','ttft',[0.1,0.5,1.0],[0,60,0,0],60,18)",
@@ -155,6 +160,8 @@ def test_fleet_stats(fleet_store):
     # Union of bounds 0.1,0.25,0.5,1,2.5,inf with counts 100,0,100,0,10,0: rank 199.5 falls in (0.25, 0.5].
     (r,) = run.panel_rows("p95 time to first token")
     assert float(r["p95"]) == pytest.approx(0.25 + 0.25 * (199.5 - 100) / 100)
+    (r,) = run.panel_rows("Reported spend")
+    assert float(r["usd"]) == pytest.approx(0.8136)
 
 
 def test_fleet_table_per_cloud_region_model(fleet_store):
@@ -169,7 +176,12 @@ def test_fleet_table_per_cloud_region_model(fleet_store):
     assert float(aws["p95 e2e"]) == pytest.approx(4.0)                     # rank 95 in +Inf -> largest bound
     assert int(aws["Output tokens"]) == 120000 and int(aws["Cached tokens"]) == 6000
     assert float(rows["gcp", "europe-west4", "llama"]["p95 TTFT"]) == pytest.approx(0.095)
-    assert float(rows["azure", "eastus", "mistral"]["p95 TTFT"]) == pytest.approx(0.25 + 2.25 * 9.5 / 10)
+    azure = rows["azure", "eastus", "mistral"]
+    assert float(azure["p95 TTFT"]) == pytest.approx(0.25 + 2.25 * 9.5 / 10)
+    assert azure["p95 e2e"] is None  # no e2e histogram: missing, not 0
+    assert float(azure["Reported spend"]) == pytest.approx(0.8136)
+    assert float(azure["$/1M tokens"]) == pytest.approx(0.8136 / (36000 + 7200) * 1e6)
+    assert aws["Reported spend"] is None and aws["$/1M tokens"] is None  # unpriced, not $0
 
 
 def test_fleet_variables_filter(fleet_store):
@@ -209,6 +221,9 @@ def test_fleet_latency_and_token_series(fleet_store):
     t = tokens["2026-01-01 00:10:00"]
     assert (float(t["input"]), float(t["output"]), float(t["cached"])) == pytest.approx(
         (120000 / 300, 240000 / 300, 6000 / 300))
+    spend = {(r["time"], r["series"]): float(r["usd_per_hour"])
+             for r in series("Reported spend per hour by cloud/region/model")}
+    assert spend == {("2026-01-01 00:20:00", "azure/eastus/mistral"): pytest.approx(0.8136 * 3600 / 300)}
     p95 = {r["series"]: float(r["p95"]) for r in series("p95 time to first token by cloud/region/model")}
     assert p95["gcp/europe-west4/llama"] == pytest.approx(0.095)
 
