@@ -17,7 +17,7 @@ from infersight.storage.base import Storage
 log = logging.getLogger(__name__)
 
 # Modules with `attach(app, cfg, storage)`; each may add routes and startup/cleanup hooks.
-EXTENSIONS = ("infersight.slo.service",)
+EXTENSIONS = ("infersight.slo.service", "infersight.webui")
 
 
 def build_app(cfg: Config, storage: Storage) -> web.Application:
