@@ -104,7 +104,7 @@ class Catalog:
 
     API prices: exact model names first, then regexes, each in order; an entry's provider must
     equal the request's (`gen_ai.provider.name`, case-insensitive) unless it is `*`.
-    Capacity prices: exact region before `*`.
+    Capacity prices: the first entry with a price for the purchase option, exact region before `*`.
     """
 
     def __init__(self, api: Iterable[ApiPrice] = (), capacity: Iterable[CapacityPrice] = ()) -> None:
@@ -142,7 +142,9 @@ class Catalog:
         for want_region in (region, "*"):
             for p in self.capacity:
                 if (p.cloud.lower(), p.region, p.instance_type) == (cloud.lower(), want_region, instance_type):
-                    return p.per_hour(capacity_type)
+                    price = p.per_hour(capacity_type)
+                    if price is not None:
+                        return price
         return None
 
 
