@@ -175,3 +175,17 @@ async def send(session: aiohttp.ClientSession, receiver: ReceiverSettings, body:
                 raise DeliveryError(f"HTTP {resp.status} from {url}: {text}")
     except (aiohttp.ClientError, TimeoutError, OSError) as err:
         raise DeliveryError(f"{type(err).__name__} posting to {url}: {err}") from None
+
+
+async def send_test(session: aiohttp.ClientSession, receiver: ReceiverSettings, external_url: str,
+                    now: float) -> None:
+    """Send one synthetic firing alert straight to `receiver` (no outbox) to verify routing end to end."""
+    from infersight.slo.alerts import fingerprint
+
+    labels = {"alertname": "InfersightTestAlert", "slo": "notify-test", "severity": "test", "tier": "test"}
+    rec = AlertRecord(fingerprint(labels), labels,
+                      {"summary": "Test notification from infersight: routing to this receiver works"},
+                      "firing", now, now)
+    flush = Flush('{}:{alertname="InfersightTestAlert"}', receiver.name, {"alertname": "InfersightTestAlert"},
+                  [rec], [])
+    await send(session, receiver, render(flush, receiver, external_url, now))

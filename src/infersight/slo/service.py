@@ -1,0 +1,229 @@
+"""The SLO engine inside `infersight server`: its loop, SIGHUP reload and HTTP API.
+
+Routes: GET /api/v1/slos, GET /api/v1/slos/status?at=TIME, GET /api/v1/alerts,
+GET|POST /api/v1/silences, DELETE /api/v1/silences/{id}, POST /api/v1/notify/test,
+POST /api/v1/slos/reload, GET /api/v1/slos/metrics (delivery failures and engine health).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from infersight.slo.engine import SloEngine, instance_json, silence_json
+from infersight.slo.model import load_slos
+from infersight.slo.notifiers import DeliveryError, send_test
+from infersight.slo.spec import SpecError, parse_duration
+
+log = logging.getLogger(__name__)
+
+ENGINE = web.AppKey("slo_engine", SloEngine)
+TASK = web.AppKey("slo_task", asyncio.Task)
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 / ISO 8601 (naive means UTC) or Unix seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"invalid time {text!r}: use RFC 3339 (2026-05-01T12:00:00Z) or Unix seconds") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+class Matcher(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    value: str
+    isRegex: bool = False
+    isEqual: bool = True
+
+
+class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    matchers: list[Matcher] = Field(min_length=1)
+    startsAt: str | None = None
+    endsAt: str | None = None
+    duration: str | None = None
+    createdBy: str = ""
+    comment: str = ""
+
+
+def attach(app: web.Application, cfg, storage, clock: Callable[[], float] = time.time) -> None:
+    """Load the SLOs of `cfg.slo`, add the routes, and run the engine while the app runs."""
+    settings = cfg.slo
+    try:
+        slos = load_slos(settings.paths)
+    except SpecError as err:
+        from infersight.config import ConfigError
+
+        raise ConfigError(f"slo.paths: {err}") from None
+    engine = SloEngine(storage, settings, slos, clock=clock)
+    app[ENGINE] = engine
+    r = app.router
+    r.add_get("/api/v1/slos", _slos)
+    r.add_get("/api/v1/slos/status", _status)
+    r.add_post("/api/v1/slos/reload", _reload)
+    r.add_get("/api/v1/slos/metrics", _metrics)
+    r.add_get("/api/v1/alerts", _alerts)
+    r.add_get("/api/v1/silences", _silences)
+    r.add_post("/api/v1/silences", _silence_add)
+    r.add_delete("/api/v1/silences/{id}", _silence_expire)
+    r.add_post("/api/v1/notify/test", _notify_test)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+
+
+def reload(engine: SloEngine) -> str | None:
+    """Re-read the spec files; on error keep the running SLOs and return the message."""
+    try:
+        slos = load_slos(engine.settings.paths)
+    except SpecError as err:
+        log.error("SLO reload failed, keeping %d SLOs: %s", len(engine.slos), err)
+        return str(err)
+    engine.reload(engine.settings, slos)
+    log.info("SLO specs reloaded: %d SLOs", len(slos))
+    return None
+
+
+async def _start(app: web.Application) -> None:
+    engine = app[ENGINE]
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, engine)
+    app[TASK] = asyncio.create_task(_run(engine))
+
+
+async def _stop(app: web.Application) -> None:
+    task = app.get(TASK)
+    if task:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+
+async def _run(engine: SloEngine) -> None:
+    """Evaluate every interval_seconds; between evaluations flush groups and deliver the outbox."""
+    next_eval = 0.0
+    async with aiohttp.ClientSession() as session:
+        while True:
+            now = engine.clock()
+            try:
+                if now >= next_eval:
+                    next_eval = now + engine.settings.interval_seconds
+                    await asyncio.to_thread(engine.evaluate, now)
+                else:
+                    await asyncio.to_thread(engine.dispatch, now)
+                await engine.deliver(session, engine.clock())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a storage hiccup must not stop the engine
+                log.exception("SLO engine cycle failed")
+            await asyncio.sleep(min(1.0, engine.settings.interval_seconds))
+
+
+def _bad(msg: str) -> web.Response:
+    return web.json_response({"error": msg}, status=400)
+
+
+async def _slos(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENGINE].slos_view())
+
+
+async def _status(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    at = request.query.get("at")
+    try:
+        when = parse_time(at) if at else engine.clock()
+    except ValueError as err:
+        return _bad(str(err))
+    results = await asyncio.to_thread(engine.status_at, when)
+    return web.json_response({"at": when, "instances": [instance_json(r) for r in results]})
+
+
+async def _reload(request: web.Request) -> web.Response:
+    err = reload(request.app[ENGINE])
+    if err:
+        return _bad(err)
+    return web.json_response({"slos": len(request.app[ENGINE].slos)})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(request.app[ENGINE].registry),
+                        content_type="text/plain", charset="utf-8")
+
+
+async def _alerts(request: web.Request) -> web.Response:
+    return web.json_response({"alerts": request.app[ENGINE].alerts_view()})
+
+
+async def _silences(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    now = engine.clock()
+    return web.json_response({"silences": [silence_json(s, now) for s in engine.silences]})
+
+
+async def _silence_add(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        body = SilenceIn.model_validate(await request.json())
+    except ValidationError as err:
+        return _bad("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()))
+    except ValueError:
+        return _bad("body must be JSON")
+    try:
+        now = engine.clock()
+        starts = parse_time(body.startsAt) if body.startsAt else now
+        if body.endsAt:
+            ends = parse_time(body.endsAt)
+        elif body.duration:
+            ends = starts + parse_duration(body.duration)
+        else:
+            return _bad("endsAt or duration is required")
+        s = engine.add_silence([m.model_dump() for m in body.matchers], ends, starts, body.createdBy, body.comment)
+    except ValueError as err:
+        return _bad(str(err))
+    return web.json_response({"silenceID": s.id, **silence_json(s, now)})
+
+
+async def _silence_expire(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        s = engine.expire_silence(request.match_info["id"])
+    except KeyError:
+        return web.json_response({"error": f"no silence {request.match_info['id']}"}, status=404)
+    return web.json_response(silence_json(s, engine.clock()))
+
+
+async def _notify_test(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        name = (await request.json())["receiver"]
+    except (ValueError, KeyError, TypeError):
+        return _bad('body must be {"receiver": NAME}')
+    rcv = engine.receivers.get(name)
+    if rcv is None:
+        return web.json_response({"error": f"unknown receiver {name!r}; have {sorted(engine.receivers)}"},
+                                 status=404)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await send_test(session, rcv, engine.settings.external_url, engine.clock())
+    except DeliveryError as err:
+        return web.json_response({"receiver": name, "delivered": False, "error": str(err)}, status=502)
+    return web.json_response({"receiver": name, "delivered": True})
