@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 SERVERS = {"vllm": vllm, "tgi": tgi, "triton": triton, "sglang": sglang}
 MAX_BODY_BYTES = 64 * 1024 * 1024
+START_TIME = "process_start_time_seconds"
+# Sample (and HELP/TYPE) names of the families each server module reads.
+_WANTED = {kind: frozenset(f + suffix for f in (*mod.FAMILIES, START_TIME)
+                           for suffix in ("", "_total", "_bucket", "_sum", "_count"))
+           for kind, mod in SERVERS.items()}
 
 
 class ScrapeError(Exception):
@@ -62,6 +67,21 @@ def detect_kind(names: Iterable[str]) -> ServerKind | None:
             if name.startswith(SERVERS[kind].PREFIX):
                 return kind
     return None
+
+
+def prefilter(text: str, wanted: frozenset[str]) -> str:
+    """Keep only the lines of wanted families: parsing costs per line and big servers expose
+    many families (and `_created` series) the normalised model does not use."""
+    keep = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[2] in wanted:
+                keep.append(line)
+        elif line.split("{", 1)[0].split(" ", 1)[0] in wanted:
+            keep.append(line)
+    keep.append("")
+    return "\n".join(keep)
 
 
 def http_get(url: str, timeout: float) -> str:
@@ -161,6 +181,8 @@ class InferenceCollector:
     def _scrape(self, t: _Target) -> list[Point]:
         text = self._fetch(t.endpoint.url, self._timeout)
         now = self._clock()
+        if t.kind is not None:
+            text = prefilter(text, _WANTED[t.kind])
         try:
             families = {f.name: f for f in text_string_to_metric_families(text)}
         except Exception as err:  # the parser raises ValueError and friends on malformed lines
@@ -172,7 +194,7 @@ class InferenceCollector:
                                   "set `kind` (vllm, tgi, triton or sglang)")
         ctx = self._context(t, t.kind)
         readings = list(SERVERS[t.kind].readings(families, ctx))
-        start = families.get("process_start_time_seconds")
+        start = families.get(START_TIME)
         start_time = start.samples[0].value if start is not None and start.samples else None
         cumulative = [r for r in readings if r.spec.kind != "gauge"]
         deltas = t.tracker.update(cumulative, start_time)

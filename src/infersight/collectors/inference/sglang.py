@@ -14,6 +14,13 @@ from infersight.collectors.inference.model import (
 PREFIX = "sglang:"
 _M = "model_name"
 
+# Every family `readings` reads: the collector parses only these lines.
+FAMILIES = frozenset({
+    "sglang:num_requests", "sglang:e2e_request_latency_seconds", "sglang:time_to_first_token_seconds",
+    "sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds", "sglang:queue_time_seconds",
+    "sglang:prompt_tokens", "sglang:generation_tokens", "sglang:cached_tokens", "sglang:num_running_reqs",
+    "sglang:num_queue_reqs", "sglang:token_usage"})
+
 
 def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
     fam = families.get("sglang:num_requests")

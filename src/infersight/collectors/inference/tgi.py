@@ -14,6 +14,12 @@ from infersight.collectors.inference.model import (
 
 PREFIX = "tgi_"
 
+# Every family `readings` reads: the collector parses only these lines.
+FAMILIES = frozenset({
+    "tgi_request_success", "tgi_request_failure", "tgi_request_duration", "tgi_request_mean_time_per_token_duration",
+    "tgi_request_queue_duration", "tgi_request_input_length", "tgi_request_generated_tokens",
+    "tgi_batch_current_size", "tgi_queue_size"})
+
 
 def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
     fam = families.get("tgi_request_success")

@@ -18,6 +18,12 @@ PREFIX = "nv_inference_"
 _M = "model"
 _US = 1e-6
 
+# Every family `readings` reads: the collector parses only these lines.
+FAMILIES = frozenset({
+    "nv_inference_request_success", "nv_inference_request_failure", "nv_inference_request_duration_us",
+    "nv_inference_queue_duration_us", "nv_inference_first_response_histogram_ms",
+    "nv_inference_pending_request_count"})
+
 
 def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
     success = families.get("nv_inference_request_success")

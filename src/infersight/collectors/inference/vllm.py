@@ -13,6 +13,15 @@ _M = "model_name"
 # finished_reason values that are failures; stop, length and repetition are normal completions.
 BAD_REASONS = frozenset({"abort", "error"})
 
+# Every family `readings` reads: the collector parses only these lines.
+FAMILIES = frozenset({
+    "vllm:request_success", "vllm:e2e_request_latency_seconds", "vllm:time_to_first_token_seconds",
+    "vllm:request_time_per_output_token_seconds", "vllm:time_per_output_token_seconds",
+    "vllm:inter_token_latency_seconds", "vllm:request_queue_time_seconds", "vllm:prompt_tokens",
+    "vllm:generation_tokens", "vllm:prompt_tokens_cached", "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits",
+    "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
+    "vllm:gpu_cache_usage_perc"})
+
 
 def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
     fam = families.get("vllm:request_success")
