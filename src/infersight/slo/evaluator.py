@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from infersight.rollups import LATENCY_METRICS
 from infersight.slo.model import Slo, Tier
 from infersight.slo.spec import ROLLUP_ATTRIBUTES
 
@@ -54,27 +55,27 @@ ROLLUPS = Layout(
 
 
 def _raw_dims() -> dict[str, str]:
+    """The rollup views' dimension expressions over the exporter's metric tables."""
     out = {}
     for attr in ROLLUP_ATTRIBUTES:
         where = "ResourceAttributes" if attr.startswith(("cloud.", "host.")) else "Attributes"
         out[attr] = f"{where}['{attr}']"
+    t = "infersight.tenant"
+    out[t] = f"if(Attributes['{t}'] != '', Attributes['{t}'], ResourceAttributes['{t}'])"
     return out
 
 
 # The same SLIs read from the exporter's tables (what the rollups are built from); the benchmark's baseline.
 RAW = Layout(
-    requests_table="otel_metrics_sum", requests_where="MetricName = 'infersight.inference.requests'",
+    requests_table="otel_metrics_sum",
+    requests_where="MetricName = 'infersight.inference.requests' AND AggregationTemporality = 1",
     minute="toStartOfMinute(TimeUnix)", dims=_raw_dims(), requests="Value",
     bad="if(Attributes['infersight.request.outcome'] = 'bad', Value, 0)",
     input_tokens="0", output_tokens="0", cached_tokens="0",
     latency_table="otel_metrics_histogram", latency_minute="toStartOfMinute(TimeUnix)",
     latency_dims=_raw_dims(),
-    latency_kind_where={
-        "e2e": "MetricName = 'gen_ai.server.request.duration'",
-        "ttft": "MetricName = 'gen_ai.server.time_to_first_token'",
-        "tpot": "MetricName = 'gen_ai.server.time_per_output_token'",
-        "queue": "MetricName = 'infersight.inference.request.queue_time'",
-    },
+    latency_kind_where={k: f"MetricName = '{n}' AND AggregationTemporality = 1"
+                        for n, k in LATENCY_METRICS.items()},
     bounds="ExplicitBounds", bucket_counts="BucketCounts", count="Count",
 )
 

@@ -85,6 +85,16 @@ class LatencySli(_Strict):
 
     _exact = field_validator("threshold_seconds", mode="before")(lambda cls, v: _exact(v))
 
+    @model_validator(mode="after")
+    def _boundary(self) -> "LatencySli":
+        from infersight.rollups import LATENCY_BOUNDS
+
+        bounds = LATENCY_BOUNDS.get(self.kind, ())
+        if float(self.threshold_seconds) not in bounds:
+            raise ValueError(f"threshold_seconds {self.threshold_seconds} is not a bucket boundary of the "
+                             f"{self.kind} latency rollup; boundaries that exist: {list(bounds)}")
+        return self
+
 
 class ModelPrice(_Strict):
     input_usd_per_million: Decimal = Field(ge=0)
