@@ -37,6 +37,8 @@ _PERMANENT = frozenset({_NOT_SUPPORTED, _NO_PERMISSION, _INVALID_ARGUMENT, _FUNC
 _LOST = frozenset({_GPU_IS_LOST, _RESET_REQUIRED})
 _NO_MIG_INSTANCE = 0xFFFFFFFF
 _MAX_EVENTS_PER_COLLECT = 1000
+# nvmlValueType_t -> the member of the nvmlValue_t union that holds it
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
 
 
 class NvmlConfig(CollectorConfig):
@@ -378,9 +380,8 @@ class NvmlCollector:
             if fv.nvmlReturn in _PERMANENT:
                 dev.unsupported.add(("nvmlDeviceGetFieldValues", "memtemp"))
             return None
-        # nvmlValueType_t: 0 double, 1 uint, 2 ulong, 3 ulonglong, 4 slonglong, 5 sint
-        member = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal")[fv.valueType]
-        return float(getattr(fv.value, member))
+        member = _VALUE_MEMBERS.get(fv.valueType)
+        return None if member is None else float(getattr(fv.value, member))
 
     def _ecc(self, dev: _Device, out: list[Point]) -> bool:
         """ECC counters; True when new uncorrected errors appeared since the previous collect."""
