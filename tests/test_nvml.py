@@ -376,3 +376,43 @@ def test_config_is_typed_and_rejects_unknown_keys():
     assert isinstance(entry, NvmlCollector.Config) and entry.proc_root == Path("/host/proc") and not entry.gpm
     with pytest.raises(ConfigError, match=r"unknown key 'collectors\.(0\.)?gpms'"):
         parse_config({"collectors": [{"type": "nvml", "gpms": True}]})
+
+
+class _HealthReplay(ReplayNvml):
+    """The capture with what it never saw: memory temperature, throttling and row-remap trouble."""
+
+    reasons = None
+    rows = None
+
+    def nvmlDeviceGetFieldValues(self, h, field_ids):
+        self._enter("nvmlDeviceGetFieldValues", h)
+        assert field_ids == [self.NVML_FI_DEV_MEMORY_TEMP]
+        from types import SimpleNamespace
+        return [SimpleNamespace(nvmlReturn=0, valueType=1, value=SimpleNamespace(uiVal=61))]
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+        real = super().nvmlDeviceGetCurrentClocksEventReasons(h)
+        return real if self.reasons is None else self.reasons
+
+    def nvmlDeviceGetRemappedRows(self, h):
+        real = super().nvmlDeviceGetRemappedRows(h)
+        return real if self.rows is None else self.rows
+
+
+def test_memory_temperature_throttling_and_row_remaps_set_health():
+    r = _HealthReplay(CAPTURE)
+    c = collector(r)
+    pts = at(c, r, 60)
+    assert one(pts, "hw.temperature", hw__sensor_location="memory") == 61
+    assert status(pts, UUID) == "ok"
+    r.reasons = 0x40  # hardware thermal slowdown
+    pts = at(c, r, 61)
+    assert one(pts, "infersight.gpu.clock.event", infersight__gpu__clock__event_reason="hw_thermal_slowdown") == 1
+    assert status(pts, UUID) == "degraded"
+    r.reasons, r.rows = None, (0, 1, 1, 0)  # an uncorrectable error's row waits for a reset
+    pts = at(c, r, 62)
+    assert one(pts, "infersight.gpu.memory.remap.pending") == 1
+    assert one(pts, "infersight.gpu.memory.remapped_rows", infersight__gpu__remap__cause="uncorrectable") == 1
+    assert status(pts, UUID) == "degraded"
+    r.rows = (0, 1, 0, 1)  # the remap failed: the GPU needs service
+    assert status(at(c, r, 63), UUID) == "failed"
