@@ -1,0 +1,101 @@
+"""The spool against the real gateway (`infersight server` subprocess, embedded chDB): rows counted in storage."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
+
+pytest.importorskip("chdb")
+
+TABLES = ("otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram")
+
+
+class Gateway:
+    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self._cmd = [sys.executable, "-m", "infersight.cli", "server", "--data-dir", str(data_dir),
+                     "--listen", f"127.0.0.1:{port}"]
+        self._log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Gateway:
+        with open(self._log_path, "ab") as log:
+            self.proc = subprocess.Popen(self._cmd, stdout=log, stderr=log)
+        wait_for(self._ready, 30, "gateway /readyz")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, self._log_path.read_text()
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def rows(self, service: str) -> int:
+        sql = " + ".join(f"(SELECT count() FROM otel.{t} WHERE ServiceName = '{service}')" for t in TABLES)
+        req = urllib.request.Request(f"{self.url}/api/v1/query", data=json.dumps({"sql": f"SELECT {sql} AS n"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return int(json.loads(r.read())["rows"][0]["n"])
+
+
+@pytest.fixture
+def gateway(tmp_path, port):
+    gw = Gateway(tmp_path / "data", port, tmp_path / "gateway.log")
+    yield gw
+    gw.stop()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_gateway_down_and_back_every_point_once(tmp_path, gateway, stop_signal):
+    """With SIGKILL the gateway can die after a durable write but before the ack: the agent re-sends
+    under the same Idempotency-Key and the gateway must not store the rows twice."""
+    spool_dir = tmp_path / "spool"
+    gateway.start()
+    agent = AgentProc(write_config(tmp_path / "agent.yaml", gateway.url, spool_dir), tmp_path / "agent.log")
+    try:
+        wait_for(lambda: agent.log().count("exported batch") >= 3, 30, "exports to the gateway")
+        gateway.stop(stop_signal)
+        wait_for(lambda: len(spool_files(spool_dir)) >= 3, 30, "batches to pile up in the spool")
+        gateway.start()
+        wait_for(lambda: agent.log().count("export failed") >= 1 and not spool_files(spool_dir), 30,
+                 "the spool to drain")
+    finally:
+        rc = agent.terminate()
+    assert rc == 0
+    expected = spooled(agent.log())
+    assert not spool_files(spool_dir)
+    assert gateway.rows("spool-test") == sum(expected.values())
+
+
+def test_agent_sigkill_while_spooling_then_restart(tmp_path, gateway):
+    spool_dir = tmp_path / "spool"
+    config = write_config(tmp_path / "agent.yaml", gateway.url, spool_dir)
+    first = AgentProc(config, tmp_path / "agent1.log")  # the gateway is not up yet: everything spools
+    try:
+        wait_for(lambda: len(spool_files(spool_dir)) >= 4, 30, "batches in the spool")
+    finally:
+        first.kill()
+    left_behind = spool_files(spool_dir)
+    gateway.start()
+    second = AgentProc(config, tmp_path / "agent2.log")
+    try:
+        wait_for(lambda: not set(left_behind) & set(spool_files(spool_dir)), 30, "old batches delivered")
+    finally:
+        rc = second.terminate()
+    assert rc == 0
+    expected = {**spooled(first.log()), **left_behind, **spooled(second.log())}
+    assert set(left_behind) <= set(expected)
+    assert gateway.rows("spool-test") == sum(expected.values())
