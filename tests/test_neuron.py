@@ -253,9 +253,20 @@ def test_config_builds_the_command_and_rejects_unknown_keys(tmp_path):
     try:
         assert c._command == [MONITOR, "--stay", "-c", CONF]
         assert c._backoff == (1.0, 5.0)
+        # The first collect waits for the first document, so a one-shot collect has data.
+        pts = list(c.collect())
+        assert docs(pts, "ok") == 0  # --stay with no documents: it waited, then answered
     finally:
         c.close()
     with pytest.raises(ConfigError, match="restart_backof_max_seconds"):
         parse_config({"collectors": [{"type": "neuron", "restart_backof_max_seconds": 5}]})
     with pytest.raises(ConfigError, match="command"):
         parse_config({"collectors": [{"type": "neuron", "command": []}]})
+
+
+def test_first_collect_waits_for_the_first_document(monitor):
+    c = monitor(REAL, first_report_wait_seconds=10)
+    pts = list(c.collect())
+    assert docs(pts, "ok") == 1
+    assert one(pts, "infersight.neuron.execution.count", infersight__neuron__execution__outcome="completed",
+               **RT) == 260

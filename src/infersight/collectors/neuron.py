@@ -377,6 +377,9 @@ class NeuronConfig(CollectorConfig):
                                                                           "of a neuron-monitor that exited")
     restart_backoff_max_seconds: float = Field(60.0, gt=0, description="Longest wait between restarts; the "
                                                                       "wait doubles while it keeps failing")
+    first_report_wait_seconds: float = Field(2.0, ge=0, description="How long the first collect waits for "
+                                                                   "neuron-monitor's first document (keep it "
+                                                                   "under timeout_seconds)")
 
 
 class NeuronCollector:
@@ -387,9 +390,11 @@ class NeuronCollector:
     metrics = METRICS
 
     def __init__(self, command: Sequence[str], *, restart_backoff_initial_seconds: float = 1.0,
-                 restart_backoff_max_seconds: float = 60.0) -> None:
+                 restart_backoff_max_seconds: float = 60.0, first_report_wait_seconds: float = 0.0) -> None:
         self._command = list(command)
         self._backoff = (restart_backoff_initial_seconds, restart_backoff_max_seconds)
+        self._first_wait = first_report_wait_seconds
+        self._first_doc = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -405,13 +410,15 @@ class NeuronCollector:
     def from_config(cls, cfg: NeuronConfig) -> NeuronCollector:
         command = [*cfg.command, *(["-c", str(cfg.config_path)] if cfg.config_path else [])]
         return cls(command, restart_backoff_initial_seconds=cfg.restart_backoff_initial_seconds,
-                   restart_backoff_max_seconds=cfg.restart_backoff_max_seconds)
+                   restart_backoff_max_seconds=cfg.restart_backoff_max_seconds,
+                   first_report_wait_seconds=cfg.first_report_wait_seconds)
 
     # -- child process ---------------------------------------------------------------------------
     def _ensure_running(self) -> None:
         if self._thread is None and not self._stop.is_set():
             self._thread = threading.Thread(target=self._supervise, name="neuron-monitor", daemon=True)
             self._thread.start()
+            self._first_doc.wait(self._first_wait)  # so a one-shot `infersight collect` has data
 
     def _supervise(self) -> None:
         failures = 0
@@ -467,6 +474,7 @@ class NeuronCollector:
             self._state.apply(doc)
             self._docs["ok"] += 1
             self._docs_this_run += 1
+        self._first_doc.set()
 
     def close(self) -> None:
         self._stop.set()
