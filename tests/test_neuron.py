@@ -246,13 +246,14 @@ def test_trn2_fields_and_k8s_pods():
 
 def test_config_builds_the_command_and_rejects_unknown_keys(tmp_path):
     cfg = parse_config({"collectors": [{"type": "neuron", "command": [MONITOR, "--stay"],
-                                        "config_path": CONF, "restart_backoff_max_seconds": 5}]})
+                                        "config_path": CONF, "restart_backoff_max_seconds": 5,
+                                        "first_report_wait_seconds": 0.2}]})
     entry = cfg.collectors[0]
     assert isinstance(entry, NeuronCollector.Config)
     c = NeuronCollector.from_config(entry)
     try:
         assert c._command == [MONITOR, "--stay", "-c", CONF]
-        assert c._backoff == (1.0, 5.0)
+        assert c._backoff == (1.0, 5.0) and c._first_wait == 0.2
         # The first collect waits for the first document, so a one-shot collect has data.
         pts = list(c.collect())
         assert docs(pts, "ok") == 0  # --stay with no documents: it waited, then answered
@@ -270,3 +271,18 @@ def test_first_collect_waits_for_the_first_document(monitor):
     assert docs(pts, "ok") == 1
     assert one(pts, "infersight.neuron.execution.count", infersight__neuron__execution__outcome="completed",
                **RT) == 260
+
+
+def test_driver_error_marks_devices_failed(monitor, tmp_path):
+    doc = json.loads(Path(REAL).read_text())
+    doc["neuron_runtime_data"] = []
+    doc["neuron_hardware_info"] = {"neuron_device_count": 0, "neuroncore_per_device_count": 0,
+                                   "error": "Neuron driver is not loaded"}
+    broken = tmp_path / "driver_gone.json"
+    broken.write_text(json.dumps(doc))
+    c = monitor(REAL, str(broken))
+    pts = wait_for(c, ok=2)
+    status = {p.attributes["hw.state"]: p.value for p in pick(pts, "hw.status", hw__id="neuron_device0")}
+    assert status == {"ok": 0, "degraded": 0, "failed": 1}  # device count kept from the earlier report
+    assert one(pts, "infersight.neuron.monitor.errors", infersight__neuron__group="neuron_hardware_info") == 1
+    assert not pick(pts, "infersight.neuron.core.utilization")  # the application's gauges went with it
