@@ -137,7 +137,7 @@ async def query_handler(request: web.Request) -> web.Response:
         msg = str(err)
         if "Code: 159." in msg:  # TIMEOUT_EXCEEDED
             return web.json_response({"error": msg}, status=400)
-        if any(f"Code: {c}." in msg for c in (36, 43, 46, 53, 164, 336, 497)):
+        if any(f"Code: {c}." in msg for c in (36, 43, 46, 53, 164, 336, 497, 801)):
             return web.json_response({"error": msg}, status=400)
         return web.json_response({"error": msg}, status=503, headers={"Retry-After": "5"})
     truncated = len(rows) > limits.max_rows

@@ -96,6 +96,11 @@ class BatchWriter:
         for r in reversed(rows):
             self._written[r["Key"]] = None
         self._task = asyncio.create_task(self._run(), name="infersight-writer")
+        self._task.add_done_callback(self._crashed)
+
+    def _crashed(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("writer stopped", exc_info=task.exception())
 
     def known(self, key: str) -> bool:
         """True when the request with this key is already stored."""
@@ -118,8 +123,8 @@ class BatchWriter:
             self._pending.append(entry)
             self._pending_rows += rows
             self._queued_rows += rows
-            if self._pending_rows >= self.flush_rows:
-                self._wake.set()
+            if len(self._pending) == 1 or self._pending_rows >= self.flush_rows:
+                self._wake.set()  # start the interval timer, or flush now
         await asyncio.shield(entry.future)
 
     async def close(self) -> None:
@@ -142,12 +147,13 @@ class BatchWriter:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if self._pending_rows < self.flush_rows and not self._stopping:
+                deadline = loop.time() + self.flush_interval
+                while self._pending_rows < self.flush_rows and not self._stopping:
                     self._wake.clear()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
                     except asyncio.TimeoutError:
-                        pass
+                        break
                 batch = _Flush(self._pending)
                 self._pending, self._pending_rows = [], 0
             try:
