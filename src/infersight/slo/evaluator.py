@@ -6,6 +6,7 @@ event-weighted (bad ÷ total summed over the window) and every ratio is a `Fract
 """
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -141,14 +142,34 @@ def _where(dims: dict[str, str], filters: dict[str, str]) -> str:
     return " AND ".join([f"{dims[k]} = {_q(v)}" for k, v in sorted(filters.items())] or ["1"])
 
 
-@dataclass
-class _Batch:
-    """SLOs answered by one query: same table, filters, grouping and budgeting."""
+def _value(x: Any) -> int | Fraction:
+    """A summed measure from JSON (UInt64 may arrive as a string, Float64 sums as floats), exactly."""
+    if isinstance(x, int):
+        return x
+    if isinstance(x, float):
+        return int(x) if x.is_integer() else Fraction(repr(x))
+    text = str(x)
+    return int(text) if text.lstrip("-").isdigit() else Fraction(text)
 
-    kind: str
-    slos: list[Slo]
-    measures: list[str]  # SQL aggregates, in column order m0, m1, ...
-    slot_starts: list[int] = field(default_factory=list)
+
+class _Cumulative:
+    """Per-group running sums over the slots (most recent first): any window is one lookup."""
+
+    def __init__(self, starts: list[int], slots: dict[int, list], n: int) -> None:
+        self._neg = [-s for s in starts]  # ascending, for bisect
+        self._zero = [0] * n
+        acc = self._zero
+        self._cum = []
+        for i in range(len(starts)):
+            v = slots.get(i)
+            if v:
+                acc = [a + b for a, b in zip(acc, v)]
+            self._cum.append(acc)
+
+    def since(self, t: float) -> list:
+        """Sums over every slot starting at or after `t` (t is always one of the slot starts)."""
+        k = bisect.bisect_right(self._neg, -t)
+        return self._cum[k - 1] if k else self._zero
 
 
 def _slots(slos: Iterable[Slo], now: int) -> list[int]:
@@ -172,9 +193,10 @@ def _slot_expr(minute: str, starts: Sequence[int]) -> str:
 class Evaluator:
     """Evaluates SLOs at an instant. Stateless: alert state lives in `alerts.AlertManager`."""
 
-    def __init__(self, storage, layout: Layout = ROLLUPS) -> None:
+    def __init__(self, storage, layout: Layout = ROLLUPS, settings: dict | None = None) -> None:
         self.storage = storage
         self.layout = layout
+        self.settings = settings  # ClickHouse query settings, e.g. {"max_threads": 1}
         self.queries = 0
 
     @property
@@ -224,17 +246,16 @@ class Evaluator:
                 g_key = (g, str(r["model"]))
             else:
                 g_key = (g, None)
-            vals = [Fraction(str(r[f"m{j}"])) for j in range(n_measures)]
-            per_group[g_key][int(r["slot"])] = vals
+            per_group[g_key][int(r["slot"])] = [_value(r[f"m{j}"]) for j in range(n_measures)]
+        sums = {k: _Cumulative(starts, slots, n_measures) for k, slots in per_group.items()}
         if kind == "cost":
-            return self._cost_results(slos, starts, per_group, now)
+            return self._cost_results(slos, sums, now)
         results = []
         groups = sorted({g for g, _ in per_group})
         for s in slos:
             mi = measures_for[s.name]
             for g in groups:
-                slots = per_group[(g, None)]
-                results.append(self._instance(s, g, starts, slots, mi, now))
+                results.append(self._instance(s, g, sums[(g, None)], mi, now))
         return results
 
     # -- ratio and latency --------------------------------------------------------------------------
@@ -368,43 +389,27 @@ class Evaluator:
 
         self.queries += 1
         try:
-            return self.storage.query(sql)
+            return self.storage.query(sql, self.settings)
         except StorageError as err:
             raise EvaluationError(f"query failed: {str(err)[:500]}") from None
 
-    @staticmethod
-    def _sum_from(starts: list[int], slots: dict[int, list], since: float, n: int) -> list[Fraction]:
-        acc = [Fraction(0)] * n
-        for i, st in enumerate(starts):
-            if st < since:
-                break
-            vals = slots.get(i)
-            if vals:
-                acc = [a + v for a, v in zip(acc, vals)]
-        return acc
-
-    def _instance(self, s: Slo, group, starts, slots, mi, now) -> InstanceResult:
+    def _instance(self, s: Slo, group, sums: "_Cumulative", mi, now) -> InstanceResult:
         res = InstanceResult(s, group, now)
-        n = max((len(v) for v in slots.values()), default=0)
         ti, bi = mi
         budget = s.budget
         for w in s.windows:
-            vals = self._sum_from(starts, slots, now - w, n) if n else []
-            ev = vals[ti] if vals else Fraction(0)
-            bad = vals[bi] if vals else Fraction(0)
-            res.windows[w] = WindowResult(w, ev, bad, ev * budget)
+            vals = sums.since(now - w)
+            res.windows[w] = WindowResult(w, Fraction(vals[ti]), Fraction(vals[bi]), vals[ti] * budget)
         pstart, plen = s.window.bounds(now)
-        vals = self._sum_from(starts, slots, math.ceil(pstart), n) if n else []
-        ev = vals[ti] if vals else Fraction(0)
-        bad = vals[bi] if vals else Fraction(0)
-        res.period = WindowResult(int(plen), ev, bad, ev * budget)
+        vals = sums.since(math.ceil(pstart))
+        res.period = WindowResult(int(plen), Fraction(vals[ti]), Fraction(vals[bi]), vals[ti] * budget)
         self._finish(res, plen)
         return res
 
-    def _cost_results(self, slos, starts, per_group, now) -> list[InstanceResult]:
-        by_group: dict[tuple, dict[str, dict[int, list]]] = defaultdict(dict)
-        for (g, model), slots in per_group.items():
-            by_group[g][model] = slots
+    def _cost_results(self, slos, sums: dict, now) -> list[InstanceResult]:
+        by_group: dict[tuple, dict[str, _Cumulative]] = defaultdict(dict)
+        for (g, model), cum in sums.items():
+            by_group[g][model] = cum
         out = []
         for s in slos:
             sli = s.sli
@@ -416,8 +421,8 @@ class Evaluator:
                     spend = Fraction(0)
                     requests = Fraction(0)
                     tokens = Fraction(0)
-                    for model, slots in models.items():
-                        req, inp, outp, cached = self._sum_from(starts, slots, since, 4)
+                    for model, cum in models.items():
+                        req, inp, outp, cached = cum.since(since)
                         p = sli.prices.get(model) or sli.prices.get("*")
                         if p is None:
                             raise EvaluationError(f"slo '{s.name}': no price for model {model!r} (add it or '*')")
