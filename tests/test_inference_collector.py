@@ -388,6 +388,17 @@ def test_unreachable_unknown_and_malformed_endpoints_do_not_stop_others(pages, c
     assert pick(points, "infersight.inference.requests.running").attributes["infersight.server.kind"] == "sglang"
 
 
+def test_tgi_without_info_is_unknown_then_asked_again(pages):
+    pages.pages["/metrics"] = "# TYPE tgi_queue_size gauge\ntgi_queue_size 2\n"
+    c = InferenceCollector([Endpoint(url=pages.url("/metrics"))])
+    assert pick(scrape(c), "infersight.inference.requests.waiting").attributes["gen_ai.request.model"] == "unknown"
+    pages.pages["/info"] = json.dumps({"model_id": "bigscience/bloom-560m"})
+    assert pick(scrape(c), "infersight.inference.requests.waiting").attributes["gen_ai.request.model"] == \
+        "bigscience/bloom-560m"
+    scrape(c)
+    assert pages.hits.count("/info") == 2  # answered once, then remembered
+
+
 def test_tenant_label_overrides_static_tenant(pages):
     text = 'tgi_queue_size{department="legal"} 1\ntgi_queue_size{department="hr"} 4\n'
     pages.pages["/metrics"] = "# TYPE tgi_queue_size gauge\n" + text

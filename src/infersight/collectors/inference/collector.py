@@ -160,12 +160,15 @@ class InferenceCollector:
         return UP.point(value, attrs, time_ns=self._clock())
 
     def _context(self, t: _Target, kind: ServerKind) -> Context:
-        if t.ctx is None:
-            model = t.endpoint.model
-            if model is None and kind == "tgi":
-                model = self._tgi_model(t.endpoint.url)
-            t.ctx = Context(kind, t.address, model, t.endpoint.tenant or self._tenant, self._tenant_label)
-        return t.ctx
+        if t.ctx is not None:
+            return t.ctx
+        model = t.endpoint.model
+        if model is None and kind == "tgi":
+            model = self._tgi_model(t.endpoint.url)
+        ctx = Context(kind, t.address, model, t.endpoint.tenant or self._tenant, self._tenant_label)
+        if model is not None or kind != "tgi":  # an unanswered TGI /info is asked again next scrape
+            t.ctx = ctx
+        return ctx
 
     def _tgi_model(self, metrics_url: str) -> str | None:
         """TGI names its model only in `GET /info`; a failure leaves the model unknown."""
