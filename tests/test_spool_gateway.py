@@ -19,8 +19,12 @@ TABLES = ("otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram")
 class Gateway:
     def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self._cmd = [sys.executable, "-m", "infersight.cli", "server", "--data-dir", str(data_dir),
-                     "--listen", f"127.0.0.1:{port}"]
+        # A short flush interval: each acknowledged request waits for its flush, and the agent
+        # drains its spool one request at a time.
+        config = log_path.with_name("server.yaml")
+        config.write_text("server: {flush_interval_seconds: 0.05}\n")
+        self._cmd = [sys.executable, "-m", "infersight.cli", "server", "--config", str(config),
+                     "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"]
         self._log_path = log_path
         self.proc: subprocess.Popen | None = None
 
@@ -98,4 +102,27 @@ def test_agent_sigkill_while_spooling_then_restart(tmp_path, gateway):
     assert rc == 0
     expected = {**spooled(first.log()), **left_behind, **spooled(second.log())}
     assert set(left_behind) <= set(expected)
+    assert gateway.rows("spool-test") == sum(expected.values())
+
+
+def test_resend_after_unclear_failure_is_not_stored_twice(tmp_path, gateway):
+    """The agent gives up waiting (timeout) after the gateway has the batch: the re-send carries the
+    same Idempotency-Key, so storage holds every point once."""
+    spool_dir = tmp_path / "spool"
+    gateway.start()
+    config = write_config(tmp_path / "agent.yaml", gateway.url, spool_dir, timeout_seconds=0.02)
+    agent = AgentProc(config, tmp_path / "agent.log")
+    try:
+        wait_for(lambda: agent.log().count("export failed (timeout)") >= 3
+                 and agent.log().count("exported batch") >= 3, 30, "timed-out sends, then acknowledged re-sends")
+    finally:
+        rc = agent.terminate()
+    assert rc == 0
+    # The final export may itself have timed out after the gateway stored it: drain it with a patient agent.
+    patient = AgentProc(write_config(tmp_path / "patient.yaml", gateway.url, spool_dir), tmp_path / "patient.log")
+    try:
+        wait_for(lambda: not spool_files(spool_dir), 30, "the spool to drain")
+    finally:
+        assert patient.terminate() == 0
+    expected = {**spooled(agent.log()), **spooled(patient.log())}
     assert gateway.rows("spool-test") == sum(expected.values())
