@@ -428,3 +428,21 @@ def test_config_from_yaml_entry_and_errors():
         parse_config({"collectors": [{"type": "inference", "endpoints": [{"url": "http://h/m", "kind": "ollama"}]}]})
     with pytest.raises(ConfigError, match=r"collectors\.(0\.)?endpoints: .*at least 1 item"):
         parse_config({"collectors": [{"type": "inference", "endpoints": []}]})
+
+
+def test_delta_tracker_resets_on_changed_bounds_and_drops():
+    from infersight.collectors.inference.delta import DeltaTracker
+    from infersight.collectors.inference.model import DURATION, REQUESTS, Reading
+
+    tr = DeltaTracker()
+    def h(bounds, buckets, total):
+        return Reading(DURATION, ("h", ()), {}, total, bounds, buckets, sum(buckets))
+    def c(v):
+        return Reading(REQUESTS, ("c", ()), {}, v)
+    assert tr.update([h((1.0,), (2, 1), 3.0), c(10)]) == []  # baseline
+    d = {x.reading.spec.name: x for x in tr.update([h((1.0,), (3, 1), 3.5), c(12)])}
+    assert d[DURATION.name].buckets == (1, 0) and d[DURATION.name].value == 0.5 and d[REQUESTS.name].value == 2
+    # Server upgraded with new buckets: the histogram restarts, its delta is the new content.
+    d = {x.reading.spec.name: x for x in tr.update([h((0.5, 1.0), (1, 0, 0), 0.2), c(5)])}
+    assert d[DURATION.name].buckets == (1, 0, 0) and d[DURATION.name].count == 1
+    assert d[REQUESTS.name].value == 5  # dropped from 12 to 5: restarted, not -7
