@@ -69,3 +69,36 @@ def slo_doc(name: str = "avail", sli: dict | None = None, objective: float = 99.
 
 def make_slo(**kw):
     return compile_spec(parse_documents([slo_doc(**kw)], "<test>")[0])
+
+
+def insert_hw(store, rows: list[dict[str, Any]], table: str = "otel_metrics_sum") -> None:
+    """hw.status / hw.errors points as the nvml/neuron collectors export them (ARCHITECTURE.md contract).
+
+    rows: {t, metric ('hw.status'|'hw.errors'), id, state?, value, host?, temporality? (1 delta, 2 cumulative)}.
+    """
+    values = []
+    for r in rows:
+        res = (f"map('cloud.provider', '{r.get('provider', 'aws')}', 'cloud.region', '{r.get('region', 'us-east-1')}',"
+               f" 'host.name', '{r.get('host', 'gpu-node-1')}')")
+        attrs = {"hw.id": r["id"], "hw.type": r.get("type", "gpu")}
+        if r["metric"] == "hw.status":
+            attrs["hw.state"] = r["state"]
+        else:
+            attrs.update({"error.type": "xid", "hw.gpu.xid": str(r.get("xid", 79))})
+        amap = "map(" + ", ".join(f"'{k}', '{v}'" for k, v in attrs.items()) + ")"
+        if table == "otel_metrics_sum":
+            values.append(f"({res}, 'infersight-agent', '{r['metric']}', {amap}, toDateTime({r['t']}), "
+                          f"toDateTime({r['t']}), {float(r['value'])}, {r.get('temporality', 2)}, "
+                          f"{'true' if r['metric'] == 'hw.errors' else 'false'})")
+        else:
+            values.append(f"({res}, 'infersight-agent', '{r['metric']}', {amap}, toDateTime({r['t']}), "
+                          f"toDateTime({r['t']}), {float(r['value'])})")
+    cols = ("ResourceAttributes, ServiceName, MetricName, Attributes, StartTimeUnix, TimeUnix, Value"
+            + (", AggregationTemporality, IsMonotonic" if table == "otel_metrics_sum" else ""))
+    store.execute(f"INSERT INTO `{store.database}`.{table} ({cols}) VALUES " + ", ".join(values))
+
+
+def hw_status(t: int, gpu: str, state: str = "ok", **kw) -> list[dict[str, Any]]:
+    """One scrape of hw.status for a GPU: 1 for its current state, 0 for the others."""
+    return [{"t": t, "metric": "hw.status", "id": gpu, "state": s, "value": 1 if s == state else 0, **kw}
+            for s in ("ok", "degraded", "failed")]

@@ -254,3 +254,54 @@ async def test_no_data_alert_and_pending_for(store, receiver):
     engine.evaluate(T0 + 2 * 3600 + 420)
     states = {a["labels"]["alertname"]: a["state"] for a in engine.alerts_view(T0 + 2 * 3600 + 420)}
     assert states["SLOBurnRate"] == "firing"
+
+
+@pytest.fixture
+async def multi(port):
+    """One local server standing in for PagerDuty's Events API and a Slack incoming webhook."""
+    pd, sl = Receiver(), Receiver()
+    app = web.Application()
+    app.router.add_post("/v2/enqueue", pd.handle)
+    app.router.add_post("/services/T0/B0/x", sl.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", pd, sl
+    await runner.cleanup()
+
+
+async def test_pagerduty_and_slack_routing_by_labels(store, multi):
+    base, pd, sl = multi
+    settings = SloSettings.model_validate({
+        "receivers": [
+            {"name": "pd", "type": "pagerduty", "url": f"{base}/v2/enqueue", "routing_key": "R0UTING"},
+            {"name": "slack", "type": "slack", "url": f"{base}/services/T0/B0/x"},
+        ],
+        "route": {"receiver": "slack", "group_wait_seconds": 0, "group_interval_seconds": 60,
+                  "routes": [{"match": {"severity": "page"}, "receiver": "pd", "continue": True}]},
+        "inhibit_slower_tiers": False,
+    })
+    _outage(store, 6)
+    engine = SloEngine(store, settings, [make_slo()], Clock())
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 6 * 60)
+        trig = pd.bodies[0]
+        assert trig["routing_key"] == "R0UTING" and trig["event_action"] == "trigger"
+        key = '{}/{severity="page"}:{alertname="SLOBurnRate",slo="avail"}'
+        assert trig["dedup_key"] == hashlib.sha256(key.encode()).hexdigest()
+        p = trig["payload"]
+        assert p["severity"] == "critical" and p["source"] == "avail" and "burning" in p["summary"]
+        assert {a["labels"]["tier"] for a in p["custom_details"]["firing"]} == {"page-fast", "page-slow"}
+        assert set(p) >= {"summary", "timestamp", "source", "severity", "component", "group", "class"}
+        # The routing key is added when sending, never stored in the outbox.
+        assert all("R0UTING" not in n.body for n in engine.store.recent_notifications())
+        # Slack is the root's receiver: it gets what no child route took (as in Alertmanager, a matching
+        # child with `continue` hands on to its siblings, not back to the parent).
+        text = sl.bodies[0]["text"]
+        assert text.startswith("[FIRING:2]") and "(ticket-fast)" in text and "(ticket-slow)" in text
+        assert "page-fast" not in text and "exhaustion in" in text
+        # Recovery resolves the PagerDuty incident with the same dedup key.
+        steady_requests(store, OUTAGE + 6 * 60, 3 * 1440, 6000)
+        await _cycle(engine, session, OUTAGE + 4 * DAY)
+    assert pd.bodies[-1] == {"routing_key": "R0UTING", "dedup_key": trig["dedup_key"], "event_action": "resolve"}
+    assert sl.bodies[-1]["text"].startswith("[RESOLVED]")

@@ -152,3 +152,43 @@ def test_cost_spend_against_budget(store):
     assert res.budget_remaining == 1 - spend / 1000
     # 1h window may spend 1000 × 1h/30d; it spent 3.5 USD.
     assert res.windows[3600].burn_rate == spend / (Fraction(1000) * 3600 / (30 * DAY))
+
+
+@pytest.mark.parametrize("table", ["otel_metrics_sum", "otel_metrics_gauge"])
+def test_accelerator_health_time_slices(store, table):
+    """A minute is good when every GPU of the group is ok and no XID counter moved in it."""
+    from slo_support import hw_status, insert_hw
+
+    slo = make_slo(name="gpu", sli={"accelerator_health": {"hw_type": "gpu"}}, budgeting="timeslices",
+                   objective=99.5, window={"rolling": "7d"}, group_by=["host.name"])
+    start = T0 + DAY
+    rows = []
+    for i in range(10):  # 10 minutes, one scrape per minute, two GPUs on node 1, one on node 2
+        t = start + 60 * i + 5
+        rows += hw_status(t, "gpu-0", "degraded" if i == 3 else "ok", host="n1")
+        rows += hw_status(t, "gpu-1", host="n1")
+        rows += hw_status(t, "gpu-0", host="n2")
+        # Cumulative XID counter on n1/gpu-1: 2 until minute 6, then 3 (one new XID in minute 6).
+        rows.append({"t": t, "metric": "hw.errors", "id": "gpu-1", "value": 2 if i < 6 else 3, "host": "n1"})
+        rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": 7, "host": "n2"})
+    insert_hw(store, rows, table)
+    res = {dict(r.group)["host.name"]: r for r in Evaluator(store).evaluate([slo], start + 600)}
+    assert set(res) == {"n1", "n2"}
+    n1, n2 = res["n1"], res["n2"]
+    assert n1.period.events == 10 and n2.period.events == 10  # minutes with data
+    assert n2.period.consumed == 0 and n2.state == "ok"
+    # Minute 3: gpu-0 degraded; minute 6: an XID on gpu-1 (a counter that was 7 all along raises none).
+    assert n1.period.consumed == 2
+    assert n1.sli == Fraction(8, 10)
+
+
+def test_accelerator_health_delta_xid_counter(store):
+    from slo_support import hw_status, insert_hw
+
+    slo = make_slo(name="gpu", sli={"accelerator_health": {}}, budgeting="timeslices", window={"rolling": "7d"})
+    start = T0 + DAY
+    rows = hw_status(start + 5, "gpu-0") + hw_status(start + 65, "gpu-0")
+    rows.append({"t": start + 70, "metric": "hw.errors", "id": "gpu-0", "value": 1, "temporality": 1})
+    insert_hw(store, rows)
+    (r,) = Evaluator(store).evaluate([slo], start + 120)
+    assert (r.period.events, r.period.consumed) == (2, 1)
