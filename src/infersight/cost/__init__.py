@@ -1,0 +1,1 @@
+"""Inference cost: price catalog and importers, usage from the rollups and spans, exact derivation."""
