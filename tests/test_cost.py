@@ -201,13 +201,14 @@ def test_derivation_by_cloud_and_model_by_hand():
     assert llama.node_usd == Fraction("147.48") and llama.node_hours == Fraction(3, 2)
     assert llama.requests == 44 and llama.output_tokens == 4200
     assert llama.priced_output_tokens == 4000 and llama.unpriced_tokens == 600 and llama.unpriced_node_hours == 2
+    assert llama.unpriced_requests == 4  # gpu-4's traffic: its node has no price
     assert llama.unpriced == {"instance aws/us-east-1/g6.xlarge spot"}
     d = llama.derived()
     assert d["usd_per_million_output_tokens"] == 36870  # 147.48 / 4000 x 1M
     assert d["node_usd_per_hour"] == Fraction("98.32")
     assert d["usd_per_million_tokens"] == Fraction("147.48") / 14000 * 1_000_000
     densenet = lines[("aws", "densenet")]
-    assert densenet.requests == 8 and densenet.spend_usd == 0
+    assert densenet.requests == densenet.unpriced_requests == 8 and densenet.spend_usd == 0
     assert densenet.unpriced == {"host aws/us-east-1/gpu-5: no node uptime"}
     gpt = lines[("azure", "gpt-4o")]
     assert gpt.api_usd == Fraction("0.01425") and gpt.derived()["usd_per_request"] == Fraction("0.00475")
@@ -221,9 +222,9 @@ def test_derivation_by_cloud_and_model_by_hand():
     assert idle.node_usd == Fraction("44.245") and idle.requests == 0
     total = rep.total
     assert total.spend_usd == Fraction("221.27175")  # 147.48 + 29 + 44.245 + 0.01425 + 0.5325
-    assert total.unpriced_requests == 5 and total.unpriced_node_hours == 2
+    assert total.unpriced_requests == 5 + 4 + 8 and total.unpriced_node_hours == 2
     out = as_dict(rep, total)
-    assert out["spend_usd"] == "221.27175" and out["unpriced_requests"] == 5
+    assert out["spend_usd"] == "221.27175" and out["unpriced_requests"] == 17
     assert out["unpriced"] == ["host aws/us-east-1/gpu-5: no node uptime", "instance aws/us-east-1/g6.xlarge spot",
                                "model openai/my-finetune"]
 

@@ -141,6 +141,7 @@ def derive(catalog: Catalog, api: Iterable[ApiUsage], served: Iterable[ServedUsa
                 ln.priced_tokens += s.input_tokens + s.output_tokens
                 ln.priced_output_tokens += s.output_tokens
             else:
+                ln.unpriced_requests += s.requests
                 ln.unpriced_tokens += s.input_tokens + s.output_tokens
                 ln.unpriced |= reasons
         if not total and nodes_by_host.get(host_key):
