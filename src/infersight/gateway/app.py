@@ -21,6 +21,8 @@ STORAGE = web.AppKey("infersight_storage", Storage)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 OPEN_PATHS = ("/healthz", "/readyz")
+# Pass to AppRunner/TestServer: the gateway gunzips itself, with a cap (aiohttp's would not stop a bomb).
+RUNNER_KWARGS = {"auto_decompress": False}
 RETRY_QUEUE_SECONDS = 1
 RETRY_STORAGE_SECONDS = 5
 # google.rpc.Code values for the Status body of error responses.
