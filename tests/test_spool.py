@@ -60,12 +60,14 @@ def test_retryable_failure_keeps_order_and_key(tmp_path, recorder, sender):
     assert reopened.put(batch(2), 1).seq == second.seq + 1
 
 
-def test_429_retry_after_is_reported(tmp_path, recorder, sender):
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_429_and_5xx_are_kept_with_retry_after(tmp_path, recorder, sender, status):
     spool = Spool(tmp_path, 10**6)
     spool.put(batch(0), 1)
-    recorder.statuses, recorder.retry_after = [429], "7"
+    recorder.statuses, recorder.retry_after = [status], "7"
     report = spool.drain(sender)
-    assert report.failure.outcome == "retry" and report.failure.retry_after_seconds == 7.0
+    assert report.failure.outcome == "retry" and report.failure.reason == f"http_{status}"
+    assert report.failure.retry_after_seconds == (7.0 if status in (429, 503) else None)
     assert len(spool.entries()) == 1
 
 

@@ -103,8 +103,10 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-# OTLP/HTTP spec: only these statuses are retryable; every other 4xx means the data is bad.
-_RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
+# 429 and any 5xx: the gateway is busy or its storage is down, so the batch is kept for later
+# (the OTLP/HTTP spec's retryable set, widened to all 5xx). Any other 4xx means the batch itself
+# is bad and would fail the same way again.
+_RETRYABLE_HTTP = frozenset({429})
 
 
 class HttpSender:
