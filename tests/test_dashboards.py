@@ -42,8 +42,9 @@ def panel(dash: dict, title: str) -> dict:
 class Runner:
     """Runs a dashboard's SQL the way Grafana would, with variables resolved from their own queries."""
 
-    def __init__(self, store, dash: dict, selection: dict | None = None, interval_s: int = 60):
-        self.store, self.dash, self.interval_s = store, dash, interval_s
+    def __init__(self, store, dash: dict, selection: dict | None = None, interval_s: int = 60,
+                 frm: datetime = FROM, to: datetime = TO):
+        self.store, self.dash, self.interval_s, self.frm, self.to = store, dash, interval_s, frm, to
         self.variables = {v["name"]: ALL for v in dash["templating"]["list"] if v["type"] == "query"}
         self.variables.update(selection or {})
         self.options: dict[str, list[str]] = {}
@@ -53,7 +54,7 @@ class Runner:
                 self.options[v["name"]] = [str(next(iter(r.values()))) for r in rows]
 
     def sql(self, raw: str, scoped: dict | None = None) -> str:
-        return expand(raw, database=self.store.database, frm=FROM, to=TO, interval_s=self.interval_s,
+        return expand(raw, database=self.store.database, frm=self.frm, to=self.to, interval_s=self.interval_s,
                       variables={**self.variables, **(scoped or {})}, options=self.options)
 
     def rows(self, raw: str, scoped: dict | None = None) -> list[dict]:

@@ -1,0 +1,156 @@
+"""Accelerator and agent dashboards over data that took the real path: collector → OTLP → gateway → chDB.
+
+The NVML collector replays the real H200 capture (tests/fixtures/nvml); its points are encoded by the
+agent's OTLP encoder and posted to the gateway over loopback, so attribute names, kinds, tables and
+timestamps are exactly what a deployment stores.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from test_dashboards import Runner, load
+
+from infersight.config import parse_config
+
+CAPTURE = Path(__file__).parent / "fixtures" / "nvml" / "h200_phases_capture.json"
+RESOURCE = {"service.name": "infersight-agent", "host.name": "gpu-node-7", "cloud.provider": "gcp",
+            "cloud.region": "us-central1"}
+
+
+@pytest.fixture
+async def gateway(store, port):
+    create_app = pytest.importorskip("infersight.gateway.app").create_app
+    cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
+                                   "storage": {"database": store.database}}})
+    runner = web.AppRunner(create_app(cfg.server, store))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def post_points(url: str, points, store, table_rows_expected: int) -> None:
+    from infersight.exporters.otlp import ScopedPoints, encode, to_metrics_data
+
+    body = encode(to_metrics_data([ScopedPoints("infersight.collectors.nvml", points)], RESOURCE,
+                                  default_start_ns=time.time_ns() - 60 * 10**9))
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + "/v1/metrics", data=body,
+                          headers={"Content-Type": "application/x-protobuf"}) as r:
+            assert r.status == 200, await r.text()
+    db = store.database
+    for _ in range(200):  # the batch writer flushes every 50 ms
+        rows = store.query(f"SELECT (SELECT count() FROM `{db}`.otel_metrics_gauge) + "
+                           f"(SELECT count() FROM `{db}`.otel_metrics_sum) AS n")
+        if int(rows[0]["n"]) >= table_rows_expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the gateway did not store the points")
+
+
+def _window() -> tuple[datetime, datetime]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now - timedelta(minutes=10), now + timedelta(minutes=1)
+
+
+async def test_accelerator_dashboard_over_replayed_h200(store, gateway):
+    replay_mod = pytest.importorskip("infersight.collectors.nvml.replay")
+    from infersight.collectors.nvml import NvmlCollector
+
+    replay = replay_mod.ReplayNvml(json.loads(CAPTURE.read_text()))
+    collector = NvmlCollector(replay, clock=replay.clock, proc_root=Path("/nonexistent"))
+    steps = replay.steps("matmul_bf16")
+    emitted = []
+    for step in (steps[len(steps) // 2] - 5, steps[len(steps) // 2] + 5):  # GPM needs two samples
+        replay.seek(step)
+        emitted = list(collector.collect())
+    gauges = [p for p in emitted if p.kind == "gauge"]
+    await post_points(gateway, emitted, store, len(emitted))
+
+    frm, to = _window()
+    run = Runner(store, load("infersight-accelerators.json"), frm=frm, to=to)
+    assert run.options["cloud_provider"] == ["gcp"] and run.options["host"] == ["gpu-node-7"]
+
+    def emitted_value(name, **attrs):
+        (v,) = [p.value for p in gauges if p.name == name
+                and all(p.attributes.get(k) == w for k, w in attrs.items())]
+        return v
+
+    util = emitted_value("hw.gpu.utilization", **{"hw.gpu.task": "general"})
+    assert util > 0.5  # the capture's bf16 matmul keeps the GPU busy
+    (r,) = run.panel_rows("Mean utilisation")
+    assert float(r["utilization"]) == pytest.approx(util)
+    (r,) = run.panel_rows("Power draw")
+    assert float(r["watts"]) == pytest.approx(emitted_value("hw.power"))
+    (r,) = run.panel_rows("Tensor pipe activity")
+    assert float(r["value"]) == pytest.approx(emitted_value("infersight.gpu.pipe.utilization",
+                                                            **{"infersight.gpu.pipe": "tensor"}))
+    (r,) = run.panel_rows("DRAM bandwidth")
+    assert float(r["value"]) == pytest.approx(emitted_value("infersight.gpu.dram.activity"))
+    (r,) = run.panel_rows("Accelerators not ok")
+    assert int(r["not_ok"]) == 0
+    assert run.panel_rows("Devices not ok") == []
+    (mem,) = run.panel_rows("Memory used")
+    (usage,) = [p.value for p in emitted if p.name == "hw.gpu.memory.usage" and "hw.parent" not in p.attributes]
+    assert float(mem["bytes"]) == pytest.approx(usage)
+    temps = run.panel_rows("Temperature")
+    assert temps and all(20 < float(t["value"]) < 100 for t in temps)
+
+
+# ---------------------------------------------------------------- fleet from GenAI spans (real OTel SDK)
+
+def send_genai_spans(url: str, model: str = "llama-3-70b", n: int = 20, errors: int = 2) -> None:
+    """An instrumented application: n chat spans of 0.75 s with TTFT 0.12 s, tokens and reported cost."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "chat-app", "host.name": "app-1",
+                                                        "cloud.provider": "aws", "cloud.region": "us-east-1"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces", timeout=10)))
+    tracer = provider.get_tracer("chat-app")
+    end = time.time_ns()
+    for i in range(n):
+        span = tracer.start_span(f"chat {model}", start_time=end - 750_000_000, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.provider.name": "vllm",
+            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50, "gen_ai.usage.cost": 0.0015,
+            "gen_ai.server.time_to_first_token": 0.12})
+        if i < errors:
+            span.set_status(Status(StatusCode.ERROR, "upstream 500"))
+        span.end(end_time=end)
+    provider.shutdown()
+
+
+async def wait_rows(store, table: str, expected: int) -> None:
+    for _ in range(200):
+        rows = store.query(f"SELECT count() AS n FROM `{store.database}`.`{table}`")
+        if int(rows[0]["n"]) >= expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{table}: fewer than {expected} rows arrived")
+
+
+async def test_fleet_dashboard_over_genai_spans(store, gateway):
+    await asyncio.to_thread(send_genai_spans, gateway)
+    await wait_rows(store, "otel_traces", 20)
+    frm, to = _window()
+    run = Runner(store, load("infersight-fleet.json"), frm=frm, to=to)
+    assert run.options == {"cloud_provider": ["aws"], "cloud_region": ["us-east-1"], "model": ["llama-3-70b"]}
+    (row,) = run.panel_rows("By cloud / region / model")
+    assert (row["Cloud"], row["Region"], row["Model"], int(row["Requests"])) == ("aws", "us-east-1", "llama-3-70b", 20)
+    assert float(row["Error ratio"]) == pytest.approx(0.1)
+    # rollup bounds ... 0.1, 0.15 ... (TTFT) and ... 0.6, 0.8 ... (e2e): rank 19 of 20 in the one occupied bucket
+    assert float(row["p95 TTFT"]) == pytest.approx(0.1 + 0.05 * 19 / 20)
+    assert float(row["p95 e2e"]) == pytest.approx(0.6 + 0.2 * 19 / 20)
+    assert (int(row["Input tokens"]), int(row["Output tokens"])) == (2000, 1000)
+    assert float(row["Reported spend"]) == pytest.approx(0.03)
+    assert float(row["$/1M tokens"]) == pytest.approx(0.03 / 3000 * 1e6)
