@@ -305,3 +305,18 @@ async def test_pagerduty_and_slack_routing_by_labels(store, multi):
         await _cycle(engine, session, OUTAGE + 4 * DAY)
     assert pd.bodies[-1] == {"routing_key": "R0UTING", "dedup_key": trig["dedup_key"], "event_action": "resolve"}
     assert sl.bodies[-1]["text"].startswith("[RESOLVED]")
+
+
+def test_webhook_max_alerts_counts_truncated():
+    from infersight.slo.alerts import Flush
+    from infersight.slo.notifiers import webhook_v4
+    from infersight.slo.settings import ReceiverSettings
+    from infersight.slo.store import AlertRecord
+
+    recs = [AlertRecord(fingerprint({"a": str(i)}), {"alertname": "X", "a": str(i)}, {"summary": "s"}, "firing",
+                        T0, T0) for i in range(5)]
+    rcv = ReceiverSettings(name="w", type="webhook", url="http://127.0.0.1:9/", max_alerts=2)
+    body = webhook_v4(Flush("{}:{}", "w", {}, recs, []), rcv, "http://x")
+    assert len(body["alerts"]) == 2 and body["truncatedAlerts"] == 3
+    assert body["commonLabels"] == {"alertname": "X"} and body["commonAnnotations"] == {"summary": "s"}
+    assert body["alerts"][0]["startsAt"] == "2026-05-28T00:00:00.000Z"

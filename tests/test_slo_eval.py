@@ -192,3 +192,49 @@ def test_accelerator_health_delta_xid_counter(store):
     insert_hw(store, rows)
     (r,) = Evaluator(store).evaluate([slo], start + 120)
     assert (r.period.events, r.period.consumed) == (2, 1)
+
+
+def test_calendar_windows_follow_the_time_zone():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    slo = make_slo(window={"calendar": "month", "time_zone": "Europe/Paris"})
+    now = datetime(2026, 3, 31, 23, 30, tzinfo=paris).timestamp()  # March has the DST change
+    start, length = slo.window.bounds(now)
+    assert start == datetime(2026, 3, 1, tzinfo=paris).timestamp()
+    assert length == 31 * DAY - 3600  # one hour shorter: clocks went forward
+    week = make_slo(window={"calendar": "week", "time_zone": "UTC"})
+    start, length = week.window.bounds(datetime(2026, 5, 28, 12, tzinfo=ZoneInfo("UTC")).timestamp())  # Thursday
+    assert datetime.fromtimestamp(start, ZoneInfo("UTC")).strftime("%a %H:%M") == "Mon 00:00" and length == 7 * DAY
+
+
+def test_calendar_budget_counts_only_this_month(store):
+    slo = make_slo(window={"calendar": "month"})
+    from datetime import datetime, timezone
+
+    june = int(datetime(2026, 6, 1, tzinfo=timezone.utc).timestamp())
+    insert_requests(store, [{"minute": june - 120, "requests": 100, "bad": 100},  # May: not this budget
+                            {"minute": june + 120, "requests": 1000, "bad": 1}])
+    res = _one(Evaluator(store).evaluate([slo], june + 600))
+    assert (res.period.events, res.period.consumed) == (1000, 1)
+    assert res.budget_remaining == 0
+
+
+def test_storage_failure_is_an_error_state_not_a_resolve(store):
+    from infersight.slo.alerts import AlertTracker, desired_alerts
+
+    slo = make_slo()
+    now = T0 + 30 * DAY
+    insert_requests(store, [{"minute": now - 120, "requests": 100, "bad": 100}])
+    tracker = AlertTracker()
+    desired, evaluated = desired_alerts(Evaluator(store).evaluate([slo], now))
+    tracker.update(desired, evaluated, now)
+    firing = {fp for fp, r in tracker.alerts.items() if r.state == "firing"}
+    assert firing
+    store.execute(f"RENAME TABLE `{store.database}`.infersight_requests_1m TO `{store.database}`.moved")
+    results = Evaluator(store).evaluate([slo], now + 60)
+    assert [r.state for r in results] == ["error"] and "query failed" in results[0].error
+    desired, evaluated = desired_alerts(results)
+    changed, deleted = tracker.update(desired, evaluated, now + 60)
+    assert (changed, deleted) == ([], []) and {fp for fp, r in tracker.alerts.items() if r.state == "firing"} == firing
