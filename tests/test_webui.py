@@ -175,3 +175,17 @@ async def test_routes_and_assets(store, server):
         async with s.get(server + "/ui/static/../__init__.py") as r:
             assert r.status in (403, 404)
     assert "/ui/" in OPEN_PATHS and all(p.startswith("/ui/static/") for p in OPEN_PREFIXES)
+
+
+async def test_page_shows_what_an_instrumented_app_sent(store, server, tmp_path):
+    """Real OTel SDK spans → gateway → rollup views → query API → page."""
+    from test_dashboards_e2e import send_genai_spans, wait_rows
+
+    await asyncio.to_thread(send_genai_spans, server, "qwen-72b", 40, 1)
+    await wait_rows(store, "infersight_requests_1m", 1)
+    dom = Dom(await render(server + "/ui/", tmp_path))
+    row = dom.cells["aws/us-east-1/qwen-72b"]
+    assert (row["requests"], row["error_ratio"]) == ("40", "2.50%")
+    assert row["p95_ttft"] == "147.5 ms" and row["p95_e2e"] == "790.0 ms"
+    assert (row["input_tokens"], row["output_tokens"]) == ("4,000", "2,000")
+    assert row["usd_per_1m_tokens"] == "$10.00"  # 40 × 0.0015 USD over 6,000 tokens
