@@ -91,3 +91,19 @@ def test_protocol_selects_the_sender():
     assert isinstance(make_sender(ExporterConfig(protocol="grpc", endpoint="http://127.0.0.1:4317")), GrpcSender)
     http = make_sender(ExporterConfig(endpoint="http://127.0.0.1:4318/"))
     assert isinstance(http, HttpSender) and http.url == "http://127.0.0.1:4318/v1/metrics"
+
+
+def test_agent_side_runs_without_the_server_extra(tmp_path):
+    """The base install is the agent: no chDB, ClickHouse client or pyarrow needed."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "node.yaml"
+    cfg.write_text("collectors:\n  - {type: host}\n")
+    code = ("import sys\n"
+            "for m in ('pyarrow', 'chdb', 'clickhouse_connect'): sys.modules[m] = None\n"
+            "from infersight.cli import main\n"
+            f"sys.exit(main(['collect', '--config', {str(cfg)!r}, '--format', 'json']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"system.memory.usage"' in out.stdout
