@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import yaml
@@ -95,9 +97,6 @@ def test_protocol_selects_the_sender():
 
 def test_agent_side_runs_without_the_server_extra(tmp_path):
     """The base install is the agent: no chDB, ClickHouse client or pyarrow needed."""
-    import subprocess
-    import sys
-
     cfg = tmp_path / "node.yaml"
     cfg.write_text("collectors:\n  - {type: host}\n")
     code = ("import sys\n"
