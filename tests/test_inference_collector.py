@@ -446,3 +446,12 @@ def test_delta_tracker_resets_on_changed_bounds_and_drops():
     d = {x.reading.spec.name: x for x in tr.update([h((0.5, 1.0), (1, 0, 0), 0.2), c(5)])}
     assert d[DURATION.name].buckets == (1, 0, 0) and d[DURATION.name].count == 1
     assert d[REQUESTS.name].value == 5  # dropped from 12 to 5: restarted, not -7
+
+
+def test_http_get_caps_the_body(pages):
+    from infersight.collectors.inference.collector import ScrapeError, http_get
+
+    pages.pages["/metrics"] = fixture("sglang/datadog_sglang_metrics.txt")
+    assert http_get(pages.url("/metrics"), 5).startswith("# Fixture captured from SGLang")
+    with pytest.raises(ScrapeError, match=r"/metrics: response larger than 1000 bytes"):
+        http_get(pages.url("/metrics"), 5, max_bytes=1000)

@@ -84,17 +84,17 @@ def prefilter(text: str, wanted: frozenset[str]) -> str:
     return "\n".join(keep)
 
 
-def http_get(url: str, timeout: float) -> str:
+def http_get(url: str, timeout: float, max_bytes: int = MAX_BODY_BYTES) -> str:
     """GET without proxies (servers are node-local) and with a body size cap."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     req = urllib.request.Request(url, headers={"Accept": "text/plain;version=0.0.4"})
     try:
         with opener.open(req, timeout=timeout) as resp:
-            body = resp.read(MAX_BODY_BYTES + 1)
+            body = resp.read(max_bytes + 1)
     except Exception as err:
         raise ScrapeError(f"{url}: {err}") from None
-    if len(body) > MAX_BODY_BYTES:
-        raise ScrapeError(f"{url}: response larger than {MAX_BODY_BYTES} bytes")
+    if len(body) > max_bytes:
+        raise ScrapeError(f"{url}: response larger than {max_bytes} bytes")
     return body.decode("utf-8", "replace")
 
 
