@@ -320,3 +320,22 @@ def test_webhook_max_alerts_counts_truncated():
     assert len(body["alerts"]) == 2 and body["truncatedAlerts"] == 3
     assert body["commonLabels"] == {"alertname": "X"} and body["commonAnnotations"] == {"summary": "s"}
     assert body["alerts"][0]["startsAt"] == "2026-05-28T00:00:00.000Z"
+
+
+async def test_repeat_interval_resends_an_unchanged_firing_group(store, receiver):
+    _outage(store, 120)
+    engine = SloEngine(store, _settings(receiver.url, group_by=["slo", "tier"], repeat_interval_seconds=1800),
+                       [make_slo()], Clock())
+
+    def page_fast():
+        return [b for b in receiver.bodies if b["groupLabels"]["tier"] == "page-fast"]
+
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 90)
+        assert len(page_fast()) == 1
+        await _cycle(engine, session, OUTAGE + 90 + 1799)
+        assert len(page_fast()) == 1
+        await _cycle(engine, session, OUTAGE + 90 + 1800)
+        first, again = page_fast()
+        assert [a["fingerprint"] for a in again["alerts"]] == [a["fingerprint"] for a in first["alerts"]]
+        assert again["alerts"][0]["startsAt"] == first["alerts"][0]["startsAt"]
