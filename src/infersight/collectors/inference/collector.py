@@ -1,6 +1,7 @@
 """The `inference` collector: scrape inference servers' Prometheus endpoints, normalise, emit deltas."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 import urllib.request
@@ -174,8 +175,6 @@ class InferenceCollector:
         """TGI names its model only in `GET /info`; a failure leaves the model unknown."""
         parts = urlsplit(metrics_url)
         try:
-            import json
-
             return json.loads(self._fetch(f"{parts.scheme}://{parts.netloc}/info", self._timeout))["model_id"]
         except (ScrapeError, ValueError, KeyError, TypeError) as err:
             log.warning("TGI at %s: model unknown (%s); set `model` on the endpoint", parts.netloc, err)
