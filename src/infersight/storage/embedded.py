@@ -65,6 +65,11 @@ class EmbeddedStorage:
                 return self._session.query(sql, fmt)
             except Exception as err:
                 msg = str(err)
+                # chDB keeps a failed query's partial output and prepends it to the next result.
+                try:
+                    self._session.query("SELECT 1", "CSV")
+                except Exception:  # noqa: BLE001 -- draining is best effort
+                    pass
                 if "Code: 62." in msg or "Code: 47." in msg or "Code: 60." in msg or "Code: 164." in msg:
                     raise QueryError(msg) from None
                 raise StorageError(msg) from None
