@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ALERTS = "infersight_slo_alerts"
@@ -118,7 +118,6 @@ class Silence:
     ends_at: float
     created_by: str = ""
     comment: str = ""
-    extra: dict = field(default_factory=dict)
 
     def active(self, now: float) -> bool:
         return self.starts_at <= now < self.ends_at
