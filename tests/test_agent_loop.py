@@ -152,3 +152,27 @@ async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp
     assert [r.key for r in recorder.received[:3]] == [recorder.received[0].key] * 3
     assert rejected_key not in {r.key for r in recorder.accepted()}
     assert agent.spool.entries() == []
+
+
+async def test_spool_write_failure_costs_the_batch_not_the_agent(recorder, tmp_path):
+    ok = Counting()
+    agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1)])
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(0.5)
+    spool_dir = tmp_path / "spool"
+    spool_dir.rename(tmp_path / "spool.moved")
+    spool_dir.write_text("not a directory")  # writes now fail with NotADirectoryError
+    await asyncio.sleep(0.5)
+    spool_dir.unlink()
+    (tmp_path / "spool.moved").rename(spool_dir)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert not task.exception()
+    assert agent.stats.unspooled_batches >= 1
+    assert agent.stats.export_failures["spool_error"] == agent.stats.unspooled_batches
+    ticks = sorted(dp.as_int for r in recorder.accepted() for n, dp in r.points() if n == "test.tick")
+    lost = set(range(1, ok.calls + 1)) - set(ticks)
+    assert ticks and lost and max(ticks) == ok.calls  # a gap while the disk failed, then back to normal
+    assert latest(recorder, "infersight.agent.spool.dropped_batches", reason="spool_error") >= 1

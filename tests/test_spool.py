@@ -118,3 +118,13 @@ def test_torn_tmp_file_is_ignored_and_removed(tmp_path, recorder, sender):
     assert [e.key for e in reopened.entries()] == [whole.key]
     assert reopened.drain(sender).sent_batches == 1
     assert sent_values(recorder) == [0.0]
+
+
+def test_batch_removed_behind_our_back_is_skipped(tmp_path, recorder, sender):
+    spool = Spool(tmp_path, 10**6)
+    gone, kept = spool.put(batch(0), 1), spool.put(batch(1), 1)
+    gone.path.unlink()
+    report = spool.drain(sender)
+    assert [(e.key, reason) for e, reason in report.rejected] == [(gone.key, "unreadable")]
+    assert report.sent_batches == 1 and [r.key for r in recorder.received] == [kept.key]
+    assert spool.entries() == []

@@ -172,7 +172,11 @@ class Agent:
     async def _export_once(self) -> float | None:
         """Spool what is buffered and drain; returns when to retry (loop time) or None if drained."""
         batches, self._buffer = self._buffer, []
-        report = await in_daemon_thread(lambda: self._spool_and_drain(batches))
+        lost, report = await in_daemon_thread(lambda: self._spool_and_drain(batches))
+        if lost:
+            self.stats.export_failures["spool_error"] += 1
+            self.stats.unspooled_batches += 1
+            self.stats.unspooled_points += lost
         self.stats.exported += report.sent_points
         for entry, reason in report.rejected:
             self.stats.export_failures[reason] += 1
@@ -188,9 +192,13 @@ class Agent:
                  report.failure.reason, len(self.spool.entries()), self.spool.bytes, delay)
         return asyncio.get_running_loop().time() + delay
 
-    def _spool_and_drain(self, batches: list[ScopedPoints]) -> DrainReport:
-        npoints = sum(len(b.points) for b in batches)
+    def _spool_and_drain(self, batches: list[ScopedPoints]) -> tuple[int, DrainReport]:
+        """(points that could not be spooled, drain report). A full disk costs this batch, not the agent."""
+        npoints, lost = sum(len(b.points) for b in batches), 0
         if npoints:
-            payload = encode(to_metrics_data(batches, self.resource, self.start_ns))
-            self.spool.put(payload, npoints)
-        return self.spool.drain(self.sender)
+            try:
+                self.spool.put(encode(to_metrics_data(batches, self.resource, self.start_ns)), npoints)
+            except Exception as err:  # noqa: BLE001 (disk full, spool dir gone, unencodable value)
+                log.error("could not spool a batch of %d points, dropped: %s: %s", npoints, type(err).__name__, err)
+                lost = npoints
+        return lost, self.spool.drain(self.sender)

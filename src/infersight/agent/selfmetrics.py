@@ -13,7 +13,8 @@ EXPORTED = MetricSpec("infersight.agent.points.exported", "counter", "{point}",
 EXPORT_FAILURES = MetricSpec("infersight.agent.export.failures", "counter", "{failure}",
                              "Failed export attempts by reason (connection, timeout, http_503, ...)", ("reason",))
 DROPPED_BATCHES = MetricSpec("infersight.agent.spool.dropped_batches", "counter", "{batch}",
-                             "Batches given up: spool_full (oldest dropped) or rejected (4xx)", ("reason",))
+                             "Batches given up: spool_full (oldest dropped), rejected (4xx or unreadable) "
+                             "or spool_error (could not be written)", ("reason",))
 DROPPED_POINTS = MetricSpec("infersight.agent.spool.dropped_points", "counter", "{point}",
                             "Points in dropped batches", ("reason",))
 SPOOL_SIZE = MetricSpec("infersight.agent.spool.size", "updowncounter", "By", "Bytes waiting in the spool")
@@ -38,6 +39,8 @@ class AgentStats:
     export_failures: Counter = field(default_factory=Counter)
     rejected_batches: int = 0
     rejected_points: int = 0
+    unspooled_batches: int = 0
+    unspooled_points: int = 0
     durations: dict[str, float] = field(default_factory=dict)
     collect_errors: Counter = field(default_factory=Counter)
 
@@ -46,7 +49,8 @@ class AgentStats:
         out.append(EXPORTED.point(self.exported))
         out += [EXPORT_FAILURES.point(n, {"reason": r}) for r, n in self.export_failures.items()]
         for reason, batches, points in (("spool_full", full_batches, full_points),
-                                        ("rejected", self.rejected_batches, self.rejected_points)):
+                                        ("rejected", self.rejected_batches, self.rejected_points),
+                                        ("spool_error", self.unspooled_batches, self.unspooled_points)):
             out.append(DROPPED_BATCHES.point(batches, {"reason": reason}))
             out.append(DROPPED_POINTS.point(points, {"reason": reason}))
         out.append(SPOOL_SIZE.point(spool_bytes))

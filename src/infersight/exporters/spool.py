@@ -103,7 +103,14 @@ class Spool:
         """Send pending batches in order; stop at the first retryable failure (order is kept)."""
         report = DrainReport()
         for entry in self.entries():
-            result = sender.send(entry.path.read_bytes(), entry.key)
+            try:
+                payload = entry.path.read_bytes()
+            except OSError as err:  # removed or damaged behind our back: skip it, keep the rest
+                self._entries.remove(entry)
+                log.error("spooled batch %s unreadable, dropped: %s", entry.key, err)
+                report.rejected.append((entry, "unreadable"))
+                continue
+            result = sender.send(payload, entry.key)
             if result.outcome == "retry":
                 report.failure = result
                 break
