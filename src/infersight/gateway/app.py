@@ -193,9 +193,13 @@ def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
     async def start(app: web.Application) -> None:
         await writer.start()
 
+    async def drain(app: web.Application) -> None:
+        writer.drain()  # runs before aiohttp waits for in-flight requests
+
     async def stop(app: web.Application) -> None:
         await writer.close()
 
     app.on_startup.append(start)
+    app.on_shutdown.append(drain)
     app.on_cleanup.append(stop)
     return app

@@ -127,10 +127,14 @@ class BatchWriter:
                 self._wake.set()  # start the interval timer, or flush now
         await asyncio.shield(entry.future)
 
-    async def close(self) -> None:
-        """Write what is queued (one last attempt), then stop."""
+    def drain(self) -> None:
+        """Stop taking new requests and flush what is queued now (before in-flight ones finish)."""
         self._stopping = True
         self._wake.set()
+
+    async def close(self) -> None:
+        """Write what is queued (one last attempt), then stop."""
+        self.drain()
         if self._task is not None:
             await self._task
         self._pool.shutdown(wait=True)
