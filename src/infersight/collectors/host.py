@@ -52,10 +52,15 @@ _MEM_STATES = ("used", "free", "buffers", "cached")
 
 
 class HostConfig(CollectorConfig):
+    """Options of the `host` collector.
+
+    `process_names`: executable names (as `ps -o comm` shows them, e.g. `vllm`, `python3`) whose
+    CPU and resident memory are reported per process. `exclude_disks`: shell patterns of block
+    devices left out (loop and RAM disks are noise on most hosts).
+    """
+
     type: Literal["host"] = "host"
-    # Executable names (as `ps -o comm` shows them) whose CPU and RSS are reported.
     process_names: tuple[str, ...] = ()
-    # Shell patterns of block devices to skip (loop and RAM disks are noise on most hosts).
     exclude_disks: tuple[str, ...] = ("loop*", "ram*", "zram*")
 
 
