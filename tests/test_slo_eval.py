@@ -238,3 +238,30 @@ def test_storage_failure_is_an_error_state_not_a_resolve(store):
     desired, evaluated = desired_alerts(results)
     changed, deleted = tracker.update(desired, evaluated, now + 60)
     assert (changed, deleted) == ([], []) and {fp for fp, r in tracker.alerts.items() if r.state == "firing"} == firing
+
+
+def test_cost_usd_per_million_tokens(store):
+    slo = make_slo(name="unit-cost", sli={"cost": {
+        "metric": "usd_per_million_tokens", "target_usd_per_million_tokens": 1,
+        "prices": {"*": {"input_usd_per_million": 0.5, "output_usd_per_million": 2,
+                         "cached_input_usd_per_million": 0.1}}}}, window={"rolling": "7d"})
+    now = T0 + DAY
+    # 3M input tokens of which 1M cached, 1M output: 2×0.5 + 1×0.1 + 1×2 = 3.1 USD for 4M tokens.
+    insert_requests(store, [{"minute": now - 60, "requests": 10, "input_tokens": 3_000_000,
+                             "cached_tokens": 1_000_000, "output_tokens": 1_000_000}])
+    res = _one(Evaluator(store).evaluate([slo], now))
+    assert res.sli == Fraction(31, 40)  # USD per 1M tokens
+    assert res.period.allowance == 4 and res.budget_remaining == 1 - Fraction(31, 40)
+    assert res.windows[3600].burn_rate == Fraction(31, 40)
+
+
+def test_latency_timeslices(store):
+    bounds = [0.1, 0.25, 0.5, 1.0]
+    slo = make_slo(sli={"latency": {"kind": "ttft", "threshold_seconds": 0.25}}, budgeting="timeslices",
+                   timeslice={"target_percent": 90}, window={"rolling": "7d"})
+    now = T0 + DAY
+    insert_latency(store, now - 180, "ttft", bounds, [80, 15, 5, 0, 0])  # 95 % fast: good minute
+    insert_latency(store, now - 120, "ttft", bounds, [50, 30, 20, 0, 0])  # 80 %: bad minute
+    insert_latency(store, now - 60, "ttft", bounds, [0, 90, 10, 0, 0])  # exactly 90 %: good
+    res = _one(Evaluator(store).evaluate([slo], now))
+    assert (res.period.events, res.period.consumed) == (3, 1)

@@ -167,10 +167,14 @@ def _pct(x: float | None) -> str:
 def _table(instances: list[dict], alerts: list[dict], at: float) -> str:
     from datetime import datetime, timezone
 
-    state_of: dict[tuple, list[str]] = {}
-    for a in alerts:
-        lab = a["labels"]
-        state_of.setdefault(lab.get("slo"), []).append(f"{lab.get('tier')}:{a['state']}")
+    from infersight.slo.alerts import label_name
+
+    def alerts_of(inst: dict) -> str:
+        want = {label_name(k): v for k, v in inst["group"].items()}
+        return " ".join(f"{a['labels'].get('tier')}:{a['state']}" for a in alerts
+                        if a["labels"].get("slo") == inst["slo"]
+                        and all(a["labels"].get(k) == v for k, v in want.items())) or "-"
+
     rows = [["SLO", "GROUP", "STATE", "SLI", "OBJECTIVE", "BUDGET LEFT", "BURN RATES", "TIERS FIRING", "ALERTS"]]
     for i in instances:
         burns = " ".join(f"{w}={b:.3g}" for w, b in i["burn_rates"].items() if b is not None) or "-"
@@ -178,7 +182,7 @@ def _table(instances: list[dict], alerts: list[dict], at: float) -> str:
         rows.append([i["slo"], ",".join(f"{k}={v}" for k, v in i["group"].items()) or "-",
                      i["state"] + (f" ({i['error'][:60]})" if i.get("error") else ""), _pct(i["sli"]),
                      i["objective_percent"] + "%", _pct(i["budget_remaining"]), burns, firing,
-                     " ".join(state_of.get(i["slo"], [])) or "-"])
+                     alerts_of(i)])
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     head = f"at {datetime.fromtimestamp(at, timezone.utc).isoformat()}"
     return "\n".join([head] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows])
