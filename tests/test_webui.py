@@ -19,15 +19,15 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 class Dom(HTMLParser):
-    """Collects text by element id, and the fleet table's cells by row key and column."""
+    """Collects text by element id, and table cells as tables[container id][row key][column]."""
 
     def __init__(self, html: str) -> None:
         super().__init__()
         self.by_id: dict[str, str] = {}
-        self.cells: dict[str, dict[str, str]] = {}
+        self.tables: dict[str, dict[str, dict[str, str]]] = {}
         self.hidden: set[str] = set()
         self._stack: list[tuple[str, str | None]] = []
-        self._row: str | None = None
+        self._row: dict[str, str] | None = None
         self._col: str | None = None
         self.feed(html)
 
@@ -35,12 +35,12 @@ class Dom(HTMLParser):
         a = dict(attrs)
         if "hidden" in a and a.get("id"):
             self.hidden.add(a["id"])
-        if tag == "tr" and a.get("data-key"):
-            self._row = a["data-key"]
-            self.cells[self._row] = {}
-        if tag == "td" and self._row and a.get("data-col"):
+        if tag == "tr" and a.get("data-key") is not None:
+            container = next(i for _, i in reversed(self._stack) if i)
+            self._row = self.tables.setdefault(container, {}).setdefault(a["data-key"], {})
+        if tag == "td" and self._row is not None and a.get("data-col"):
             self._col = a["data-col"]
-            self.cells[self._row][self._col] = ""
+            self._row[self._col] = ""
         if tag not in ("input", "meta", "link", "br"):
             self._stack.append((tag, a.get("id")))
             if a.get("id"):
@@ -60,8 +60,8 @@ class Dom(HTMLParser):
         for _, ident in self._stack:
             if ident:
                 self.by_id[ident] += data
-        if self._row and self._col:
-            self.cells[self._row][self._col] += data
+        if self._row is not None and self._col:
+            self._row[self._col] += data
 
 
 async def render(url: str, tmp_path: Path) -> str:
@@ -86,15 +86,26 @@ def _gateway():
     return create_app
 
 
-@pytest.fixture
-async def server(store, port):
-    """The gateway (OTLP + /api/v1/query over the store) with the UI attached, on loopback."""
-    cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "storage": {"database": store.database}}})
+async def start(store, port: int, slo_paths: tuple[Path, ...] = ()):
+    """The gateway (OTLP + /api/v1/query over the store) with the UI, and the SLO engine when given specs."""
+    cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
+                                   "storage": {"database": store.database}},
+                        "slo": {"paths": [str(p) for p in slo_paths], "interval_seconds": 0.2}})
     app = _gateway()(cfg.server, store)
+    if slo_paths:
+        from infersight.slo.service import attach as attach_slo
+
+        attach_slo(app, cfg, store)
     attach(app, cfg, store)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@pytest.fixture
+async def server(store, port):
+    runner = await start(store, port)
     yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
 
@@ -126,15 +137,15 @@ def _fill(store) -> None:
 async def test_page_renders_the_fleet_from_the_query_api(store, server, tmp_path):
     _fill(store)
     dom = Dom(await render(server + "/", tmp_path))
-    assert set(dom.cells) == {"aws/us-east-1/llama-3-70b", "azure/eastus/gpt-4o"}
-    aws = dom.cells["aws/us-east-1/llama-3-70b"]
+    assert set(dom.tables["fleet"]) == {"aws/us-east-1/llama-3-70b", "azure/eastus/gpt-4o"}
+    aws = dom.tables["fleet"]["aws/us-east-1/llama-3-70b"]
     assert aws["requests"] == "2,000"
     assert aws["error_ratio"] == "1.00%"
     assert aws["p95_ttft"] == "480.0 ms"  # all 100 in (0.1, 0.5]: 0.1 + 0.4 * 95/100
     assert aws["p95_e2e"] == "3.80 s"     # rank 95 in (2, 4]: 2 + 2 * 45/50
     assert aws["output_tokens"] == "1,000,000"
     assert aws["usd_per_1m_tokens"] == "unpriced"
-    azure = dom.cells["azure/eastus/gpt-4o"]
+    azure = dom.tables["fleet"]["azure/eastus/gpt-4o"]
     assert azure["error_ratio"] == "10.00%"
     assert azure["p95_ttft"] == "–"  # no latency histogram for it: shown as missing, not 0
     assert azure["usd_per_1m_tokens"] == "$25.00"  # 1.25 USD over 50,000 tokens
@@ -147,7 +158,7 @@ async def test_slo_and_alert_panels_say_when_the_server_has_no_slo_engine(store,
     assert dom.by_id["slo-status"] == "SLOs: not available on this server (404)"
     assert dom.by_id["alert-status"] == "alerts: not available on this server (404)"
     assert dom.by_id["fleet-status"] == "no requests in the last 1 h"
-    assert dom.cells == {}
+    assert dom.tables == {}
 
 
 async def test_query_errors_are_shown_not_swallowed(store, server, tmp_path):
@@ -184,8 +195,68 @@ async def test_page_shows_what_an_instrumented_app_sent(store, server, tmp_path)
     await asyncio.to_thread(send_genai_spans, server, "qwen-72b", 40, 1)
     await wait_rows(store, "infersight_requests_1m", 1)
     dom = Dom(await render(server + "/ui/", tmp_path))
-    row = dom.cells["aws/us-east-1/qwen-72b"]
+    row = dom.tables["fleet"]["aws/us-east-1/qwen-72b"]
     assert (row["requests"], row["error_ratio"]) == ("40", "2.50%")
     assert row["p95_ttft"] == "147.5 ms" and row["p95_e2e"] == "790.0 ms"
     assert (row["input_tokens"], row["output_tokens"]) == ("4,000", "2,000")
     assert row["usd_per_1m_tokens"] == "$10.00"  # 40 × 0.0015 USD over 6,000 tokens
+
+
+SLO_SPEC = """\
+apiVersion: infersight/v1
+kind: SLO
+metadata:
+  name: chat-availability
+spec:
+  sli:
+    ratio: {}
+  objective_percent: 99.9
+  window:
+    rolling: 30d
+  group_by: [cloud.provider, cloud.region, gen_ai.request.model]
+  min_events: 10
+"""
+
+
+async def test_slo_and_alert_panels_from_the_real_engine(store, port, tmp_path):
+    """4 of 40 requests fail: 10 % errors burn a 99.9 % budget 100× faster than allowed: budget gone, the page tier fires."""
+    from test_dashboards_e2e import send_genai_spans, wait_rows
+
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(SLO_SPEC)
+    runner = await start(store, port, (spec,))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(send_genai_spans, url, "qwen-72b", 40, 4)
+        await wait_rows(store, "infersight_requests_1m", 1)
+        async with aiohttp.ClientSession() as s:
+            for _ in range(100):  # the engine evaluates every 0.2 s
+                async with s.get(url + "/api/v1/alerts") as r:
+                    if (await r.json())["alerts"]:
+                        break
+                await asyncio.sleep(0.1)
+        dom = Dom(await render(url + "/ui/", tmp_path))
+    finally:
+        await runner.cleanup()
+    assert dom.by_id["slo-status"] == "1 SLO instances of 1 SLOs"
+    (row,) = dom.tables["slos"].values()
+    assert row["slo"] == "chat-availability"
+    assert row["group"] == "cloud.provider=aws, cloud.region=us-east-1, gen_ai.request.model=qwen-72b"
+    assert row["sli"] == "90.000%" and row["objective"] == "99.9%" and row["window"] == "rolling 30d"
+    # 40 events over the 30d window allow 0.04 bad ones; 4 bad use 100× the budget
+    assert row["state"] == "exhausted" and row["budget_remaining"] == "-9900.0%"
+    assert "1h 100.0×" in row["burn_rates"]
+    assert "(page)" in row["burning_tiers"]
+    by_tier = {a["tier"]: a for a in dom.tables["alerts"].values()}
+    assert {t: (a["severity"], a["state"]) for t, a in by_tier.items()} == {
+        "page-fast": ("page", "firing"), "budget-exhausted": ("ticket", "firing"),
+        # slower tiers are inhibited while the fast page fires
+        "page-slow": ("page", "firing (inhibited)"), "ticket-fast": ("ticket", "firing (inhibited)"),
+        "ticket-slow": ("ticket", "firing (inhibited)")}
+    fast = by_tier["page-fast"]
+    assert fast["slo"] == "chat-availability"
+    assert fast["group"] == "cloud_provider=aws, cloud_region=us-east-1, gen_ai_request_model=qwen-72b"
+    assert list(by_tier)[:2] == ["page-fast", "budget-exhausted"]  # live pages first
+    assert "100× too fast" in fast["summary"]
+    assert dom.by_id["alert-status"] == "5 active of 5 alerts"
+    assert dom.tables["fleet"]["aws/us-east-1/qwen-72b"]["error_ratio"] == "10.00%"

@@ -100,12 +100,9 @@ function fmtUsd(v) {
   return n === null || !isFinite(n) ? "unpriced" : "$" + n.toFixed(n < 1 ? 4 : 2);
 }
 
-function fmtAny(v) {
-  if (v === null || v === undefined) return "–";
-  if (Array.isArray(v)) return v.map(fmtAny).join(", ");
-  if (typeof v === "object") return Object.keys(v).map((k) => k + "=" + fmtAny(v[k])).join(", ");
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
-  return String(v);
+function fmtNumber(v) {
+  const n = num(v);
+  return n === null || !isFinite(n) ? "–" : String(Number(n.toPrecision(6)));
 }
 
 function el(tag, text, className) {
@@ -174,36 +171,29 @@ async function loadFleet(hours) {
     : "no requests in the last " + hours + " h");
 }
 
-function items(data, key) {
-  if (Array.isArray(data)) return data;
-  if (data && Array.isArray(data[key])) return data[key];
-  if (data && Array.isArray(data.data)) return data.data;
-  return [];
+function fmtPercent(v, digits) {
+  const n = num(v);
+  return n === null || !isFinite(n) ? "–" : (n * 100).toFixed(digits) + "%";
 }
 
-const PREFERRED = ["slo", "name", "alertname", "group", "labels", "state", "status", "severity", "tier",
-                   "objective", "sli", "budget_remaining", "burn_rates", "startsAt", "endsAt", "summary"];
+function fmtLabels(obj, skip) {
+  return Object.keys(obj || {}).filter((k) => !skip || skip.indexOf(k) < 0).sort()
+    .map((k) => k + "=" + obj[k]).join(", ");
+}
 
-function renderList(containerId, list) {
-  const keys = [];
-  for (const item of list.slice(0, 100)) {
-    for (const k of Object.keys(item)) if (keys.indexOf(k) < 0) keys.push(k);
-  }
-  keys.sort((a, b) => {
-    const ia = PREFERRED.indexOf(a), ib = PREFERRED.indexOf(b);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
-  });
+function renderTable(containerId, columns, rows, keyOf) {
   const table = el("table");
   const head = el("tr");
-  for (const k of keys) head.appendChild(el("th", k));
+  for (const [, title] of columns) head.appendChild(el("th", title));
   table.appendChild(el("thead")).appendChild(head);
   const body = table.appendChild(el("tbody"));
-  for (const item of list) {
+  for (const row of rows) {
     const tr = el("tr");
-    for (const k of keys) {
-      const v = item[k];
-      const td = el("td", fmtAny(v), (k === "state" || k === "status") && typeof v === "string" ? "state-" + v : "");
-      td.dataset.col = k;
+    tr.dataset.key = keyOf(row);
+    for (const [col, , format, cls] of columns) {
+      const text = format(row);
+      const td = el("td", text, typeof cls === "function" ? cls(row) : cls);
+      td.dataset.col = col;
       tr.appendChild(td);
     }
     body.appendChild(tr);
@@ -211,11 +201,60 @@ function renderList(containerId, list) {
   document.getElementById(containerId).replaceChildren(table);
 }
 
-async function loadList(path, key, containerId, statusId, what) {
-  const list = items(await api(path), key);
-  if (list.length) renderList(containerId, list);
-  else document.getElementById(containerId).replaceChildren();
-  setStatus(statusId, list.length ? list.length + " " + what : "no " + what);
+// GET /api/v1/slos: one row per SLO instance (SLO × group value).
+const SLO_COLUMNS = [
+  ["slo", "SLO", (r) => r.slo],
+  ["group", "Group", (r) => fmtLabels(r.group), "wrap"],
+  ["state", "State", (r) => r.state, (r) => "state-" + r.state],
+  ["sli", "SLI", (r) => r.sli === null ? "no data" : (r.sli >= 0 && r.sli <= 1 ? fmtPercent(r.sli, 3) : fmtNumber(r.sli))],
+  ["objective", "Objective", (r) => r.objective_percent === null ? "–" : r.objective_percent + "%", "num"],
+  ["window", "Window", (r) => r.window],
+  ["budget_remaining", "Budget left", (r) => fmtPercent(r.budget_remaining, 1), "num"],
+  ["burn_rates", "Burn rate", (r) => Object.keys(r.burn_rates || {})
+    .map((w) => w + " " + (r.burn_rates[w] === null ? "–" : Number(r.burn_rates[w]).toFixed(1) + "×")).join(", "),
+   "wrap"],
+  ["burning_tiers", "Burning tiers", (r) => (r.tiers || []).filter((t) => t.active)
+    .map((t) => t.name + " (" + t.severity + ")").join(", ") || "–"],
+];
+
+// GET /api/v1/alerts: one row per alert (SLO instance × tier); the tier's own labels get their columns.
+const TIER_LABELS = ["slo", "alertname", "severity", "tier", "long_window", "short_window", "burn_rate_threshold"];
+const ALERT_COLUMNS = [
+  ["slo", "SLO", (a) => a.labels.slo || a.labels.alertname || "–"],
+  ["tier", "Tier", (a) => a.labels.tier || "–"],
+  ["severity", "Severity", (a) => a.labels.severity || "–"],
+  ["state", "State", (a) => a.state + (a.silenced ? " (silenced)" : "") + (a.inhibited ? " (inhibited)" : ""),
+   (a) => "state-" + a.state + (a.silenced || a.inhibited ? " muted" : "")],
+  ["group", "Group", (a) => fmtLabels(a.labels, TIER_LABELS), "wrap"],
+  ["since", "Since", (a) => a.startsAt || a.activeAt || "–"],
+  ["summary", "Summary", (a) => (a.annotations && (a.annotations.summary || a.annotations.description)) || "", "wrap"],
+];
+const SEVERITY_ORDER = ["page", "critical", "ticket", "warning"];
+
+function alertRank(a) {
+  const live = a.state === "firing" && !a.silenced && !a.inhibited ? 0 : a.state === "pending" ? 1 : 2;
+  const sev = SEVERITY_ORDER.indexOf(a.labels.severity);
+  return live * 10 + (sev < 0 ? 9 : sev);
+}
+
+async function loadSlos() {
+  const data = await api("/api/v1/slos");
+  const instances = (data && data.instances) || [];
+  const keyOf = (r) => r.slo + " " + fmtLabels(r.group);
+  if (instances.length) renderTable("slos", SLO_COLUMNS, instances, keyOf);
+  else document.getElementById("slos").replaceChildren();
+  const slos = (data && data.slos) || [];
+  setStatus("slo-status", instances.length ? instances.length + " SLO instances of " + slos.length + " SLOs"
+    : (slos.length ? slos.length + " SLOs, not evaluated yet" : "no SLOs configured"));
+}
+
+async function loadAlerts() {
+  const alerts = (((await api("/api/v1/alerts")) || {}).alerts || []).slice()
+    .sort((x, y) => alertRank(x) - alertRank(y));
+  const active = alerts.filter((a) => a.state !== "resolved" && a.state !== "inactive");
+  if (alerts.length) renderTable("alerts", ALERT_COLUMNS, alerts, (a) => a.fingerprint);
+  else document.getElementById("alerts").replaceChildren();
+  setStatus("alert-status", alerts.length ? active.length + " active of " + alerts.length + " alerts" : "no alerts");
 }
 
 async function refresh() {
@@ -223,10 +262,8 @@ async function refresh() {
   const hours = Number(document.getElementById("range").value);
   const jobs = [
     loadFleet(hours).catch((e) => setStatus("fleet-status", explain(e, "fleet"), true)),
-    loadList("/api/v1/slos", "slos", "slos", "slo-status", "SLO instances")
-      .catch((e) => setStatus("slo-status", explain(e, "SLOs"), true)),
-    loadList("/api/v1/alerts", "alerts", "alerts", "alert-status", "alerts")
-      .catch((e) => setStatus("alert-status", explain(e, "alerts"), true)),
+    loadSlos().catch((e) => setStatus("slo-status", explain(e, "SLOs"), true)),
+    loadAlerts().catch((e) => setStatus("alert-status", explain(e, "alerts"), true)),
   ];
   await Promise.all(jobs);
 }
