@@ -1,0 +1,107 @@
+"""Summary, exemplars, int values and attribute stringification as the ClickHouse exporter stores them."""
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from infersight.config import ServerConfig
+from infersight.gateway.app import RUNNER_KWARGS, create_app
+from infersight.gateway.rows import as_string, go_float
+
+TRACE = bytes(range(1, 17))
+SPAN = bytes(range(1, 9))
+
+
+@pytest.mark.parametrize("value, text", [
+    (5.0, "5"), (0.1, "0.1"), (-2.5, "-2.5"), (1e20, "100000000000000000000"), (1e21, "1e+21"),
+    (1.5e-7, "1.5e-7"), (1e-6, "0.000001"), (123456789.125, "123456789.125"), (0.0, "0"),
+    (float("nan"), "json: unsupported value: NaN"), (float("-inf"), "json: unsupported value: -Inf")])
+def test_doubles_format_like_pcommon(value, text):
+    assert go_float(value) == text
+
+
+def test_any_value_as_string():
+    v = AnyValue()
+    v.kvlist_value.values.add(key="z").value.int_value = 1
+    inner = v.kvlist_value.values.add(key="a").value.array_value.values
+    inner.add().double_value = 2.0
+    inner.add().bytes_value = b"\x00\xff"
+    inner.add().bool_value = False
+    inner.add().string_value = 'q"<'
+    assert as_string(v) == '{"a":[2,"AP8=",false,"q\\"\\u003c"],"z":1}'
+    assert as_string(AnyValue(bytes_value=b"hi")) == "aGk="
+    assert as_string(AnyValue(int_value=-7)) == "-7"
+    assert as_string(AnyValue(bool_value=True)) == "true"
+    assert as_string(AnyValue()) == ""
+
+
+@pytest.fixture
+async def client(store):
+    server = TestServer(create_app(ServerConfig(flush_interval_seconds=0.02), store))
+    await server.start_server(**RUNNER_KWARGS)
+    async with TestClient(server) as c:
+        yield c
+
+
+async def test_summary_exemplars_and_int_values(client, store):
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add(schema_url="https://opentelemetry.io/schemas/1.26.0")
+    rm.resource.attributes.add(key="service.name").value.string_value = "rows"
+    rm.resource.attributes.add(key="host.cpus").value.int_value = 96
+    sm = rm.scope_metrics.add(schema_url="scope-schema")
+    sm.scope.name = "s"
+    sm.scope.dropped_attributes_count = 2
+    t = 1_767_225_600_123_456_789
+    summ = sm.metrics.add(name="rpc.duration", unit="ms").summary
+    dp = summ.data_points.add(time_unix_nano=t, start_time_unix_nano=t - 10**9, count=4, sum=10.5, flags=1)
+    dp.quantile_values.add(quantile=0.5, value=2.0)
+    dp.quantile_values.add(quantile=0.99, value=7.5)
+    dp.attributes.add(key="ok").value.bool_value = True
+    s = sm.metrics.add(name="tokens").sum
+    s.is_monotonic, s.aggregation_temporality = True, 1
+    dp = s.data_points.add(time_unix_nano=t, as_int=9_007_199_254_740_993)
+    ex = dp.exemplars.add(time_unix_nano=t, as_int=3, trace_id=TRACE, span_id=SPAN)
+    ex.filtered_attributes.add(key="user").value.string_value = "u1"
+    dp.exemplars.add(time_unix_nano=t, as_double=0.25)
+    s.data_points.add(time_unix_nano=t, as_double=1.5)
+    eh = sm.metrics.add(name="sizes").exponential_histogram
+    dp = eh.data_points.add(time_unix_nano=t, count=5, sum=-3.0, scale=3, zero_count=1, min=-4, max=1)
+    dp.negative.offset, dp.positive.offset = -2, 4
+    dp.negative.bucket_counts.extend([1, 2])
+    dp.positive.bucket_counts.extend([1])
+    dp.exemplars.add(time_unix_nano=t, as_double=-4, span_id=SPAN, trace_id=TRACE)
+
+    resp = await client.post("/v1/metrics", data=req.SerializeToString(),
+                             headers={"Content-Type": "application/x-protobuf"})
+    assert resp.status == 200
+    db = store.database
+    common = ("ResourceAttributes, ResourceSchemaUrl, ScopeSchemaUrl, ScopeDroppedAttrCount, ServiceName, "
+              "toString(TimeUnix) AS Time, toString(StartTimeUnix) AS Start, Flags")
+    res = {"ResourceAttributes": {"service.name": "rows", "host.cpus": "96"},
+           "ResourceSchemaUrl": "https://opentelemetry.io/schemas/1.26.0", "ScopeSchemaUrl": "scope-schema",
+           "ScopeDroppedAttrCount": 2, "ServiceName": "rows", "Time": "2026-01-01 00:00:00"}
+    assert store.query(f"SELECT {common}, MetricName, MetricUnit, Attributes, toString(Count) AS Count, Sum, "
+                       f"ValueAtQuantiles.Quantile AS q, ValueAtQuantiles.Value AS v "
+                       f"FROM `{db}`.otel_metrics_summary") == [{
+        **res, "Start": "2025-12-31 23:59:59", "Flags": 1, "MetricName": "rpc.duration", "MetricUnit": "ms",
+        "Attributes": {"ok": "true"}, "Count": "4", "Sum": 10.5, "q": [0.5, 0.99], "v": [2, 7.5]}]
+    assert store.query(
+        f"SELECT {common}, Value, Exemplars.FilteredAttributes AS ea, "
+        f"arrayMap(x -> toString(x), Exemplars.TimeUnix) AS et, Exemplars.Value AS ev, "
+        f"Exemplars.TraceId AS tid, Exemplars.SpanId AS sid, AggregationTemporality, IsMonotonic "
+        f"FROM `{db}`.otel_metrics_sum ORDER BY Value") == [
+        {**res, "Start": "1970-01-01 00:00:00", "Flags": 0, "Value": 1.5, "ea": [], "et": [], "ev": [],
+         "tid": [], "sid": [], "AggregationTemporality": 1, "IsMonotonic": True},
+        # Int values are widened to Float64, as the exporter does.
+        {**res, "Start": "1970-01-01 00:00:00", "Flags": 0, "Value": 9007199254740992, "ea": [{"user": "u1"}, {}],
+         "et": ["2026-01-01 00:00:00"] * 2, "ev": [3, 0.25], "tid": [TRACE.hex(), ""], "sid": [SPAN.hex(), ""],
+         "AggregationTemporality": 1, "IsMonotonic": True}]
+    assert store.query(
+        f"SELECT toString(Count) AS c, Sum, Scale, toString(ZeroCount) AS z, PositiveOffset, "
+        f"PositiveBucketCounts AS pb, NegativeOffset, NegativeBucketCounts AS nb, Min, Max, "
+        f"AggregationTemporality, Exemplars.Value AS ev, Exemplars.TraceId AS tid "
+        f"FROM `{db}`.otel_metrics_exponential_histogram") == [{
+        "c": "5", "Sum": -3, "Scale": 3, "z": "1", "PositiveOffset": 4, "pb": [1], "NegativeOffset": -2,
+        "nb": [1, 2], "Min": -4, "Max": 1, "AggregationTemporality": 0, "ev": [-4], "tid": [TRACE.hex()]}]
