@@ -178,13 +178,15 @@ async def test_routes_and_assets(store, server):
         for asset in re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html):
             async with s.get(server + asset) as r:
                 assert r.status == 200, asset
+                assert r.headers["Cache-Control"] == "no-cache"
                 assert await r.read() == (STATIC / asset.removeprefix("/ui/static/")).read_bytes()
         async with s.get(server + "/ui/meta.json") as r:
             meta = await r.json()
         assert meta["database"] == store.database
         assert meta["request_columns"][:2] == ["Minute", "CloudProvider"]
-        async with s.get(server + "/ui/static/../__init__.py") as r:
-            assert r.status in (403, 404)
+        for probe in ("/ui/static/../__init__.py", "/ui/static/%2e%2e%2f__init__.py", "/ui/static/nope.js"):
+            async with s.get(server + probe) as r:
+                assert r.status == 404, probe
     assert "/ui/" in OPEN_PATHS and all(p.startswith("/ui/static/") for p in OPEN_PREFIXES)
 
 

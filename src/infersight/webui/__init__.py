@@ -42,7 +42,16 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
                                   "request_columns": [r["name"] for r in rows]},
                                  headers={"Cache-Control": "no-cache"})
 
+    assets = {p.name: p for p in STATIC.iterdir() if p.is_file() and p.name != "index.html"}
+
+    async def asset(request: web.Request) -> web.StreamResponse:
+        # Only the files shipped in static/; no-cache makes browsers revalidate after an upgrade.
+        path = assets.get(request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound(text="no such UI asset")
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
     app.router.add_get("/", root)
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/meta.json", meta)
-    app.router.add_static("/ui/static/", STATIC, append_version=False)
+    app.router.add_get("/ui/static/{name}", asset)

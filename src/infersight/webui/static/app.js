@@ -214,7 +214,7 @@ const SLO_COLUMNS = [
     .map((w) => w + " " + (r.burn_rates[w] === null ? "–" : Number(r.burn_rates[w]).toFixed(1) + "×")).join(", "),
    "wrap"],
   ["burning_tiers", "Burning tiers", (r) => (r.tiers || []).filter((t) => t.active)
-    .map((t) => t.name + " (" + t.severity + ")").join(", ") || "–"],
+    .map((t) => t.name + " (" + t.severity + ")").join(", ") || "–", "wrap"],
 ];
 
 // GET /api/v1/alerts: one row per alert (SLO instance × tier); the tier's own labels get their columns.
