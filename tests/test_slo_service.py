@@ -129,11 +129,11 @@ async def test_server_api_loop_silences_and_reload(store, tmp_path, hook):
         assert 'infersight_slo_notifications_total{outcome="sent",receiver="oncall"}' in metrics
 
 
-def test_invalid_spec_fails_attach_with_config_error(store, tmp_path):
+def test_invalid_spec_fails_attach_with_config_error(tmp_path):
     (tmp_path / "x.yaml").write_text(yaml.safe_dump(slo_doc(sli={"ratio": {"filters": {"bogus": "1"}}})))
     cfg = parse_config({"slo": {"paths": [str(tmp_path)]}})
     with pytest.raises(ConfigError, match=r"x.yaml: slo 'avail': .*'bogus' is not available"):
-        service.attach(web.Application(), cfg, store)
+        service.attach(web.Application(), cfg, None)  # refused before the store is touched
 
 
 def test_settings_reject_unknown_receiver_and_keys():

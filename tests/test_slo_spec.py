@@ -174,3 +174,6 @@ def test_cli_validate_and_import(tmp_path):
     assert _cli("slo", "validate", str(out)).returncode == 0
     res = _cli("slo", "import-openslo", str(SLO_FIXTURES / "openslo_v1_timeslices-1m-window-bug.slo.yaml"))
     assert res.returncode == 1 and "one-minute calendar window" in res.stderr
+    res = _cli("slo", "status", "--data-dir", str(tmp_path / "nothing"))
+    assert res.returncode == 2 and "no infersight store in" in res.stderr
+    assert not (tmp_path / "nothing").exists()

@@ -102,6 +102,8 @@ def _offline(args):
 
     cfg = load_config(args.config)
     data_dir = args.data_dir or cfg.server.data_dir
+    if cfg.server.storage.backend == "embedded" and not (data_dir / "clickhouse").is_dir():
+        raise RuntimeError(f"no infersight store in {data_dir} (use --data-dir, --config or --server URL)")
     return cfg, open_storage(cfg.server.storage, data_dir)
 
 
