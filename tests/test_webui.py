@@ -262,3 +262,49 @@ async def test_slo_and_alert_panels_from_the_real_engine(store, port, tmp_path):
     assert "100× too fast" in fast["summary"]
     assert dom.by_id["alert-status"] == "5 active of 5 alerts"
     assert dom.tables["fleet"]["aws/us-east-1/qwen-72b"]["error_ratio"] == "10.00%"
+
+
+async def test_real_server_subprocess_serves_the_ui(tmp_path, port):
+    """`infersight server` as users run it (UI registered as a server extension, SLO engine on)."""
+    import subprocess
+    import sys
+
+    from test_dashboards_e2e import send_genai_spans
+
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(SLO_SPEC)
+    config = tmp_path / "server.yaml"
+    config.write_text("server: {flush_interval_seconds: 0.05}\nslo: {interval_seconds: 0.2}\n")
+    log = tmp_path / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "infersight.cli", "server", "--config", str(config),
+                                 "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
+                                 "--slo", str(spec)], stdout=out, stderr=out)
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):
+                assert proc.poll() is None, log.read_text()
+                try:
+                    async with s.get(url + "/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(send_genai_spans, url, "mixtral-8x7b", 30, 0)
+            for _ in range(300):
+                async with s.get(url + "/api/v1/slos") as r:
+                    if [i for i in (await r.json())["instances"] if i["events"]]:
+                        break
+                await asyncio.sleep(0.1)
+        dom = Dom(await render(url + "/", tmp_path))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    fleet = dom.tables["fleet"]["aws/us-east-1/mixtral-8x7b"]
+    assert (fleet["requests"], fleet["error_ratio"], fleet["usd_per_1m_tokens"]) == ("30", "0.00%", "$10.00")
+    (slo,) = dom.tables["slos"].values()
+    assert (slo["slo"], slo["state"], slo["sli"], slo["budget_remaining"]) == ("chat-availability", "ok",
+                                                                             "100.000%", "100.0%")
+    assert dom.by_id["alert-status"] == "no alerts"
