@@ -70,9 +70,9 @@ def test_gateway_down_and_back_every_point_once(tmp_path, gateway, stop_signal):
     gateway.start()
     agent = AgentProc(write_config(tmp_path / "agent.yaml", gateway.url, spool_dir), tmp_path / "agent.log")
     try:
-        wait_for(lambda: agent.log().count("exported batch") >= 3, 30, "exports to the gateway")
+        wait_for(lambda: agent.log().count("exported batch") >= 2, 30, "exports to the gateway")
         gateway.stop(stop_signal)
-        wait_for(lambda: len(spool_files(spool_dir)) >= 3, 30, "batches to pile up in the spool")
+        wait_for(lambda: len(spool_files(spool_dir)) >= 2, 30, "batches to pile up in the spool")
         gateway.start()
         wait_for(lambda: agent.log().count("export failed") >= 1 and not spool_files(spool_dir), 30,
                  "the spool to drain")
@@ -113,8 +113,8 @@ def test_resend_after_unclear_failure_is_not_stored_twice(tmp_path, gateway):
     config = write_config(tmp_path / "agent.yaml", gateway.url, spool_dir, timeout_seconds=0.02)
     agent = AgentProc(config, tmp_path / "agent.log")
     try:
-        wait_for(lambda: agent.log().count("export failed (timeout)") >= 3
-                 and agent.log().count("exported batch") >= 3, 30, "timed-out sends, then acknowledged re-sends")
+        wait_for(lambda: agent.log().count("export failed (timeout)") >= 2
+                 and agent.log().count("exported batch") >= 2, 30, "timed-out sends, then acknowledged re-sends")
     finally:
         rc = agent.terminate()
     assert rc == 0
