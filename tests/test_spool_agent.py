@@ -7,6 +7,7 @@ import sys
 import time
 from collections import Counter
 
+import psutil
 from agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
 from otlp_recorder import Recorder
 
@@ -128,4 +129,6 @@ def test_collect_table(tmp_path):
     lines = out.stdout.splitlines()
     assert lines[0].startswith("resource: service.name=infersight-agent, host.name=")
     assert lines[1].split() == ["COLLECTOR", "NAME", "TYPE", "UNIT", "VALUE", "ATTRIBUTES"]
-    assert any(line.split()[:4] == ["host", "system.memory.limit", "updowncounter", "By"] for line in lines)
+    (limit,) = [line.split() for line in lines if line.split()[1:2] == ["system.memory.limit"]]
+    assert limit[:4] == ["host", "system.memory.limit", "updowncounter", "By"]
+    assert int(limit[4]) == psutil.virtual_memory().total  # exact, not 1.6e+10

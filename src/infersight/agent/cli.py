@@ -106,8 +106,13 @@ def run_collect(args: argparse.Namespace) -> int:
 def _print_table(rows: list[dict[str, Any]], resource: dict[str, str]) -> None:
     print("resource: " + ", ".join(f"{k}={v}" for k, v in resource.items()))
     table = [("COLLECTOR", "NAME", "TYPE", "UNIT", "VALUE", "ATTRIBUTES")]
-    table += [(r["collector"], r["name"], r["type"], r["unit"], f"{r['value']:g}",
+    table += [(r["collector"], r["name"], r["type"], r["unit"], _number(r["value"]),
                ",".join(f"{k}={v}" for k, v in r["attributes"].items())) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+
+
+def _number(value: float) -> str:
+    """Counters stay exact (byte counts run to 10^12); fractions get 6 significant digits."""
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
