@@ -339,3 +339,19 @@ async def test_repeat_interval_resends_an_unchanged_firing_group(store, receiver
         first, again = page_fast()
         assert [a["fingerprint"] for a in again["alerts"]] == [a["fingerprint"] for a in first["alerts"]]
         assert again["alerts"][0]["startsAt"] == first["alerts"][0]["startsAt"]
+
+
+def test_muting_every_alert_of_a_group_sends_no_empty_notification():
+    from infersight.slo.alerts import Dispatcher
+    from infersight.slo.store import AlertRecord
+
+    settings = _settings("http://127.0.0.1:9/hook")
+    d = Dispatcher(settings)
+    labels = {"alertname": "SLOBurnRate", "slo": "a", "tier": "page-fast"}
+    rec = AlertRecord(fingerprint(labels), labels, {}, "firing", T0, T0)
+    alerts = {rec.fingerprint: rec}
+    (first,) = d.tick(alerts, set(), T0)
+    assert [r.fingerprint for r in first.firing] == [rec.fingerprint]
+    assert d.tick(alerts, {rec.fingerprint}, T0 + 600) == []  # silenced: no payload without alerts
+    (again,) = d.tick(alerts, set(), T0 + 1200)  # unsilenced: a new notification after group_wait
+    assert [r.fingerprint for r in again.firing] == [rec.fingerprint]

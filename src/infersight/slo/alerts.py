@@ -297,7 +297,8 @@ class Dispatcher:
                 due = True
             if not due:
                 continue
-            flushes.append(Flush(key, route.receiver, gl, firing, resolved))
+            if firing or resolved:  # everything muted: nothing to say, the group just forgets
+                flushes.append(Flush(key, route.receiver, gl, firing, resolved))
             gs.notified_firing, gs.last_notify_at = fset, now
             self.groups[key] = gs
         # Groups whose alerts all vanished (e.g. silenced then deleted) forget what they sent.
