@@ -58,6 +58,7 @@ class Spool:
             else:
                 log.warning("ignoring unexpected file in spool: %s", path)
         self._entries.sort()
+        self._bytes = sum(e.size for e in self._entries)
         self._next_seq = self._entries[-1].seq + 1 if self._entries else 0
         if self._entries:
             log.info("spool %s: %d pending batches (%d bytes) from a previous run",
@@ -65,7 +66,7 @@ class Spool:
 
     @property
     def bytes(self) -> int:
-        return sum(e.size for e in self._entries)
+        return self._bytes
 
     def entries(self) -> list[SpoolEntry]:
         """Pending batches, oldest first."""
@@ -85,6 +86,7 @@ class Spool:
         entry = SpoolEntry(self._next_seq, key, points, len(payload), path)
         self._next_seq += 1
         self._entries.append(entry)
+        self._bytes += entry.size
         log.debug("spooled batch %s (%d points, %d bytes)", key, points, len(payload))
         while self.bytes > self.max_bytes and self._entries:
             oldest = self._entries[0]
@@ -97,7 +99,11 @@ class Spool:
 
     def remove(self, entry: SpoolEntry) -> None:
         entry.path.unlink(missing_ok=True)
+        self._forget(entry)
+
+    def _forget(self, entry: SpoolEntry) -> None:
         self._entries.remove(entry)
+        self._bytes -= entry.size
 
     def drain(self, sender: Sender) -> DrainReport:
         """Send pending batches in order; stop at the first retryable failure (order is kept)."""
@@ -106,7 +112,7 @@ class Spool:
             try:
                 payload = entry.path.read_bytes()
             except OSError as err:  # removed or damaged behind our back: skip it, keep the rest
-                self._entries.remove(entry)
+                self._forget(entry)
                 log.error("spooled batch %s unreadable, dropped: %s", entry.key, err)
                 report.rejected.append((entry, "unreadable"))
                 continue
