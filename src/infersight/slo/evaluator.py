@@ -118,10 +118,6 @@ class InstanceResult:
     tiers: list[TierResult] = field(default_factory=list)
     error: str | None = None
 
-    @property
-    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
-        return self.slo.name, self.group
-
     def budget_consumed(self) -> Fraction | None:
         return None if self.budget_remaining is None else 1 - self.budget_remaining
 

@@ -341,20 +341,3 @@ def spec_files(paths: Iterable[Path]) -> list[Path]:
         else:
             raise SpecError(f"{p}: no such file or folder")
     return out
-
-
-def load_paths(paths: Iterable[Path]) -> list[SloDocument]:
-    docs: list[SloDocument] = []
-    errors: list[str] = []
-    for f in spec_files(paths):
-        try:
-            docs.extend(load_file(f))
-        except SpecError as err:
-            errors.append(str(err))
-    names = [d.metadata.name for d in docs]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        errors.append(f"duplicate SLO name(s): {dup}")
-    if errors:
-        raise SpecError("\n".join(errors))
-    return docs
