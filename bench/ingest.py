@@ -111,8 +111,8 @@ def ceiling(bodies: list[bytes], core: int | None, flush_rows: int) -> tuple[flo
     per_table: dict[str, list[pa.Table]] = {}
     for body in bodies:
         res = rows.metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], body, otlp.PROTOBUF), sets)
-        for name, t in res.tables.items():
-            per_table.setdefault(name, []).append(t)
+        for name, part in res.tables.items():
+            per_table.setdefault(name, []).append(rows.combine([part]))
     batches = []
     for name, tables in per_table.items():
         step = max(1, flush_rows // tables[0].num_rows)

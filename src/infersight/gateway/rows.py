@@ -116,6 +116,7 @@ class AttrSets:
         self.reset()
 
     def reset(self) -> None:
+        # New objects, not cleared ones: queued tables still resolve ids against the old lists.
         self.ids: dict[tuple[bytes, ...], int] = {(): 0}
         self.keys: list[tuple[str, ...]] = [()]
         self.values: list[tuple[str, ...]] = [()]
@@ -146,22 +147,31 @@ class AttrSets:
         get, intern = self.ids.get, self.intern
         return [get(t) or intern(t) for t in raws]
 
+    @property
+    def generation(self) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+        return self.keys, self.values
+
     def map_array(self, ids: Any) -> pa.Array:
-        """Arrow Map column for a sequence of set ids (built once per distinct set, then take)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return pa.array([], MAP)
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        keys: list[str] = []
-        vals: list[str] = []
-        offsets = [0]
-        for u in uniq.tolist():
-            keys.extend(self.keys[u])
-            vals.extend(self.values[u])
-            offsets.append(len(keys))
-        m = pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
-                                    pa.array(vals, pa.string()))
-        return m.take(pa.array(inverse))
+        return map_array(self.generation, ids)
+
+
+def map_array(gen: tuple[list[tuple[str, ...]], list[tuple[str, ...]]], ids: Any) -> pa.Array:
+    """Arrow Map column for a sequence of set ids (built once per distinct set, then take)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return pa.array([], MAP)
+    set_keys, set_values = gen
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    keys: list[str] = []
+    vals: list[str] = []
+    offsets = [0]
+    for u in uniq.tolist():
+        keys.extend(set_keys[u])
+        vals.extend(set_values[u])
+        offsets.append(len(keys))
+    m = pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
+                                pa.array(vals, pa.string()))
+    return m.take(pa.array(inverse))
 
 
 # ---------------------------------------------------------------- table builders
@@ -203,11 +213,14 @@ def _seconds(ns: list[int]) -> pa.Array:
     return pa.array(np.minimum(a, MAX_U32).astype(np.uint32))
 
 
-class _MetricTable:
-    """Rows of one metric table: per-metric constants as segments, per-point columns as lists."""
+class MetricRows:
+    """Rows of one metric table as Python columns: per-metric constants as segments, per-point
+    values as lists. Requests' rows are merged and turned into Arrow once per flush, which keeps the
+    fixed cost of Arrow calls off each request."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, gen: Any) -> None:
         self.name = name
+        self.gen = gen  # the AttrSets generation its ids refer to
         self.types = METRIC_TABLES[name]
         self.seg: dict[str, list[Any]] = {k: [] for k in _SCOPE_TYPES}
         for k in _SEGMENT_EXTRA:
@@ -218,8 +231,27 @@ class _MetricTable:
         self.attrs: list[int] = []
         self.start: list[int] = []
         self.time: list[int] = []
-        self.exemplars: list[Any] = []
+        self.exemplars: list[Any] = []  # per point: list of exemplar tuples, when any
         self.any_exemplars = False
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.time)
+
+    def merge(self, other: MetricRows) -> None:
+        if other.any_exemplars and not self.any_exemplars:
+            self.exemplars = [[]] * self.num_rows
+            self.any_exemplars = True
+        for k, v in other.seg.items():
+            self.seg[k].extend(v)
+        self.counts.extend(other.counts)
+        for k, v in other.point.items():
+            self.point[k].extend(v)
+        self.attrs.extend(other.attrs)
+        self.start.extend(other.start)
+        self.time.extend(other.time)
+        if self.any_exemplars:
+            self.exemplars.extend(other.exemplars if other.any_exemplars else [[]] * other.num_rows)
 
     def segment(self, scope_vals: dict[str, Any], count: int, **extra: Any) -> None:
         for k, v in scope_vals.items():
@@ -228,46 +260,49 @@ class _MetricTable:
             self.seg[k].append(v)
         self.counts.append(count)
 
-    def build(self, sets: AttrSets) -> pa.Table:
+    def build(self) -> pa.Table:
         idx = pa.array(np.repeat(np.arange(len(self.counts)), self.counts))
         cols: dict[str, pa.Array] = {}
         for k, vals in self.seg.items():
             typ = _SCOPE_TYPES.get(k) or self.types[k]
-            arr = sets.map_array(vals) if typ == "map" else pa.array(vals, typ)
+            arr = map_array(self.gen, vals) if typ == "map" else pa.array(vals, typ)
             cols[k] = arr.take(idx)
-        cols["Attributes"] = sets.map_array(self.attrs)
+        cols["Attributes"] = map_array(self.gen, self.attrs)
         cols["StartTimeUnix"] = _seconds(self.start)
         cols["TimeUnix"] = _seconds(self.time)
         for k, vals in self.point.items():
             cols[k] = pa.array(vals, self.types[k])
         if self.name not in _NO_EXEMPLARS:
             cols.update(_exemplar_columns(self.exemplars if self.any_exemplars else None,
-                                          len(self.time), sets))
+                                          self.num_rows, self.gen))
         return pa.table(cols)
 
+    def add_exemplars(self, per_point: list[Any], sets: AttrSets) -> None:
+        """Exemplars become plain tuples now: interning happens on the request's thread only."""
+        if not self.any_exemplars:
+            if not any(per_point):
+                return
+            self.exemplars = [[]] * (self.num_rows - len(per_point))
+            self.any_exemplars = True
+        self.exemplars.extend(
+            [[(sets.of(e.filtered_attributes), e.time_unix_nano, e.as_double + e.as_int,
+               hex_id(e.span_id), hex_id(e.trace_id)) for e in exs] for exs in per_point])
 
-def _exemplar_columns(per_point: list[Any] | None, n: int, sets: AttrSets) -> dict[str, pa.Array]:
+
+def _exemplar_columns(per_point: list[Any] | None, n: int, gen: Any) -> dict[str, pa.Array]:
     if per_point is None:
         zero = pa.array(np.zeros(n + 1, dtype=np.int32))
         return {k: pa.ListArray.from_arrays(zero, pa.array([], MAP if t == "map" else t))
                 for k, t in _EXEMPLAR_TYPES.items()}
     offsets = [0]
-    fa: list[int] = []
-    ts: list[int] = []
-    vals: list[float] = []
-    span: list[str] = []
-    trace: list[str] = []
+    flat = []
     for exs in per_point:
-        for e in exs:
-            fa.append(sets.of(e.filtered_attributes))
-            ts.append(e.time_unix_nano)
-            vals.append(e.as_double + e.as_int)
-            span.append(hex_id(e.span_id))
-            trace.append(hex_id(e.trace_id))
-        offsets.append(len(ts))
+        flat.extend(exs)
+        offsets.append(len(flat))
+    fa, ts, vals, span, trace = (list(c) for c in zip(*flat)) if flat else ([], [], [], [], [])
     off = pa.array(offsets, pa.int32())
     return {
-        "Exemplars.FilteredAttributes": pa.ListArray.from_arrays(off, sets.map_array(fa)),
+        "Exemplars.FilteredAttributes": pa.ListArray.from_arrays(off, map_array(gen, fa)),
         "Exemplars.TimeUnix": pa.ListArray.from_arrays(off, _seconds(ts)),
         "Exemplars.Value": pa.ListArray.from_arrays(off, pa.array(vals, pa.float64())),
         "Exemplars.SpanId": pa.ListArray.from_arrays(off, pa.array(span, pa.string())),
@@ -285,7 +320,7 @@ class Result:
     """Tables for one request plus what was rejected (for `partial_success`)."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, pa.Table] = {}
+        self.tables: dict[str, pa.Table | MetricRows] = {}
         self.rows = 0
         self.rejected = 0
         self.errors: list[str] = []
@@ -299,10 +334,10 @@ class Result:
     def message(self) -> str:
         return "; ".join(self.errors)
 
-    def add(self, name: str, table: pa.Table) -> None:
-        if table.num_rows:
-            self.tables[name] = table
-            self.rows += table.num_rows
+    def add(self, name: str, part: pa.Table | MetricRows) -> None:
+        if part.num_rows:
+            self.tables[name] = part
+            self.rows += part.num_rows
 
 
 def _scope_values(sets: AttrSets, res: dict[str, Any], sm: Any, m: Any) -> dict[str, Any]:
@@ -322,20 +357,17 @@ def _resource(sets: AttrSets, resource: Any, schema_url: str) -> dict[str, Any]:
             "ServiceName": service}
 
 
-def _number_points(t: _MetricTable, dps: Any, sets: AttrSets) -> None:
+def _number_points(t: MetricRows, dps: Any, sets: AttrSets) -> None:
     t.attrs.extend(sets.ids_of_raw([tuple(dp.attributes) for dp in dps]))
     t.start.extend([dp.start_time_unix_nano for dp in dps])
     t.time.extend([dp.time_unix_nano for dp in dps])
     # as_double and as_int are a oneof; the unset one reads 0, so the sum is the value.
     t.point["Value"].extend([dp.as_double + dp.as_int for dp in dps])
     t.point["Flags"].extend([dp.flags for dp in dps])
-    ex = [dp.exemplars for dp in dps]
-    t.exemplars.extend(ex)
-    if not t.any_exemplars and any(ex):
-        t.any_exemplars = True
+    t.add_exemplars([dp.exemplars for dp in dps], sets)
 
 
-def _common_points(t: _MetricTable, dps: Any, sets: AttrSets) -> None:
+def _common_points(t: MetricRows, dps: Any, sets: AttrSets) -> None:
     t.attrs.extend(sets.ids_of_raw([tuple(dp.attributes) for dp in dps]))
     t.start.extend([dp.start_time_unix_nano for dp in dps])
     t.time.extend([dp.time_unix_nano for dp in dps])
@@ -346,17 +378,14 @@ def _common_points(t: _MetricTable, dps: Any, sets: AttrSets) -> None:
     if "Min" in p:
         p["Min"].extend([dp.min for dp in dps])
         p["Max"].extend([dp.max for dp in dps])
-        ex = [dp.exemplars for dp in dps]
-        t.exemplars.extend(ex)
-        if not t.any_exemplars and any(ex):
-            t.any_exemplars = True
+        t.add_exemplars([dp.exemplars for dp in dps], sets)
 
 
 def metrics_rows(req: Any, sets: AttrSets) -> Result:
     """Rows for an ExportMetricsServiceRequest parsed with the shadow class."""
     sets.maybe_reset()
     out = Result()
-    tables: dict[str, _MetricTable] = {}
+    tables: dict[str, MetricRows] = {}
     for rm in req.resource_metrics:
         res = _resource(sets, rm.resource, rm.schema_url)
         for sm in rm.scope_metrics:
@@ -381,7 +410,7 @@ def metrics_rows(req: Any, sets: AttrSets) -> Result:
                 if not len(dps):
                     continue
                 name = _KIND_TABLE[kind]
-                t = tables.get(name) or tables.setdefault(name, _MetricTable(name))
+                t = tables.get(name) or tables.setdefault(name, MetricRows(name, sets.generation))
                 scope = _scope_values(sets, res, sm, m)
                 if kind == "gauge":
                     t.segment(scope, len(dps))
@@ -412,7 +441,7 @@ def metrics_rows(req: Any, sets: AttrSets) -> Result:
                         p["ValueAtQuantiles.Value"].extend(
                             [[q.value for q in dp.quantile_values] for dp in dps])
     for name, t in tables.items():
-        out.add(name, t.build(sets))
+        out.add(name, t)
     return out
 
 
@@ -534,3 +563,19 @@ def logs_rows(req: Any, sets: AttrSets) -> Result:
 
 
 ROW_BUILDERS = {"metrics": metrics_rows, "traces": traces_rows, "logs": logs_rows}
+
+
+def combine(parts: list[pa.Table | MetricRows]) -> pa.Table:
+    """One Arrow table from the parts of one table queued by several requests."""
+    tables = [p for p in parts if isinstance(p, pa.Table)]
+    merged: dict[int, MetricRows] = {}
+    for p in parts:
+        if isinstance(p, MetricRows):
+            acc = merged.get(id(p.gen[0]))
+            if acc is None:
+                acc = merged[id(p.gen[0])] = MetricRows(p.name, p.gen)
+            acc.merge(p)
+    tables += [m.build() for m in merged.values()]
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive").combine_chunks()

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from infersight.gateway.rows import MetricRows, combine
 from infersight.gateway.store import KEYS_TABLE
 from infersight.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
+Part = pa.Table | MetricRows
 
 
 class QueueFull(Exception):
@@ -38,7 +40,7 @@ class StorageDown(Exception):
 @dataclass
 class _Entry:
     key: str
-    tables: dict[str, pa.Table]
+    tables: dict[str, Part]
     rows: int
     future: asyncio.Future
 
@@ -47,6 +49,7 @@ class _Entry:
 class _Flush:
     entries: list[_Entry]
     done: set[str] = field(default_factory=set)
+    built: dict[str, pa.Table] = field(default_factory=dict)  # reused when the flush is retried
 
     @property
     def token(self) -> str:
@@ -106,7 +109,7 @@ class BatchWriter:
         """True when the request with this key is already stored."""
         return key in self._written
 
-    async def submit(self, key: str, tables: dict[str, pa.Table], rows: int) -> None:
+    async def submit(self, key: str, tables: dict[str, Part], rows: int) -> None:
         """Queue a request's rows and wait until they are stored (or raise)."""
         if key in self._written:
             return
@@ -182,8 +185,10 @@ class BatchWriter:
         for name in names:
             if name in batch.done:
                 continue
-            parts = [e.tables[name] for e in batch.entries if name in e.tables]
-            table = pa.concat_tables(parts, promote_options="permissive").combine_chunks()
+            table = batch.built.get(name)
+            if table is None:
+                table = batch.built[name] = combine([e.tables[name] for e in batch.entries
+                                                     if name in e.tables])
             self.storage.insert_arrow(name, table, f"{token}:{name}")
             batch.done.add(name)
         keys = pa.table({"Key": pa.array([e.key for e in batch.entries], pa.string())})
