@@ -6,7 +6,7 @@ from otlp_recorder import Recorder
 
 from infersight.collectors.base import MetricSpec
 from infersight.exporters.otlp import HttpSender, ScopedPoints, encode, to_metrics_data
-from infersight.exporters.spool import Spool
+from infersight.exporters.spool import Spool, SpoolInUse
 
 SPEC = MetricSpec("test.value", "gauge", "1", "a test gauge", ("n",))
 
@@ -41,7 +41,7 @@ def test_batches_are_sent_oldest_first_and_deleted(tmp_path, recorder, sender):
     assert report.failure is None and report.sent_batches == 5 and report.sent_points == 5
     assert sent_values(recorder) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert [r.key for r in recorder.received] == [e.key for e in entries]
-    assert spool.entries() == [] and list(tmp_path.iterdir()) == []
+    assert spool.entries() == [] and list(tmp_path.glob("*.otlp")) == []
 
 
 def test_retryable_failure_keeps_order_and_key(tmp_path, recorder, sender):
@@ -52,6 +52,7 @@ def test_retryable_failure_keeps_order_and_key(tmp_path, recorder, sender):
     assert report.failure is not None and report.failure.reason == "http_503"
     assert report.sent_batches == 0 and spool.entries() == [first, second]
     # A restarted agent sees the same batches, in the same order, under the same keys.
+    spool.close()
     reopened = Spool(tmp_path, 10**6)
     assert [(e.seq, e.key) for e in reopened.entries()] == [(first.seq, first.key), (second.seq, second.key)]
     assert reopened.drain(sender).sent_batches == 2
@@ -99,7 +100,7 @@ def test_bound_drops_oldest_and_counts(tmp_path):
     assert spool.entries() == entries[2:]
     assert spool.dropped_batches == 2 and spool.dropped_points == 4
     assert spool.bytes == 3 * size <= spool.max_bytes
-    assert sorted(p.name for p in tmp_path.iterdir()) == [e.path.name for e in entries[2:]]
+    assert sorted(p.name for p in tmp_path.glob("*.otlp")) == [e.path.name for e in entries[2:]]
 
 
 def test_batch_larger_than_bound_is_dropped_itself(tmp_path):
@@ -113,6 +114,7 @@ def test_torn_tmp_file_is_ignored_and_removed(tmp_path, recorder, sender):
     whole = spool.put(batch(0), 1)
     torn = tmp_path / f"{whole.seq + 1:016d}-00000000-0000-0000-0000-000000000000-1.otlp.tmp"
     torn.write_bytes(batch(1)[:7])
+    spool.close()
     reopened = Spool(tmp_path, 10**6)
     assert not torn.exists()
     assert [e.key for e in reopened.entries()] == [whole.key]
@@ -128,3 +130,11 @@ def test_batch_removed_behind_our_back_is_skipped(tmp_path, recorder, sender):
     assert [(e.key, reason) for e, reason in report.rejected] == [(gone.key, "unreadable")]
     assert report.sent_batches == 1 and [r.key for r in recorder.received] == [kept.key]
     assert spool.entries() == []
+
+
+def test_one_agent_per_spool_directory(tmp_path):
+    first = Spool(tmp_path, 10**6)
+    with pytest.raises(SpoolInUse, match="in use by another agent"):
+        Spool(tmp_path, 10**6)
+    first.close()
+    Spool(tmp_path, 10**6).close()

@@ -132,3 +132,15 @@ def test_collect_table(tmp_path):
     (limit,) = [line.split() for line in lines if line.split()[1:2] == ["system.memory.limit"]]
     assert limit[:4] == ["host", "system.memory.limit", "updowncounter", "By"]
     assert int(limit[4]) == psutil.virtual_memory().total  # exact, not 1.6e+10
+
+
+def test_second_agent_on_the_same_spool_refuses_to_start(tmp_path, port):
+    config = write_config(tmp_path / "agent.yaml", f"http://127.0.0.1:{port}", tmp_path / "spool")
+    first = AgentProc(config, tmp_path / "agent1.log")
+    try:
+        wait_for(lambda: "agent started" in first.log(), 20, "first agent")
+        second = AgentProc(config, tmp_path / "agent2.log")
+        assert second.proc.wait(20) == 2
+        assert "spool directory" in second.log() and "in use by another agent" in second.log()
+    finally:
+        assert first.terminate() == 0

@@ -14,7 +14,7 @@ from infersight.agent.resource import resolve_resource
 from infersight.collectors.registry import collector_class
 from infersight.config import Config, ConfigError, load_config
 from infersight.exporters.otlp import make_sender
-from infersight.exporters.spool import Spool
+from infersight.exporters.spool import Spool, SpoolInUse
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,18 @@ async def _agent_main(cfg: Config) -> int:
     for e in errors:
         log.error("%s", e)
     ex = cfg.agent.exporter
-    spool = Spool(ex.spool_dir, ex.max_spool_bytes)
+    try:
+        spool = Spool(ex.spool_dir, ex.max_spool_bytes)
+    except (SpoolInUse, OSError) as err:
+        log.error("cannot open the spool: %s", err)
+        return 2
     agent = Agent(cfg.agent, collectors, make_sender(ex), spool, resource)
     log.info("agent started: %d collectors, exporting to %s (%s), spool %s",
              len(collectors), ex.endpoint, ex.protocol, ex.spool_dir)
-    await agent.run(stop)
+    try:
+        await agent.run(stop)
+    finally:
+        spool.close()
     log.info("agent stopped; %d batches left in the spool", len(spool.entries()))
     return 0
 

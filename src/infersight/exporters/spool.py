@@ -8,6 +8,7 @@ Not thread-safe: one owner (the agent's export task) uses it at a time.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -20,6 +21,11 @@ from infersight.exporters.otlp import Sender, SendResult
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{16})-([0-9a-f-]{36})-(\d+)\.otlp$")
+_LOCK = ".lock"
+
+
+class SpoolInUse(Exception):
+    """Another agent owns this spool directory (two senders would re-send and delete each other's batches)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -46,10 +52,19 @@ class Spool:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Held for the process's lifetime; the kernel releases it even on kill -9.
+        self._lock = open(self.directory / _LOCK, "a")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise SpoolInUse(f"spool directory {self.directory} is in use by another agent") from None
         self.dropped_batches = 0
         self.dropped_points = 0
         self._entries: list[SpoolEntry] = []
         for path in self.directory.iterdir():
+            if path.name == _LOCK:
+                continue
             if path.name.endswith(".tmp"):
                 # Torn write from a killed agent: never renamed, so never acknowledged as spooled.
                 path.unlink(missing_ok=True)
@@ -63,6 +78,9 @@ class Spool:
         if self._entries:
             log.info("spool %s: %d pending batches (%d bytes) from a previous run",
                      self.directory, len(self._entries), self.bytes)
+
+    def close(self) -> None:
+        self._lock.close()
 
     @property
     def bytes(self) -> int:
