@@ -31,7 +31,14 @@ ACCELERATOR_METRICS = {
     "infersight.gpu.sm.activity": "gauge",
     "infersight.gpu.dram.activity": "gauge",
     "infersight.gpu.pipe.utilization": "gauge",
+    # AWS Neuron, from collectors/neuron
+    "infersight.neuron.core.utilization": "gauge",
+    "infersight.neuron.core.flops": "gauge",
+    "infersight.neuron.memory.usage": "sum",
+    "infersight.neuron.execution.errors": "sum",
 }
+# Which gauge rows mark a host as one with accelerators (for the host and cloud variables).
+ACCELERATOR_GAUGES = "(MetricName LIKE 'hw.%' OR MetricName LIKE 'infersight.neuron.core.%')"
 # Engine utilisation: NVML splits hw.gpu.utilization by hw.gpu.task; encoder/decoder are not compute.
 COMPUTE_TASK = "Attributes['hw.gpu.task'] IN ('', 'general')"
 
@@ -337,13 +344,24 @@ def _gauge_ts(metric: str, value: str, title: str, description: str, unit: str, 
                       f"GROUP BY time, series ORDER BY time", unit)
 
 
+def _utilisation(cols: str) -> str:
+    """GPU engines and NeuronCores as one set of rows (`cols` over TimeUnix, series, Value)."""
+    gauge = f"{DB}.otel_metrics_gauge"
+    host = "ResourceAttributes['host.name']"
+    return (f"SELECT {cols} FROM (SELECT TimeUnix, concat({host}, ' ', Attributes['hw.id']) AS series, Value "
+            f"FROM {gauge} WHERE MetricName = 'hw.gpu.utilization' AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
+            f"AND {COMPUTE_TASK} UNION ALL SELECT TimeUnix, concat({host}, ' nc', Attributes['infersight.neuron.core']) "
+            f"AS series, Value FROM {gauge} WHERE MetricName = 'infersight.neuron.core.utilization' "
+            f"AND $__timeFilter(TimeUnix) AND {HW_FILTER})")
+
+
 def accelerators() -> dict:
     gauge, sums = f"{DB}.otel_metrics_gauge", f"{DB}.otel_metrics_sum"
+    host = "ResourceAttributes['host.name']"
     lay = Layout()
     lay.row("Accelerators: ${cloud_provider} / ${host}")
     lay.add(stat("Mean utilisation", "Mean GPU/NeuronCore utilisation over the range.",
-                 f"SELECT avg(Value) AS utilization FROM {gauge} WHERE MetricName = 'hw.gpu.utilization' "
-                 f"AND $__timeFilter(TimeUnix) AND {HW_FILTER} AND {COMPUTE_TASK}", "percentunit",
+                 _utilisation("avg(Value) AS utilization"), "percentunit",
                  [("red", None), ("yellow", 0.3), ("green", 0.6)]), 6, 4)
     lay.add(stat("Accelerators not ok", "Accelerators whose latest hw.status is degraded or failed.",
                  f"SELECT countIf(state != 'ok') AS not_ok FROM (SELECT ResourceAttributes['host.name'] AS host, "
@@ -361,9 +379,9 @@ def accelerators() -> dict:
                  f"GROUP BY ResourceAttributes, Attributes)", "watt", [("blue", None)]), 6, 4)
 
     lay.row("Activity")
-    lay.add(_gauge_ts("hw.gpu.utilization", "avg(Value)", "Utilisation",
-                      "GPU / NeuronCore utilisation per host and device.", "percentunit",
-                      f"{HW_FILTER} AND {COMPUTE_TASK}"), 12, 8)
+    lay.add(timeseries("Utilisation", "GPU / NeuronCore utilisation per host and device (nc = NeuronCore).",
+                       _utilisation("$__timeInterval(TimeUnix) AS time, series, avg(Value) AS value")
+                       + " GROUP BY time, series ORDER BY time", "percentunit"), 12, 8)
     lay.add(timeseries("Memory used", "Device memory in use per host and device.",
                        f"SELECT $__timeInterval(TimeUnix) AS time, "
                        f"concat(ResourceAttributes['host.name'], ' ', Attributes['hw.id']) AS series, "
@@ -379,6 +397,22 @@ def accelerators() -> dict:
                       "percentunit"), 8, 8)
     lay.add(_gauge_ts("infersight.gpu.dram.activity", "avg(Value)", "DRAM bandwidth",
                       "DRAM bandwidth used over its theoretical maximum.", "percentunit"), 8, 8)
+
+    lay.row("AWS Neuron")
+    lay.add(timeseries("NeuronCore FLOPS", "Floating-point operations per second per NeuronCore.",
+                       f"SELECT $__timeInterval(TimeUnix) AS time, "
+                       f"concat({host}, ' nc', Attributes['infersight.neuron.core']) AS series, avg(Value) AS value "
+                       f"FROM {gauge} WHERE MetricName = 'infersight.neuron.core.flops' AND $__timeFilter(TimeUnix) "
+                       f"AND {HW_FILTER} GROUP BY time, series ORDER BY time", "flops"), 8, 8)
+    lay.add(timeseries("Neuron device memory", "Memory Neuron applications hold on the devices, per host.",
+                       f"SELECT time, series, sum(v) AS bytes FROM (SELECT $__timeInterval(TimeUnix) AS time, "
+                       f"{host} AS series, Attributes, avg(Value) AS v FROM {sums} "
+                       f"WHERE MetricName = 'infersight.neuron.memory.usage' AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
+                       f"AND Attributes['infersight.neuron.memory.location'] = 'neuron_device' "
+                       f"GROUP BY time, series, Attributes) GROUP BY time, series ORDER BY time", "bytes"), 8, 8)
+    lay.add(timeseries("Neuron execution errors/s", "Execution errors per host and class.",
+                       counter_rate_sql("infersight.neuron.execution.errors",
+                                        f"concat({host}, ' ', Attributes['error.type'])", HW_FILTER), "short"), 8, 8)
 
     lay.row("Power, temperature and health")
     lay.add(_gauge_ts("hw.power", "avg(Value)", "Power", "Power draw per host and device.", "watt"), 8, 8)
@@ -403,13 +437,13 @@ def accelerators() -> dict:
                   f"ORDER BY Host, Device"), 12, 8)
 
     hosts_src = (f"SELECT DISTINCT ResourceAttributes['host.name'] AS h FROM {gauge} "
-                 f"WHERE MetricName LIKE 'hw.%' AND $__timeFilter(TimeUnix) AND "
+                 f"WHERE {ACCELERATOR_GAUGES} AND $__timeFilter(TimeUnix) AND "
                  "$__conditionalAll(ResourceAttributes['cloud.provider'] IN (${cloud_provider}), $cloud_provider) "
                  "ORDER BY h")
     variables = [
         query_var("cloud_provider", "cloud.provider",
                   f"SELECT DISTINCT ResourceAttributes['cloud.provider'] AS p FROM {gauge} "
-                  f"WHERE MetricName LIKE 'hw.%' AND $__timeFilter(TimeUnix) ORDER BY p"),
+                  f"WHERE {ACCELERATOR_GAUGES} AND $__timeFilter(TimeUnix) ORDER BY p"),
         query_var("host", "host.name", hosts_src),
     ]
     return dashboard("infersight: Accelerators", "infersight-accelerators",

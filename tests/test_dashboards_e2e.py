@@ -36,10 +36,11 @@ async def gateway(store, port):
     await runner.cleanup()
 
 
-async def post_points(url: str, points, store, table_rows_expected: int) -> None:
+async def post_points(url: str, points, store, table_rows_expected: int, resource: dict = RESOURCE,
+                      scope: str = "infersight.collectors.nvml") -> None:
     from infersight.exporters.otlp import ScopedPoints, encode, to_metrics_data
 
-    body = encode(to_metrics_data([ScopedPoints("infersight.collectors.nvml", points)], RESOURCE,
+    body = encode(to_metrics_data([ScopedPoints(scope, points)], resource,
                                   default_start_ns=time.time_ns() - 60 * 10**9))
     async with aiohttp.ClientSession() as s:
         async with s.post(url + "/v1/metrics", data=body,
@@ -102,6 +103,34 @@ async def test_accelerator_dashboard_over_replayed_h200(store, gateway):
     assert float(mem["bytes"]) == pytest.approx(usage)
     temps = run.panel_rows("Temperature")
     assert temps and all(20 < float(t["value"]) < 100 for t in temps)
+
+
+async def test_accelerator_dashboard_over_a_real_neuron_monitor_document(store, gateway):
+    """The trn1.2xlarge neuron-monitor capture (tests/fixtures/neuron) through the Neuron collector."""
+    from infersight.collectors.neuron import NeuronCollector
+
+    doc = Path(__file__).parent / "fixtures" / "neuron" / "neuron-monitor_trn1.2xlarge_wandb-test.json"
+    collector = NeuronCollector(["unused"])
+    collector.close()  # fed directly: no neuron-monitor child
+    collector.feed(json.dumps(json.loads(doc.read_text())))
+    emitted = list(collector.collect())
+    resource = {**RESOURCE, "host.name": "trn-node-1", "cloud.provider": "aws"}
+    await post_points(gateway, emitted, store, len(emitted), resource, "infersight.collectors.neuron")
+
+    frm, to = _window()
+    run = Runner(store, load("infersight-accelerators.json"), frm=frm, to=to)
+    assert run.options["host"] == ["trn-node-1"]
+    util = {r["series"]: float(r["value"]) for r in run.panel_rows("Utilisation")}
+    assert util == {"trn-node-1 nc0": pytest.approx(0.013631567613356375), "trn-node-1 nc1": 0.0}
+    (r,) = run.panel_rows("Mean utilisation")
+    assert float(r["utilization"]) == pytest.approx(0.013631567613356375 / 2)
+    device = sum(p.value for p in emitted if p.name == "infersight.neuron.memory.usage"
+                 and p.attributes["infersight.neuron.memory.location"] == "neuron_device")
+    assert device == 196608 + 101125344 + 943608 + 32768  # the capture's per-core categories
+    (mem,) = run.panel_rows("Neuron device memory")
+    assert (mem["series"], float(mem["bytes"])) == ("trn-node-1", device)
+    # one cumulative sample per series: no increase yet, so no error rate
+    assert all(float(r["per_second"]) == 0 for r in run.panel_rows("Neuron execution errors/s"))
 
 
 # ---------------------------------------------------------------- fleet from GenAI spans (real OTel SDK)
