@@ -107,7 +107,7 @@ def desired_alerts(results: Iterable[InstanceResult]) -> tuple[dict[str, Desired
 
 
 class AlertTracker:
-    """Alert states by fingerprint; `update` applies one evaluation and returns what changed."""
+    """Alert states by fingerprint; `update` applies one evaluation and returns the state transitions."""
 
     def __init__(self, records: Iterable[AlertRecord] = ()) -> None:
         self.alerts: dict[str, AlertRecord] = {r.fingerprint: r for r in records}
@@ -127,12 +127,14 @@ class AlertTracker:
                     rec.state, rec.ends_at = "resolved", now
                     changed.append(rec)
                 continue
-            rec.annotations = d.annotations
+            rec.annotations = d.annotations  # observed burn rates: refreshed in memory, stored on transitions
+            before = rec.state
             if rec.state == "resolved":  # fires again: a new incident
                 rec.state, rec.active_at, rec.starts_at, rec.ends_at = "pending", now, None, None
             if rec.state == "pending" and now - rec.active_at >= d.for_s:
                 rec.state, rec.starts_at = "firing", now
-            changed.append(rec)
+            if rec.state != before:
+                changed.append(rec)
         for fp, d in desired.items():
             if fp in self.alerts:
                 continue

@@ -57,6 +57,7 @@ class SloEngine:
         self.settings = settings
         self.slos = {s.name: s for s in slos}
         self.tracker = AlertTracker(self.store.load_alerts())
+        self._unsaved: dict[str, AlertRecord] = {}
         self.dispatcher = Dispatcher(settings, self.store.last_per_group())
         self.silences: list[Silence] = self.store.load_silences()
         self.outbox: list[Notification] = self.store.pending_notifications()
@@ -91,7 +92,13 @@ class SloEngine:
         desired, evaluated = desired_alerts(results)
         with self.lock:
             changed, deleted = self.tracker.update(desired, evaluated, now)
-            self.store.save_alerts(changed, deleted)
+            # Transitions not yet stored (a failed write is retried next cycle).
+            for r in changed:
+                self._unsaved[r.fingerprint] = r
+            for r in deleted:
+                self._unsaved.pop(r.fingerprint, None)
+            self.store.save_alerts(list(self._unsaved.values()), deleted)
+            self._unsaved.clear()
             self.results, self.evaluated_at = results, now
             self.dispatch(now)
         self.metrics.duration.observe(time.perf_counter() - started)
