@@ -46,6 +46,7 @@ class Runner:
                  frm: datetime = FROM, to: datetime = TO):
         self.store, self.dash, self.interval_s, self.frm, self.to = store, dash, interval_s, frm, to
         self.variables = {v["name"]: ALL for v in dash["templating"]["list"] if v["type"] == "query"}
+        self.variables.update({v["name"]: v["query"] for v in dash["templating"]["list"] if v["type"] == "textbox"})
         self.variables.update(selection or {})
         self.options: dict[str, list[str]] = {}
         for v in dash["templating"]["list"]:  # in order: later variables may depend on earlier ones
@@ -123,7 +124,7 @@ def test_dashboard_structure_follows_the_plugin(name):
         for t in p["targets"]:
             assert t["editorType"] == "sql" and t["datasource"] == p["datasource"]
             assert t["format"] == (0 if p["type"] == "timeseries" else 1)
-            assert "$__timeFilter(" in t["rawSql"], p["title"]
+            assert "$__timeFilter(" in t["rawSql"] or "$__toTime" in t["rawSql"], p["title"]
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24
 
@@ -435,3 +436,43 @@ def test_quantile_sql_matches_prometheus_rules_on_edge_cases(store):
     assert [float(rows["only-inf"][k]) for k in ("p25", "p50", "p100")] == [1.0, 1.0, 1.0]
     assert [float(rows["first"][k]) for k in ("p25", "p50", "p100")] == pytest.approx([0.5, 1.0, 2.0])
     assert not any(math.isnan(float(v)) for r in rows.values() for k, v in r.items() if k != "Model")
+
+
+def test_error_budget_burn_table(fleet_store):
+    run = Runner(fleet_store, load("infersight-fleet.json"))
+    rows = {(r["Cloud"], r["Model"]): r for r in run.panel_rows("Burn rate by cloud / region / model")}
+    # objective 99.9 %: budget 0.001; the rows at 00:10 and 00:20 are inside the last 1 h and 6 h, not 5 m
+    assert float(rows["azure", "mistral"]["Burn 1h"]) == pytest.approx(0.1 / 0.001)
+    assert float(rows["aws", "llama"]["Burn 6h"]) == pytest.approx(0.01 / 0.001)
+    assert float(rows["gcp", "llama"]["Burn 1h"]) == 0.0
+    assert all(r["Burn 5m"] is None for r in rows.values())
+    assert float(rows["aws", "llama"]["Budget used"]) == pytest.approx(10.0)
+    assert list(rows)[0] == ("azure", "mistral")  # the fastest burn first
+    run = Runner(fleet_store, load("infersight-fleet.json"), {"objective_percent": "99"})
+    rows = {(r["Cloud"], r["Model"]): r for r in run.panel_rows("Burn rate by cloud / region / model")}
+    assert float(rows["aws", "llama"]["Burn 1h"]) == pytest.approx(1.0)
+
+
+def test_slo_alerts_from_the_engine_state(store):
+    def alert(fp, state, starts, ends, version, deleted=0, model="llama", tier="page-fast"):
+        labels = json.dumps({"slo": "availability", "tier": tier, "severity": "page", "long_window": "1h",
+                             "cloud_provider": "aws", "gen_ai_request_model": model}, sort_keys=True)
+        ann = json.dumps({"summary": f"{model} burning"})
+        return (f"('{fp}', '{labels}', '{ann}', '{state}', '{starts}', '{starts}', '{ends}', {deleted}, {version})")
+
+    cols = "Fingerprint, Labels, Annotations, State, ActiveAt, StartsAt, EndsAt, Deleted, Version"
+    insert(store, "infersight_slo_alerts", cols, [
+        alert("f1", "pending", "2026-01-01 00:30:00", "1970-01-01 00:00:00", 1),
+        alert("f1", "firing", "2026-01-01 00:30:00", "1970-01-01 00:00:00", 2),   # newer version wins
+        alert("f2", "resolved", "2026-01-01 00:05:00", "2026-01-01 00:20:00", 3, model="mistral"),
+        alert("f3", "resolved", "2025-12-31 20:00:00", "2025-12-31 21:00:00", 4, model="gemma"),  # before
+        alert("f4", "firing", "2026-01-01 00:40:00", "1970-01-01 00:00:00", 5, deleted=1, model="qwen"),
+    ])
+    run = Runner(store, load("infersight-fleet.json"))
+    rows = run.panel_rows("SLO alerts (SLO engine)")
+    assert [(r["SLO"], r["Tier"], r["State"], r["Group"]) for r in rows] == [
+        ("availability", "page-fast", "firing", "cloud_provider=aws, gen_ai_request_model=llama"),
+        ("availability", "page-fast", "resolved", "cloud_provider=aws, gen_ai_request_model=mistral")]
+    assert rows[0]["Summary"] == "llama burning"
+    run = Runner(store, load("infersight-fleet.json"), {"model": ["mistral"]})
+    assert [r["State"] for r in run.panel_rows("SLO alerts (SLO engine)")] == ["resolved"]
