@@ -140,11 +140,16 @@ async def test_self_metrics_follow_their_published_list(recorder, tmp_path):
         assert attrs == {"service.name": "svc", "host.name": "h"}
 
 
-async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp_path):
+async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp_path, caplog):
     recorder.statuses = [503, 503, 400]
     ok = Counting()
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1)])
-    await run_for(agent, 1.5)
+    with caplog.at_level(logging.INFO, logger="infersight.agent.loop"):
+        await run_for(agent, 1.5)
+    # One outage, one warning; the recovery is noted.
+    assert [r.getMessage()[:25] for r in caplog.records
+            if r.name == "infersight.agent.loop" and r.levelno >= logging.INFO] == [
+        "export failed (http_503);", "export recovered; spool d"]
     assert agent.stats.export_failures == {"http_503": 2, "http_400": 1}
     assert agent.stats.rejected_batches == 1
     rejected_key = recorder.received[2].key

@@ -75,6 +75,7 @@ class Agent:
         self.stats = AgentStats()
         self.start_ns = time.time_ns()
         self._buffer: list[ScopedPoints] = []
+        self._export_failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then export what is buffered (final export) and return."""
@@ -183,13 +184,19 @@ class Agent:
             self.stats.rejected_batches += 1
             self.stats.rejected_points += entry.points
         if report.failure is None:
+            if self._export_failing:
+                log.info("export recovered; spool drained")
+            self._export_failing = False
             return None
         self.stats.export_failures[report.failure.reason] += 1
         delay = self.cfg.exporter.retry_interval_seconds
         if report.failure.retry_after_seconds is not None:
             delay = max(delay, min(report.failure.retry_after_seconds, MAX_RETRY_AFTER_SECONDS))
-        log.info("export failed (%s); %d batches (%d bytes) spooled, retry in %.1f s",
-                 report.failure.reason, len(self.spool.entries()), self.spool.bytes, delay)
+        # An outage is one warning; each retry during it is debug (the self metrics count them).
+        log.log(logging.DEBUG if self._export_failing else logging.WARNING,
+                "export failed (%s); %d batches (%d bytes) spooled, retry in %.1f s",
+                report.failure.reason, len(self.spool.entries()), self.spool.bytes, delay)
+        self._export_failing = True
         return asyncio.get_running_loop().time() + delay
 
     def _spool_and_drain(self, batches: list[ScopedPoints]) -> tuple[int, DrainReport]:
