@@ -183,3 +183,29 @@ async def test_fleet_dashboard_over_genai_spans(store, gateway):
     assert (int(row["Input tokens"]), int(row["Output tokens"])) == (2000, 1000)
     assert float(row["Reported spend"]) == pytest.approx(0.03)
     assert float(row["$/1M tokens"]) == pytest.approx(0.03 / 3000 * 1e6)
+
+
+async def test_slo_panels_agree_with_the_slo_engine(store, gateway, tmp_path):
+    """The real engine evaluates the rollups and persists its alerts; the Grafana panels read them back."""
+    from infersight.slo.engine import SloEngine
+    from infersight.slo.model import load_slos
+    from infersight.slo.settings import SloSettings
+
+    spec = tmp_path / "slo.yaml"
+    spec.write_text("apiVersion: infersight/v1\nkind: SLO\nmetadata: {name: chat-availability}\n"
+                    "spec:\n  sli: {ratio: {}}\n  objective_percent: 99.9\n  window: {rolling: 30d}\n"
+                    "  group_by: [cloud.provider, cloud.region, gen_ai.request.model]\n  min_events: 10\n")
+    await asyncio.to_thread(send_genai_spans, gateway, "llama-3-70b", 40, 4)
+    await wait_rows(store, "infersight_requests_1m", 1)
+    engine = SloEngine(store, SloSettings(paths=(spec,)), load_slos([spec]))
+    await asyncio.to_thread(engine.evaluate)
+    firing = {a["labels"]["tier"] for a in engine.alerts_view() if a["state"] == "firing"}
+    assert "page-fast" in firing
+
+    frm, to = _window()
+    run = Runner(store, load("infersight-fleet.json"), frm=frm, to=to)
+    rows = run.panel_rows("SLO alerts (SLO engine)")
+    assert {r["Tier"] for r in rows if r["State"] == "firing"} == firing
+    assert {r["Group"] for r in rows} == {"cloud_provider=aws, cloud_region=us-east-1, gen_ai_request_model=llama-3-70b"}
+    (burn,) = run.panel_rows("Burn rate by cloud / region / model")
+    assert float(burn["Burn 1h"]) == pytest.approx(0.1 / 0.001)  # the engine's 100× (see the web UI test)
