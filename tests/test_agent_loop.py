@@ -181,3 +181,26 @@ async def test_spool_write_failure_costs_the_batch_not_the_agent(recorder, tmp_p
     lost = set(range(1, ok.calls + 1)) - set(ticks)
     assert ticks and lost and max(ticks) == ok.calls  # a gap while the disk failed, then back to normal
     assert latest(recorder, "infersight.agent.spool.dropped_batches", reason="spool_error") >= 1
+
+
+async def test_full_spool_drops_oldest_and_reports_it(port, tmp_path):
+    ok = Counting()
+    ex = ExporterConfig(endpoint=f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool", export_interval_seconds=0.1,
+                        retry_interval_seconds=0.1, timeout_seconds=1, max_spool_bytes=3000)
+    agent = Agent(AgentConfig(exporter=ex, self_metrics_interval_seconds=0.1), [ScheduledCollector("ok", ok, 0.05, 1)],
+                  HttpSender(ex.endpoint, {}, 1), Spool(ex.spool_dir, ex.max_spool_bytes), {"service.name": "s"})
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(1.0)  # nobody listens: the spool fills up and overflows
+    assert agent.spool.dropped_batches > 0 and agent.spool.bytes <= 3000
+    recorder = Recorder(port).start()
+    try:
+        await asyncio.sleep(0.6)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        recorder.stop()
+    ticks = {dp.as_int for r in recorder.accepted() for n, dp in r.points() if n == "test.tick"}
+    assert 1 not in ticks and ok.calls in ticks  # the oldest went, the newest arrived
+    reported = latest(recorder, "infersight.agent.spool.dropped_batches", reason="spool_full")
+    assert 0 < reported <= agent.spool.dropped_batches
