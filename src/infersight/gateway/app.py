@@ -12,7 +12,7 @@ from aiohttp import web
 
 from infersight.config import ServerConfig
 from infersight.gateway import otlp
-from infersight.gateway.rows import ROW_BUILDERS, AttrSets
+from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
 from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown
 from infersight.storage.base import QueryError, Storage, StorageError
 
@@ -86,8 +86,11 @@ class Gateway:
         if self.writer.known(key):
             return web.Response(body=otlp.encode_response(signal, mt, 0, ""), content_type=mt)
         try:
-            msg = otlp.decode(signal, body, mt)
-            result = ROW_BUILDERS[signal.name](msg, self.sets)
+            try:
+                result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt), self.sets)
+            except NeedsExemplars:
+                result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt, exemplars=True),
+                                                   self.sets)
         except otlp.BadRequest as err:
             return _status(mt, 400, str(err))
         except Exception as err:  # a malformed nested value (e.g. attribute bytes) found late

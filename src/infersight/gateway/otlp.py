@@ -37,8 +37,12 @@ class UnsupportedMediaType(Exception):
     """Neither OTLP protobuf nor OTLP JSON: answer 415."""
 
 
-def _shadow_class(real: type[Message]) -> type[Message]:
-    """`real` with `*DataPoint.attributes` re-declared as `repeated bytes` (same field numbers)."""
+def _shadow_class(real: type[Message], exemplar_probe: bool = False) -> type[Message]:
+    """`real` with `*DataPoint.attributes` re-declared as `repeated bytes` (same field numbers).
+
+    With `exemplar_probe`, `*DataPoint.exemplars` becomes a single `bytes` field: reading it costs
+    no container per point, and it is non-empty exactly when the point has exemplars (then the
+    request is decoded again with the full class)."""
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
 
@@ -52,9 +56,11 @@ def _shadow_class(real: type[Message]) -> type[Message]:
         for msg in proto.message_type:
             if msg.name.endswith("DataPoint"):
                 for f in msg.field:
-                    if f.name == "attributes":
+                    if f.name == "attributes" or (exemplar_probe and f.name == "exemplars"):
                         f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
                         f.ClearField("type_name")
+                    if exemplar_probe and f.name == "exemplars":
+                        f.label = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
         pool.Add(proto)
         added.add(fd.name)
 
@@ -63,6 +69,7 @@ def _shadow_class(real: type[Message]) -> type[Message]:
 
 
 MetricsShadow = _shadow_class(metrics_svc.ExportMetricsServiceRequest)
+MetricsProbe = _shadow_class(metrics_svc.ExportMetricsServiceRequest, exemplar_probe=True)
 
 
 @dataclass(frozen=True)
@@ -152,8 +159,9 @@ def _hex_ids_to_base64(node: Any) -> Any:
     return node
 
 
-def decode(signal: Signal, body: bytes, mt: str) -> Message:
-    """Parse an OTLP request; metrics come back as the shadow class (see module doc)."""
+def decode(signal: Signal, body: bytes, mt: str, exemplars: bool = False) -> Message:
+    """Parse an OTLP request; metrics come back as a shadow class (see module doc): the exemplar
+    probe unless `exemplars` asks for the full one."""
     if mt == JSON:
         try:
             data = json.loads(body)
@@ -171,7 +179,7 @@ def decode(signal: Signal, body: bytes, mt: str) -> Message:
         body = msg.SerializeToString()
     try:
         if signal.name == "metrics":
-            return MetricsShadow.FromString(body)
+            return (MetricsShadow if exemplars else MetricsProbe).FromString(body)
         return signal.request.FromString(body)
     except DecodeError as err:
         raise BadRequest(f"invalid protobuf {signal.request.DESCRIPTOR.name}: {err}") from None

@@ -279,6 +279,10 @@ class MetricRows:
 
     def add_exemplars(self, per_point: list[Any], sets: AttrSets) -> None:
         """Exemplars become plain tuples now: interning happens on the request's thread only."""
+        if per_point and isinstance(per_point[0], bytes):  # the exemplar probe
+            if any(per_point):
+                raise NeedsExemplars
+            return
         if not self.any_exemplars:
             if not any(per_point):
                 return
@@ -314,6 +318,10 @@ _KIND_TABLE = {"gauge": "otel_metrics_gauge", "sum": "otel_metrics_sum",
                "histogram": "otel_metrics_histogram",
                "exponential_histogram": "otel_metrics_exponential_histogram",
                "summary": "otel_metrics_summary"}
+
+
+class NeedsExemplars(Exception):
+    """The request was decoded with the exemplar probe and has exemplars: decode it in full."""
 
 
 class Result:
