@@ -270,6 +270,39 @@ def fleet() -> dict:
         {"Req/s": "reqps", "Error ratio": "percentunit", "p95 TTFT": "s", "p95 e2e": "s",
          "Reported spend": "currencyUSD", "$/1M tokens": "currencyUSD"}), 24, 8)
 
+    budget = "(1 - toFloat64OrZero('${objective_percent}') / 100)"
+
+    def burn(window: str) -> str:
+        since = f"Minute >= $__toTime - INTERVAL {window}"
+        return (f"sumIf(BadRequests, {since}) / nullIf(sumIf(Requests, {since}), 0) / {budget} "
+                f"AS `Burn {window.split()[0]}{window.split()[1][0].lower()}`")
+
+    lay.row("Error budget (objective ${objective_percent} %)")
+    lay.add(table("Burn rate by cloud / region / model",
+                  "Error ratio over the last 5 m, 1 h and 6 h before the range end ÷ the error budget "
+                  "(1 − objective). 14.4× over 1 h pages in the Google 30-day catalogue; 'Budget used' treats "
+                  "the dashboard range as the SLO window. The SLO engine's own evaluation is the table below.",
+                  f"SELECT CloudProvider AS Cloud, CloudRegion AS Region, Model, {burn('5 MINUTE')}, "
+                  f"{burn('1 HOUR')}, {burn('6 HOUR')}, "
+                  f"sum(BadRequests) / nullIf(sum(Requests), 0) / {budget} AS `Budget used` FROM {req} "
+                  f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY Cloud, Region, Model "
+                  f"ORDER BY `Burn 1h` DESC, Cloud, Region, Model",
+                  {"Burn 5m": "suffix:×", "Burn 1h": "suffix:×", "Burn 6h": "suffix:×",
+                   "Budget used": "percentunit"}), 12, 8)
+    tier_keys = "['slo', 'alertname', 'severity', 'tier', 'long_window', 'short_window', 'burn_rate_threshold']"
+    lay.add(table("SLO alerts (SLO engine)",
+                  "Alerts the SLO engine held during the range, from its persisted state: firing first.",
+                  f"SELECT JSONExtractString(Labels, 'slo') AS SLO, JSONExtractString(Labels, 'tier') AS Tier, "
+                  f"JSONExtractString(Labels, 'severity') AS Severity, State, "
+                  f"arrayStringConcat(arrayMap(kv -> concat(kv.1, '=', kv.2), arrayFilter(kv -> NOT has({tier_keys}, "
+                  f"kv.1), JSONExtractKeysAndValues(Labels, 'String'))), ', ') AS `Group`, StartsAt AS Since, "
+                  f"JSONExtractString(Annotations, 'summary') AS Summary FROM {DB}.infersight_slo_alerts FINAL "
+                  f"WHERE Deleted = 0 AND StartsAt <= $__toTime AND (State != 'resolved' OR EndsAt >= $__fromTime) "
+                  "AND $__conditionalAll(JSONExtractString(Labels, 'cloud_provider') IN (${cloud_provider}), "
+                  "$cloud_provider) AND $__conditionalAll(JSONExtractString(Labels, 'gen_ai_request_model') "
+                  "IN (${model}), $model) "
+                  f"ORDER BY State = 'firing' DESC, Severity, SLO, Tier, `Group`"), 12, 8)
+
     lay.row("Traffic and errors")
     lay.add(timeseries("Requests/s by cloud/region/model", "Requests per second per cloud/region/model.",
                        f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
@@ -307,39 +340,6 @@ def fleet() -> dict:
                        f"sum(OutputTokens) / $__interval_s AS output FROM {req} "
                        f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series ORDER BY time",
                        "short", stack=True, min_interval="1m"), 12, 8)
-
-    budget = "(1 - toFloat64OrZero('${objective_percent}') / 100)"
-
-    def burn(window: str) -> str:
-        since = f"Minute >= $__toTime - INTERVAL {window}"
-        return (f"sumIf(BadRequests, {since}) / nullIf(sumIf(Requests, {since}), 0) / {budget} "
-                f"AS `Burn {window.split()[0]}{window.split()[1][0].lower()}`")
-
-    lay.row("Error budget (objective ${objective_percent} %)")
-    lay.add(table("Burn rate by cloud / region / model",
-                  "Error ratio over the last 5 m, 1 h and 6 h before the range end ÷ the error budget "
-                  "(1 − objective). 14.4× over 1 h pages in the Google 30-day catalogue; 'Budget used' treats "
-                  "the dashboard range as the SLO window. The SLO engine's own evaluation is the table below.",
-                  f"SELECT CloudProvider AS Cloud, CloudRegion AS Region, Model, {burn('5 MINUTE')}, "
-                  f"{burn('1 HOUR')}, {burn('6 HOUR')}, "
-                  f"sum(BadRequests) / nullIf(sum(Requests), 0) / {budget} AS `Budget used` FROM {req} "
-                  f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY Cloud, Region, Model "
-                  f"ORDER BY `Burn 1h` DESC, Cloud, Region, Model",
-                  {"Burn 5m": "suffix:×", "Burn 1h": "suffix:×", "Burn 6h": "suffix:×",
-                   "Budget used": "percentunit"}), 12, 8)
-    tier_keys = "['slo', 'alertname', 'severity', 'tier', 'long_window', 'short_window', 'burn_rate_threshold']"
-    lay.add(table("SLO alerts (SLO engine)",
-                  "Alerts the SLO engine held during the range, from its persisted state: firing first.",
-                  f"SELECT JSONExtractString(Labels, 'slo') AS SLO, JSONExtractString(Labels, 'tier') AS Tier, "
-                  f"JSONExtractString(Labels, 'severity') AS Severity, State, "
-                  f"arrayStringConcat(arrayMap(kv -> concat(kv.1, '=', kv.2), arrayFilter(kv -> NOT has({tier_keys}, "
-                  f"kv.1), JSONExtractKeysAndValues(Labels, 'String'))), ', ') AS `Group`, StartsAt AS Since, "
-                  f"JSONExtractString(Annotations, 'summary') AS Summary FROM {DB}.infersight_slo_alerts FINAL "
-                  f"WHERE Deleted = 0 AND StartsAt <= $__toTime AND (State != 'resolved' OR EndsAt >= $__fromTime) "
-                  "AND $__conditionalAll(JSONExtractString(Labels, 'cloud_provider') IN (${cloud_provider}), "
-                  "$cloud_provider) AND $__conditionalAll(JSONExtractString(Labels, 'gen_ai_request_model') "
-                  "IN (${model}), $model) "
-                  f"ORDER BY State = 'firing' DESC, Severity, SLO, Tier, `Group`"), 12, 8)
 
     lay.row("Reported cost (gen_ai.usage.cost from instrumented applications)")
     lay.add(stat("Reported spend", "USD the instrumented applications reported over the range.",
