@@ -337,35 +337,25 @@ class Evaluator:
 
     # -- accelerator health -------------------------------------------------------------------------
     def _health_rows(self, slo: Slo, starts: list[int], now: int) -> list[dict]:
+        """From the per-minute device health rollup (filled by views on the hw.* metrics)."""
+        from infersight.slo.store import HEALTH, HEALTH_COLUMNS
+
         sli = slo.sli
-        dim_expr = {a: (f"Attributes['{a}']" if a == "hw.type" else f"ResourceAttributes['{a}']")
-                    for a in list(slo.group_by) + list(sli.filters)}
+        dim_expr = {a: f"`{c}`" for a, c in HEALTH_COLUMNS.items()}
         filters = dict(sli.filters)
         if sli.hw_type:
             filters["hw.type"] = sli.hw_type
-            dim_expr["hw.type"] = "Attributes['hw.type']"
         filt = _where(dim_expr, filters)
         gcols = [f"{dim_expr[a]} AS g{i}" for i, a in enumerate(slo.group_by)]
         gnames = [f"g{i}" for i in range(len(slo.group_by))]
         lo = starts[-1] - 60
-        cols = ("ResourceAttributes, Attributes, MetricName, TimeUnix, Value, "
-                "toInt32(0) AS AggregationTemporality")
-        sum_cols = "ResourceAttributes, Attributes, MetricName, TimeUnix, Value, AggregationTemporality"
-        src = (f"(SELECT {sum_cols} FROM {self.db}.`otel_metrics_sum` WHERE MetricName IN ('hw.status', 'hw.errors') "
-               f"AND TimeUnix >= toDateTime({lo}) AND TimeUnix <= toDateTime({now}) "
-               f"UNION ALL SELECT {cols} FROM {self.db}.`otel_metrics_gauge` WHERE MetricName IN "
-               f"('hw.status', 'hw.errors') AND TimeUnix >= toDateTime({lo}) AND TimeUnix <= toDateTime({now}))")
-        gsel = ", ".join(gcols + ["toStartOfMinute(TimeUnix) AS m", "Attributes['hw.id'] AS id"])
         # Per device and minute: a non-ok state reported, or XID errors counted (delta) or increasing (cumulative).
         per_device = (
-            f"SELECT {gsel}, "
-            f"maxIf(Value > 0 AND Attributes['hw.state'] NOT IN ('ok', ''), MetricName = 'hw.status') AS sbad, "
-            f"countIf(MetricName = 'hw.status') AS seen, "
-            f"sumIf(Value, MetricName = 'hw.errors' AND AggregationTemporality = 1) AS dsum, "
-            f"maxIf(Value, MetricName = 'hw.errors' AND AggregationTemporality != 1) AS cmax, "
-            f"minIf(Value, MetricName = 'hw.errors' AND AggregationTemporality != 1) AS cmin, "
-            f"countIf(MetricName = 'hw.errors' AND AggregationTemporality != 1) AS cn "
-            f"FROM {src} WHERE {filt} GROUP BY {', '.join(gnames + ['m', 'id'])}")
+            f"SELECT {', '.join(gcols + ['Minute AS m', 'HwId AS id'])}, max(BadStatus) AS sbad, "
+            f"sum(StatusSamples) AS seen, sum(ErrorsDelta) AS dsum, max(ErrorsMax) AS cmax, "
+            f"min(ErrorsMin) AS cmin, sum(ErrorsSamples) AS cn FROM {self.db}.`{HEALTH}` "
+            f"WHERE {filt} AND Minute >= toDateTime({lo}) AND Minute <= toDateTime({now}) "
+            f"GROUP BY {', '.join(gnames + ['m', 'id'])}")
         part = ", ".join(gnames + ["id"])
         with_prev = (
             f"SELECT *, lagInFrame(if(cn > 0, cmax, NULL), 1, NULL) OVER (PARTITION BY {part} ORDER BY m "

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from infersight.slo.store import HEALTH_COLUMNS
+
 API_VERSION = "infersight/v1"
 
 # Attribute names an SLO may filter or group by, and the rollup column holding each.
@@ -26,8 +28,7 @@ ROLLUP_ATTRIBUTES = {
     "infersight.tenant": "Tenant",
 }
 # Accelerator health reads resource attributes of the hw.* metrics plus the hw.type data-point attribute.
-HEALTH_ATTRIBUTES = ("cloud.provider", "cloud.region", "cloud.availability_zone", "host.name", "host.type",
-                     "service.name")
+HEALTH_ATTRIBUTES = tuple(a for a in HEALTH_COLUMNS if a != "hw.type")
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

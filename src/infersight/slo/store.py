@@ -15,11 +15,58 @@ from typing import Any
 ALERTS = "infersight_slo_alerts"
 NOTIFICATIONS = "infersight_slo_notifications"
 SILENCES = "infersight_slo_silences"
+HEALTH = "infersight_hw_health_1m"
+
+# Accelerator-health rollup: attribute -> column (resource attributes, plus the data point's hw.type).
+HEALTH_COLUMNS = {
+    "cloud.provider": "CloudProvider",
+    "cloud.region": "CloudRegion",
+    "cloud.availability_zone": "AvailabilityZone",
+    "host.name": "HostName",
+    "host.type": "HostType",
+    "service.name": "ServiceName",
+    "hw.type": "HwType",
+}
+
+
+def _health_view(db: str, source: str, temporality: str) -> str:
+    """Per minute and device: a non-ok hw.status seen, and hw.errors as delta sum or cumulative min/max."""
+    dims = ", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in HEALTH_COLUMNS.items() if a != "hw.type")
+    cum = f"MetricName = 'hw.errors' AND {temporality} != 1"
+    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HEALTH}_{source.removeprefix('otel_metrics_')}_mv`
+TO {db}.`{HEALTH}` AS
+SELECT toStartOfMinute(TimeUnix) AS Minute, {dims}, Attributes['hw.type'] AS HwType, Attributes['hw.id'] AS HwId,
+    countIf(MetricName = 'hw.status') AS StatusSamples,
+    toUInt8(maxIf(Value > 0 AND Attributes['hw.state'] NOT IN ('ok', ''), MetricName = 'hw.status')) AS BadStatus,
+    sumIf(Value, MetricName = 'hw.errors' AND {temporality} = 1) AS ErrorsDelta,
+    countIf({cum}) AS ErrorsSamples,
+    if(ErrorsSamples > 0, maxIf(Value, {cum}), -inf) AS ErrorsMax,
+    if(ErrorsSamples > 0, minIf(Value, {cum}), inf) AS ErrorsMin
+FROM {db}.`{source}`
+WHERE MetricName IN ('hw.status', 'hw.errors')
+GROUP BY Minute, {', '.join(c for a, c in HEALTH_COLUMNS.items() if a != 'hw.type')}, HwType, HwId"""
 
 
 def ddl(database: str) -> list[str]:
     db = f"`{database}`"
+    health_dims = ",\n    ".join(f"`{c}` LowCardinality(String)" for c in HEALTH_COLUMNS.values())
     return [
+        # Readers aggregate (max/sum/min): rows of one minute and device may be split across inserts.
+        f"""CREATE TABLE IF NOT EXISTS {db}.`{HEALTH}` (
+    `Minute` DateTime,
+    {health_dims},
+    `HwId` String,
+    `StatusSamples` UInt64,
+    `BadStatus` UInt8,
+    `ErrorsDelta` Float64,
+    `ErrorsSamples` UInt64,
+    `ErrorsMax` Float64,
+    `ErrorsMin` Float64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(Minute)
+ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HwId)""",
+        _health_view(db, "otel_metrics_sum", "AggregationTemporality"),
+        _health_view(db, "otel_metrics_gauge", "0"),
         f"""CREATE TABLE IF NOT EXISTS {db}.`{ALERTS}` (
     `Fingerprint` String,
     `Labels` String,
