@@ -128,6 +128,8 @@ class Agent:
             points = await asyncio.wait_for(asyncio.shield(running), sc.timeout_seconds)
         except TimeoutError:
             self.stats.collect_errors[(sc.name, "timeout")] += 1
+            # Nobody awaits the overrunning call any more; its late outcome is dropped quietly.
+            running.add_done_callback(lambda f: f.cancelled() or f.exception())
             return f"collect() exceeded {sc.timeout_seconds} s"
         except Exception as err:  # noqa: BLE001 (a collector never takes the agent down)
             self.stats.collect_errors[(sc.name, "exception")] += 1
