@@ -47,7 +47,7 @@ def test_emitted_points_match_the_published_list(sleeper):
     assert {p.name for p in mine} == {"process.cpu.time", "process.cpu.utilization", "process.memory.usage"}
     assert all(p.attributes["process.executable.name"] == "sleep" for p in mine)
     rss = next(p for p in mine if p.name == "process.memory.usage")
-    assert rss.value == psutil.Process(sleeper.pid).memory_info().rss or rss.value > 0
+    assert 0 < rss.value < psutil.virtual_memory().total
 
     util = {p.attributes["cpu.mode"]: p.value for p in second if p.name == "system.cpu.utilization"}
     assert abs(sum(util.values()) - 1.0) < 1e-9
