@@ -61,8 +61,8 @@ def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILE
                  order: str | None = None) -> str:
     """Quantiles from the mergeable per-minute histograms (Prometheus histogram_quantile rules).
 
-    Buckets are summed per upper bound across rows, so series with different bucket layouts
-    merge into the union of their bounds. Inside a bucket the value is interpolated linearly;
+    Rows are summed per bucket layout first (`sumForEach`, cheap), then per upper bound, so
+    series with different layouts merge into the union of their bounds. Inside a bucket the value is interpolated linearly;
     a rank in the +Inf bucket answers the largest finite bound.
     """
     keys = (["time"] if per_time else []) + group
@@ -78,9 +78,10 @@ def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILE
         f" * (q * total - if(i = 1, 0, cum[i - 1])) / c[i]), {qs}, idx) AS qs "
         f"FROM (SELECT {sel}arraySort(groupArray((bound, n))) AS pairs, pairs.1 AS b, pairs.2 AS c, "
         f"arrayCumSum(c) AS cum, cum[-1] AS total "
-        f"FROM (SELECT {''.join(f'{k}, ' for k in inner_keys)}bound, sum(n) AS n FROM {DB}.infersight_latency_1m "
-        f"ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, BucketCounts AS n "
-        f"WHERE $__timeFilter(Minute) AND Kind = '{kind}' AND {where} "
+        f"FROM (SELECT {sel}bound, sum(n) AS n FROM ("
+        f"SELECT {''.join(f'{k}, ' for k in inner_keys)}Bounds, sumForEach(BucketCounts) AS counts "
+        f"FROM {DB}.infersight_latency_1m WHERE $__timeFilter(Minute) AND Kind = '{kind}' AND {where} "
+        f"GROUP BY {sel}Bounds) ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, counts AS n "
         f"GROUP BY {sel}bound){grouped}) WHERE total > 0)"
         + (f" ORDER BY {order}" if order else "")
     )

@@ -46,17 +46,19 @@ function ident(name) {
 
 const DIMS = "CloudProvider, CloudRegion, Model";
 
-// p95 (or any q) from the mergeable per-minute histograms, per cloud/region/model: buckets summed per
-// upper bound, linear interpolation inside the bucket, the +Inf bucket answers the largest finite bound.
+// p95 (or any q) from the mergeable per-minute histograms, per cloud/region/model: rows summed per bucket
+// layout, then per upper bound (layouts merge into the union of their bounds), linear interpolation
+// inside the bucket, the +Inf bucket answers the largest finite bound.
 function quantileSQL(db, kind, q, hours) {
   return "SELECT " + DIMS + ", 1 AS found, " +
     "if(i = length(b), b[i - 1], if(i = 1, 0, b[i - 1]) + (b[i] - if(i = 1, 0, b[i - 1])) * " +
     "(" + q + " * total - if(i = 1, 0, cum[i - 1])) / c[i]) AS value " +
     "FROM (SELECT " + DIMS + ", arraySort(groupArray((bound, n))) AS pairs, pairs.1 AS b, pairs.2 AS c, " +
     "arrayCumSum(c) AS cum, cum[-1] AS total, arrayFirstIndex(x -> x >= " + q + " * total, cum) AS i " +
-    "FROM (SELECT " + DIMS + ", bound, sum(n) AS n FROM " + ident(db) + ".infersight_latency_1m " +
-    "ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, BucketCounts AS n " +
-    "WHERE Minute >= now() - INTERVAL " + hours + " HOUR AND Kind = '" + kind + "' " +
+    "FROM (SELECT " + DIMS + ", bound, sum(n) AS n FROM (SELECT " + DIMS + ", Bounds, " +
+    "sumForEach(BucketCounts) AS counts FROM " + ident(db) + ".infersight_latency_1m " +
+    "WHERE Minute >= now() - INTERVAL " + hours + " HOUR AND Kind = '" + kind + "' GROUP BY " + DIMS + ", Bounds) " +
+    "ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, counts AS n " +
     "GROUP BY " + DIMS + ", bound) GROUP BY " + DIMS + ") WHERE total > 0";
 }
 
