@@ -199,7 +199,9 @@ class BatchWriter:
         self.last_error = error
         self._retry = batch
         loop = asyncio.get_running_loop()
-        for e in batch.entries:
+        # Requests queued behind the failed flush are answered too, rather than left hanging;
+        # their rows stay queued and are written once the store is back.
+        for e in batch.entries + self._pending:
             if not e.future.done():
                 e.future.set_exception(StorageDown(f"storage unavailable: {error}"))
                 e.future.exception()  # retrieved: no "never retrieved" warning without waiters
