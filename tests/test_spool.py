@@ -138,3 +138,15 @@ def test_one_agent_per_spool_directory(tmp_path):
         Spool(tmp_path, 10**6)
     first.close()
     Spool(tmp_path, 10**6).close()
+
+
+def test_http_request_carries_headers_key_and_content_type(tmp_path, recorder):
+    sender = HttpSender(recorder.url, {"Authorization": "Bearer t0k", "X-Tenant": "acme"}, timeout_seconds=2)
+    spool = Spool(tmp_path, 10**6)
+    entry = spool.put(batch(0), 1)
+    assert spool.drain(sender).sent_batches == 1
+    sender.close()
+    (got,) = recorder.received
+    assert got.headers["Authorization"] == "Bearer t0k" and got.headers["X-Tenant"] == "acme"
+    assert got.headers["Content-Type"] == "application/x-protobuf"
+    assert got.headers["Idempotency-Key"] == entry.key
