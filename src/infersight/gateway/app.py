@@ -13,7 +13,7 @@ from aiohttp import web
 from infersight.config import ServerConfig
 from infersight.gateway import otlp
 from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
-from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown
+from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown, WriteFailed
 from infersight.storage.base import QueryError, Storage, StorageError
 
 WRITER = web.AppKey("infersight_writer", BatchWriter)
@@ -26,7 +26,7 @@ RUNNER_KWARGS = {"auto_decompress": False}
 RETRY_QUEUE_SECONDS = 1
 RETRY_STORAGE_SECONDS = 5
 # google.rpc.Code values for the Status body of error responses.
-_RPC = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14}
+_RPC = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 
 
 def _status(mt: str, http: int, message: str, retry_after: int | None = None) -> web.Response:
@@ -102,6 +102,8 @@ class Gateway:
                 return _status(mt, 429, str(err), RETRY_QUEUE_SECONDS)
             except StorageDown as err:
                 return _status(mt, 503, str(err), RETRY_STORAGE_SECONDS)
+            except WriteFailed as err:
+                return _status(mt, 500, str(err))
         return web.Response(body=otlp.encode_response(signal, mt, result.rejected, result.message),
                             content_type=mt)
 

@@ -33,6 +33,10 @@ class QueueFull(Exception):
     """More rows are waiting than `server.max_queue_rows`: answer 429."""
 
 
+class WriteFailed(Exception):
+    """The rows could not be turned into an insert (a gateway bug): answer 500, not retried."""
+
+
 class StorageDown(Exception):
     """The store failed the last write: answer 503; the rows are kept and retried."""
 
@@ -176,6 +180,10 @@ class BatchWriter:
                     pass
                 self._wake.clear()
                 continue
+            except Exception as err:  # a bug turning rows into Arrow: never retried, never hangs
+                log.exception("cannot write %d rows", batch.rows)
+                self._dropped(batch, err)
+                continue
             self._stored(batch)
 
     def _write(self, batch: _Flush) -> None:
@@ -206,6 +214,15 @@ class BatchWriter:
                 e.future.set_exception(StorageDown(f"storage unavailable: {error}"))
                 e.future.exception()  # retrieved: no "never retrieved" warning without waiters
             e.future = loop.create_future()
+
+    def _dropped(self, batch: _Flush, err: Exception) -> None:
+        self._retry = None
+        for e in batch.entries:
+            self._by_key.pop(e.key, None)
+            self._queued_rows -= e.rows
+            if not e.future.done():
+                e.future.set_exception(WriteFailed(f"cannot write rows: {err}"))
+                e.future.exception()
 
     def _give_up(self, batch: _Flush) -> None:
         entries = batch.entries + self._pending
