@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -154,26 +152,33 @@ def test_openslo_alert_conditions_become_tiers():
     assert any("notification target 'devs-email-notification'" in w for w in res.warnings)
 
 
-def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "infersight.cli", *args], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT, **kw)
+def _cli(capsys, *args):
+    from infersight.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_cli_validate_and_import(tmp_path):
-    ok = _cli("slo", "validate", str(EXAMPLES / "availability.yaml"), "--rules")
-    assert ok.returncode == 0, ok.stderr
-    assert "ok (1 SLO: inference-availability)" in ok.stdout and "factor: '14.4'" in ok.stdout
+def test_cli_validate_and_import(tmp_path, capsys):
+    code, out, err = _cli(capsys, "slo", "validate", str(EXAMPLES / "availability.yaml"), "--rules")
+    assert code == 0, err
+    assert "ok (1 SLO: inference-availability)" in out and "factor: '14.4'" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(slo_doc(name="bad", objective=0)))
-    res = _cli("slo", "validate", str(bad))
-    assert res.returncode == 1 and f"{bad}: slo 'bad': spec.objective_percent" in res.stderr
-    out = tmp_path / "imported.yaml"
-    res = _cli("slo", "import-openslo", str(SLO_FIXTURES / "openslo_v1_ratio-timeslices.slo.yaml"), "-o", str(out))
-    assert res.returncode == 0, res.stderr
-    assert "warning:" in res.stderr
-    assert _cli("slo", "validate", str(out)).returncode == 0
-    res = _cli("slo", "import-openslo", str(SLO_FIXTURES / "openslo_v1_timeslices-1m-window-bug.slo.yaml"))
-    assert res.returncode == 1 and "one-minute calendar window" in res.stderr
-    res = _cli("slo", "status", "--data-dir", str(tmp_path / "nothing"))
-    assert res.returncode == 2 and "no infersight store in" in res.stderr
+    code, out, err = _cli(capsys, "slo", "validate", str(bad))
+    assert code == 1 and f"{bad}: slo 'bad': spec.objective_percent" in err
+    imported = tmp_path / "imported.yaml"
+    code, out, err = _cli(capsys, "slo", "import-openslo", str(SLO_FIXTURES / "openslo_v1_ratio-timeslices.slo.yaml"),
+                          "-o", str(imported))
+    assert code == 0, err
+    assert "warning:" in err
+    assert _cli(capsys, "slo", "validate", str(imported))[0] == 0
+    code, out, err = _cli(capsys, "slo", "import-openslo",
+                          str(SLO_FIXTURES / "openslo_v1_timeslices-1m-window-bug.slo.yaml"))
+    assert code == 1 and "one-minute calendar window" in err
+    code, out, err = _cli(capsys, "slo", "status", "--data-dir", str(tmp_path / "nothing"))
+    assert code == 2 and "no infersight store in" in err
     assert not (tmp_path / "nothing").exists()
+    code, out, err = _cli(capsys, "silence", "add", "slo", "--server", "http://127.0.0.1:9")
+    assert code == 2 and "invalid matcher 'slo'" in err
