@@ -85,9 +85,12 @@ def test_no_data_is_its_own_state_never_good(store):
     by_region = {dict(r.group)["cloud.region"]: r for r in res}
     assert by_region["eu-west-1"].state == "no_data"  # nothing in the last hour
     assert by_region["us-east-1"].state == "ok"
-    # No data anywhere: no instance is reported as good.
-    assert Evaluator(store).evaluate([slo], T0) == [] or all(
-        r.state == "no_data" for r in Evaluator(store).evaluate([slo], T0))
+    # No data anywhere: no instance is reported as good; an ungrouped SLO is one "no data" instance.
+    assert Evaluator(store).evaluate([slo], T0) == []
+    (alone,) = Evaluator(store).evaluate([make_slo(name="other", sli={"ratio": {"filters": {
+        "gen_ai.request.model": "never-seen"}}})], now)
+    assert alone.state == "no_data" and alone.sli is None and alone.budget_remaining is None
+    assert alone.period.events == 0 and not any(t.active for t in alone.tiers)
 
 
 def test_group_by_gives_one_instance_per_group(store):

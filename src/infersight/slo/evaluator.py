@@ -248,6 +248,10 @@ class Evaluator:
             return self._cost_results(slos, sums, now)
         results = []
         groups = sorted({g for g, _ in per_group})
+        if not groups and not group_by:  # an ungrouped SLO without any data is one "no data" instance
+            groups = [()]
+            n = 1 + max(max(mi) for mi in measures_for.values())
+            sums[((), None)] = _Cumulative(starts, {}, n)
         for s in slos:
             mi = measures_for[s.name]
             for g in groups:
