@@ -111,13 +111,16 @@ class Config(Strict):
         if not isinstance(value, (list, tuple)):
             raise ValueError("must be a list of collector entries")
         out = []
-        for entry in value:
+        for i, entry in enumerate(value):
             if isinstance(entry, CollectorConfig):
                 out.append(entry)
                 continue
             if not isinstance(entry, Mapping) or "type" not in entry:
-                raise ValueError("each collector entry needs a 'type'")
-            out.append(collector_class(entry["type"]).Config.model_validate(entry))
+                raise ValueError(f"entry {i} needs a 'type'")
+            try:
+                out.append(collector_class(entry["type"]).Config.model_validate(entry))
+            except ValidationError as err:
+                raise ValueError(_format_errors(err, f"entry {i} (type {entry['type']})")) from None
         return tuple(out)
 
 

@@ -69,10 +69,10 @@ stop with Ctrl-C (or SIGTERM)
                 print(f"error: child {p.args[3]} exited with {p.returncode}", file=sys.stderr)
                 stopping, rc = True, 1
         time.sleep(0.5)
+    # Agent first and waited for: its final export must reach the server before that stops.
     for p in reversed(procs):
         if p.poll() is None:
             p.terminate()
-    for p in procs:
         try:
             p.wait(timeout=15)
         except subprocess.TimeoutExpired:
