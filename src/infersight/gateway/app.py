@@ -18,6 +18,7 @@ from infersight.storage.base import QueryError, Storage, StorageError
 
 WRITER = web.AppKey("infersight_writer", BatchWriter)
 STORAGE = web.AppKey("infersight_storage", Storage)
+CONFIG = web.AppKey("infersight_server_config", ServerConfig)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 OPEN_PATHS = ("/healthz", "/readyz")
@@ -153,8 +154,6 @@ async def query_handler(request: web.Request) -> web.Response:
                               "elapsed_seconds": round(time.monotonic() - started, 6)},
                              dumps=lambda o: json.dumps(o, default=str))
 
-
-CONFIG = web.AppKey("infersight_server_config", ServerConfig)
 
 
 async def healthz(request: web.Request) -> web.Response:
