@@ -91,12 +91,13 @@ def _increments(metric: str, cols: str, where: str) -> str:
     """Rows of a counter in `otel_metrics_sum` with `inc`, the increase since the series' previous point.
 
     Cumulative points count the step from the previous point of the same series (a drop is a
-    reset: the new value is the increase; a series' first point in the range counts nothing);
-    delta points count as they are.
+    reset: the new value is the increase). A series' first point in the range counts in full when
+    the series started inside the range (StartTimeUnix), else nothing. Delta points count as they are.
     """
     return (
         f"SELECT {cols}, lagInFrame(Value) OVER w AS prev, row_number() OVER w AS rn, "
-        f"if(AggregationTemporality = 1, Value, if(rn = 1, 0, if(Value >= prev, Value - prev, Value))) AS inc "
+        f"if(AggregationTemporality = 1, Value, if(rn = 1, if(StartTimeUnix >= $__fromTime, Value, 0), "
+        f"if(Value >= prev, Value - prev, Value))) AS inc "
         f"FROM {DB}.otel_metrics_sum "
         f"WHERE MetricName = '{metric}' AND $__timeFilter(TimeUnix) AND {where} "
         f"WINDOW w AS (PARTITION BY ResourceAttributes, Attributes ORDER BY TimeUnix "

@@ -243,6 +243,7 @@ def test_empty_range_gives_no_rows_not_errors(store):
 
 GAUGE_COLS = "ResourceAttributes, ServiceName, MetricName, MetricUnit, Attributes, TimeUnix, Value"
 SUM_COLS = GAUGE_COLS + ", AggregationTemporality, IsMonotonic"
+SUM_START_COLS = SUM_COLS + ", StartTimeUnix"
 RES = "map('host.name','{host}','cloud.provider','{cloud}','cloud.region','{region}')"
 
 
@@ -286,6 +287,12 @@ def _accelerator_rows(store):
         _g("hw.gpu.memory.usage", "a-node", "GPU-0", "00:05:00", 2**30, "By") + ", 2, false)",
         _g("hw.gpu.memory.limit", "a-node", "GPU-0", "00:05:00", 2**34, "By") + ", 2, false)",
     ])
+    insert(store, "otel_metrics_sum", SUM_START_COLS, [
+        # a counter that started inside the range (StartTimeUnix): its first value is all increase
+        _g("hw.errors", "g-node", "GPU-1", "00:07:00", 4, "{error}", xid) + ", 2, true, '2026-01-01 00:06:30')",
+        # one that started before the range: its first value in the range says nothing about the range
+        _g("hw.errors", "g-node", "GPU-2", "00:07:00", 50, "{error}", xid) + ", 2, true, '2025-12-31 00:00:00')",
+    ])
 
 
 def test_accelerator_numbers(store):
@@ -301,10 +308,10 @@ def test_accelerator_numbers(store):
     (r,) = run.panel_rows("Power draw")
     assert float(r["watts"]) == pytest.approx(300 + 100)  # latest sample per device
     (r,) = run.panel_rows("XID errors")
-    assert float(r["xid_errors"]) == pytest.approx(6 + 3)
+    assert float(r["xid_errors"]) == pytest.approx(6 + 3 + 4)
     rows = run.panel_rows("XID errors by host, device and code")
     assert [(r["Host"], r["Device"], r["XID"], float(r["increase"])) for r in rows] == [
-        ("a-node", "GPU-0", "79", 6.0), ("g-node", "GPU-0", "79", 3.0)]
+        ("a-node", "GPU-0", "79", 6.0), ("g-node", "GPU-1", "79", 4.0), ("g-node", "GPU-0", "79", 3.0)]
     (r,) = run.panel_rows("Accelerators not ok")
     assert int(r["not_ok"]) == 1
     (r,) = run.panel_rows("Devices not ok")

@@ -37,11 +37,13 @@ async def gateway(store, port):
 
 
 async def post_points(url: str, points, store, table_rows_expected: int, resource: dict = RESOURCE,
-                      scope: str = "infersight.collectors.nvml") -> None:
+                      scope: str = "infersight.collectors.nvml", seconds_ago: int = 0) -> None:
+    """Export points as the agent does (OTLP protobuf), stamped `seconds_ago`, and wait until stored."""
     from infersight.exporters.otlp import ScopedPoints, encode, to_metrics_data
 
+    now = time.time_ns()
     body = encode(to_metrics_data([ScopedPoints(scope, points)], resource,
-                                  default_start_ns=time.time_ns() - 60 * 10**9))
+                                  default_start_ns=now - 60 * 10**9, now_ns=now - seconds_ago * 10**9))
     async with aiohttp.ClientSession() as s:
         async with s.post(url + "/v1/metrics", data=body,
                           headers={"Content-Type": "application/x-protobuf"}) as r:
@@ -129,8 +131,10 @@ async def test_accelerator_dashboard_over_a_real_neuron_monitor_document(store, 
     assert device == 196608 + 101125344 + 943608 + 32768  # the capture's per-core categories
     (mem,) = run.panel_rows("Neuron device memory")
     assert (mem["series"], float(mem["bytes"])) == ("trn-node-1", device)
-    # one cumulative sample per series: no increase yet, so no error rate
-    assert all(float(r["per_second"]) == 0 for r in run.panel_rows("Neuron execution errors/s"))
+    # one cumulative sample per series, started (agent start) inside the range: its value is the increase
+    errors = run.panel_rows("Neuron execution errors/s")
+    assert {r["series"] for r in errors if float(r["per_second"]) > 0} == {"trn-node-1 generic"}
+    assert sum(float(r["per_second"]) for r in errors) * 60 == pytest.approx(23654)
 
 
 # ---------------------------------------------------------------- fleet from GenAI spans (real OTel SDK)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -340,3 +341,42 @@ async def test_token_typed_into_the_page_is_sent_to_the_apis(store, port, tmp_pa
     else:
         assert dom.by_id["fleet-status"] == "fleet: unauthorised (401)"
         assert dom.by_id["banner"] == "This server needs a bearer token: enter it above."
+
+
+async def test_accelerators_by_host_from_real_collectors(store, server, tmp_path):
+    """NVML replay of the H200 capture with an injected XID 79, and a neuron-monitor document, via OTLP."""
+    from test_dashboards_e2e import CAPTURE, RESOURCE, post_points
+
+    from infersight.collectors.neuron import NeuronCollector
+    from infersight.collectors.nvml import NvmlCollector
+    from infersight.collectors.nvml.replay import ReplayNvml
+
+    replay = ReplayNvml(json.loads(CAPTURE.read_text()))
+    nvml = NvmlCollector(replay, clock=replay.clock, proc_root=Path("/nonexistent"))
+    replay.seek(60)
+    first = list(nvml.collect())
+    replay.inject_xid(0, 79)  # fallen off the bus: failed
+    replay.seek(61)
+    second = list(nvml.collect())
+    await post_points(server, first, store, len(first), seconds_ago=10)  # one collection interval earlier
+    await post_points(server, second, store, len(first) + len(second))
+    neuron = NeuronCollector(["unused"])
+    neuron.close()
+    doc = Path(__file__).parent / "fixtures" / "neuron" / "neuron-monitor_trn1.2xlarge_wandb-test.json"
+    neuron.feed(json.dumps(json.loads(doc.read_text())))
+    points = list(neuron.collect())
+    await post_points(server, points, store, len(first) + len(second) + len(points),
+                      {**RESOURCE, "host.name": "trn-node-1", "cloud.provider": "aws"}, "infersight.collectors.neuron")
+
+    dom = Dom(await render(server + "/ui/", tmp_path))
+    hosts = dom.tables["accelerators"]
+    assert list(hosts) == ["gpu-node-7", "trn-node-1"]  # the host with a failed GPU first
+    gpu = hosts["gpu-node-7"]
+    util = [p.value for p in first + second if p.name == "hw.gpu.utilization"
+            and p.attributes["hw.gpu.task"] == "general"]
+    assert gpu["utilization"] == f"{sum(util) / len(util) * 100:.1f}%"
+    (watts,) = [p.value for p in second if p.name == "hw.power"]
+    assert (gpu["devices"], gpu["power"], gpu["not_ok"], gpu["xid"]) == ("1", f"{watts:,.0f} W", "1", "1")
+    trn = hosts["trn-node-1"]
+    assert (trn["cloud"], trn["devices"], trn["utilization"], trn["power"]) == ("aws", "2", "0.7%", "–")
+    assert dom.by_id["accel-status"] == "2 hosts, last 1 h"

@@ -75,6 +75,41 @@ function fleetSQL(db, hours, withCost) {
     "ORDER BY requests DESC, cloud, region, model";
 }
 
+// GPUs (NVML engine utilisation, compute task) and NeuronCores per host, as the Grafana accelerator
+// dashboard reads them: mean utilisation over the range, latest power, devices not ok, XID errors.
+function acceleratorSQL(db, hours) {
+  const g = ident(db) + ".otel_metrics_gauge", s = ident(db) + ".otel_metrics_sum";
+  const since = "TimeUnix >= now() - INTERVAL " + hours + " HOUR";
+  const host = "ResourceAttributes['host.name']";
+  const util = "SELECT " + host + " AS host, ResourceAttributes['cloud.provider'] AS cloud, " +
+    "concat('gpu ', Attributes['hw.id']) AS dev, Value FROM " + g + " WHERE MetricName = 'hw.gpu.utilization' " +
+    "AND Attributes['hw.gpu.task'] IN ('', 'general') AND " + since + " UNION ALL SELECT " + host + ", " +
+    "ResourceAttributes['cloud.provider'], concat('nc ', Attributes['infersight.neuron.core']), Value FROM " + g +
+    " WHERE MetricName = 'infersight.neuron.core.utilization' AND " + since;
+  const power = "SELECT host, sum(v) AS watts FROM (SELECT " + host + " AS host, argMax(Value, TimeUnix) AS v " +
+    "FROM " + g + " WHERE MetricName = 'hw.power' AND " + since + " GROUP BY host, Attributes) GROUP BY host";
+  const status = "SELECT host, countIf(state != 'ok') AS not_ok FROM (SELECT " + host + " AS host, " +
+    "Attributes['hw.id'] AS id, argMax(Attributes['hw.state'], TimeUnix) AS state FROM " + s +
+    " WHERE MetricName = 'hw.status' AND Value = 1 AND " + since + " GROUP BY host, id) GROUP BY host";
+  // Cumulative counter: each step from the series' previous point, a drop being a reset; the first
+  // point counts in full when the series started inside the range.
+  const xid = "SELECT host, sum(inc) AS xid FROM (SELECT " + host + " AS host, " +
+    "if(AggregationTemporality = 1, Value, if(row_number() OVER w = 1, if(StartTimeUnix >= now() - INTERVAL " +
+    hours + " HOUR, Value, 0), if(Value >= lagInFrame(Value) OVER w, Value - lagInFrame(Value) OVER w, Value))) " +
+    "AS inc FROM " + s + " WHERE MetricName = 'hw.errors' AND " +
+    "Attributes['error.type'] = 'xid' AND " + since + " WINDOW w AS (PARTITION BY ResourceAttributes, Attributes " +
+    "ORDER BY TimeUnix ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) GROUP BY host";
+  return "SELECT u.host AS host, u.cloud AS cloud, u.devices AS devices, u.util AS util, " +
+    "if(p.found = 1, p.watts, NULL) AS watts, if(st.found = 1, st.not_ok, NULL) AS not_ok, " +
+    "if(x.found = 1, x.xid, 0) AS xid " +
+    "FROM (SELECT host, any(cloud) AS cloud, uniqExact(dev) AS devices, avg(Value) AS util FROM (" + util + ") " +
+    "GROUP BY host) AS u " +
+    "LEFT JOIN (SELECT *, 1 AS found FROM (" + power + ")) AS p USING (host) " +
+    "LEFT JOIN (SELECT *, 1 AS found FROM (" + status + ")) AS st USING (host) " +
+    "LEFT JOIN (SELECT *, 1 AS found FROM (" + xid + ")) AS x USING (host) " +
+    "ORDER BY not_ok DESC, xid DESC, host";
+}
+
 // ------------------------------------------------------------------ formatting
 
 function num(v) {
@@ -259,6 +294,25 @@ async function loadAlerts() {
   setStatus("alert-status", alerts.length ? active.length + " active of " + alerts.length + " alerts" : "no alerts");
 }
 
+const ACCEL_COLUMNS = [
+  ["host", "Host", (r) => r.host],
+  ["cloud", "Cloud", (r) => r.cloud || "–"],
+  ["devices", "Devices", (r) => fmtInt(r.devices), "num"],
+  ["utilization", "Mean utilisation", (r) => fmtPercent(r.util, 1), "num"],
+  ["power", "Power now", (r) => num(r.watts) === null ? "–" : fmtInt(r.watts) + " W", "num"],
+  ["not_ok", "Not ok", (r) => fmtInt(r.not_ok), (r) => "num" + (num(r.not_ok) > 0 ? " bad" : "")],
+  ["xid", "XID errors", (r) => fmtInt(r.xid), (r) => "num" + (num(r.xid) > 0 ? " bad" : "")],
+];
+
+async function loadAccelerators(hours) {
+  if (meta === null) meta = await api("/ui/meta.json");
+  const rows = await query(acceleratorSQL(meta.database, hours));
+  if (rows.length) renderTable("accelerators", ACCEL_COLUMNS, rows, (r) => r.host);
+  else document.getElementById("accelerators").replaceChildren();
+  setStatus("accel-status", rows.length ? rows.length + " hosts, last " + hours + " h"
+    : "no accelerator metrics in the last " + hours + " h");
+}
+
 async function refresh() {
   document.getElementById("banner").hidden = true;
   const hours = Number(document.getElementById("range").value);
@@ -266,6 +320,7 @@ async function refresh() {
     loadFleet(hours).catch((e) => setStatus("fleet-status", explain(e, "fleet"), true)),
     loadSlos().catch((e) => setStatus("slo-status", explain(e, "SLOs"), true)),
     loadAlerts().catch((e) => setStatus("alert-status", explain(e, "alerts"), true)),
+    loadAccelerators(hours).catch((e) => setStatus("accel-status", explain(e, "accelerators"), true)),
   ];
   await Promise.all(jobs);
 }
