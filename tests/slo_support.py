@@ -74,7 +74,7 @@ def make_slo(**kw):
 def insert_hw(store, rows: list[dict[str, Any]], table: str = "otel_metrics_sum") -> None:
     """hw.status / hw.errors points as the nvml/neuron collectors export them (ARCHITECTURE.md contract).
 
-    rows: {t, metric ('hw.status'|'hw.errors'), id, state?, value, host?, temporality? (1 delta, 2 cumulative)}.
+    rows: {t, metric ('hw.status'|'hw.errors'), id, state?, value, host?, temporality? (1 delta, 2 cumulative),\n    error_type? (default xid), xid? (default 79)}.
     """
     values = []
     for r in rows:
@@ -84,7 +84,10 @@ def insert_hw(store, rows: list[dict[str, Any]], table: str = "otel_metrics_sum"
         if r["metric"] == "hw.status":
             attrs["hw.state"] = r["state"]
         else:
-            attrs.update({"error.type": "xid", "hw.gpu.xid": str(r.get("xid", 79))})
+            etype = r.get("error_type", "xid")
+            attrs["error.type"] = etype
+            if etype == "xid":
+                attrs["hw.gpu.xid"] = str(r.get("xid", 79))
         amap = "map(" + ", ".join(f"'{k}', '{v}'" for k, v in attrs.items()) + ")"
         if table == "otel_metrics_sum":
             values.append(f"({res}, 'infersight-agent', '{r['metric']}', {amap}, toDateTime({r['t']}), "

@@ -174,6 +174,13 @@ def test_accelerator_health_time_slices(store, table):
         # Cumulative XID counter on n1/gpu-1: 2 until minute 6, then 3 (one new XID in minute 6).
         rows.append({"t": t, "metric": "hw.errors", "id": "gpu-1", "value": 2 if i < 6 else 3, "host": "n1"})
         rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": 7, "host": "n2"})
+        # Other steady series of the same devices never make a minute bad: another XID code with
+        # its own history, and ECC counters (ECC reaches health through hw.status instead).
+        rows.append({"t": t, "metric": "hw.errors", "id": "gpu-1", "value": 5, "host": "n1", "xid": 13})
+        rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": 0, "host": "n2",
+                     "error_type": "ecc_corrected"})
+        rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": 40 + i, "host": "n2",
+                     "error_type": "ecc_corrected"})
     insert_hw(store, rows, table)
     res = {dict(r.group)["host.name"]: r for r in Evaluator(store).evaluate([slo], start + 600)}
     assert set(res) == {"n1", "n2"}

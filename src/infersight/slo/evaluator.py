@@ -353,14 +353,14 @@ class Evaluator:
         gcols = [f"{dim_expr[a]} AS g{i}" for i, a in enumerate(slo.group_by)]
         gnames = [f"g{i}" for i in range(len(slo.group_by))]
         lo = starts[-1] - 60
-        # Per device and minute: a non-ok state reported, or XID errors counted (delta) or increasing (cumulative).
+        # Per device, XID series and minute: a non-ok state, or XIDs counted (delta) or increasing (cumulative).
         per_device = (
-            f"SELECT {', '.join(gcols + ['Minute AS m', 'HwId AS id'])}, max(BadStatus) AS sbad, "
+            f"SELECT {', '.join(gcols + ['Minute AS m', 'HwId AS id', 'HwSeries AS series'])}, max(BadStatus) AS sbad, "
             f"sum(StatusSamples) AS seen, sum(ErrorsDelta) AS dsum, max(ErrorsMax) AS cmax, "
             f"min(ErrorsMin) AS cmin, sum(ErrorsSamples) AS cn FROM {self.db}.`{HEALTH}` "
             f"WHERE {filt} AND Minute >= toDateTime({lo}) AND Minute <= toDateTime({now}) "
-            f"GROUP BY {', '.join(gnames + ['m', 'id'])}")
-        part = ", ".join(gnames + ["id"])
+            f"GROUP BY {', '.join(gnames + ['m', 'id', 'series'])}")
+        part = ", ".join(gnames + ["id", "series"])
         with_prev = (
             f"SELECT *, lagInFrame(if(cn > 0, cmax, NULL), 1, NULL) OVER (PARTITION BY {part} ORDER BY m "
             f"ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev FROM ({per_device})")

@@ -30,21 +30,29 @@ HEALTH_COLUMNS = {
 
 
 def _health_view(db: str, source: str, temporality: str) -> str:
-    """Per minute and device: a non-ok hw.status seen, and hw.errors as delta sum or cumulative min/max."""
+    """Per minute, device and XID series: a non-ok hw.status seen, and XIDs counted.
+
+    Only XIDs make a minute bad here (ECC and other hardware faults reach hw.status through the
+    collectors). Cumulative XID counters are kept per code (`HwSeries`) so readers compare each
+    series with itself; `infersight.gpu.xid.last` > 0 also counts as an XID in that minute.
+    """
     dims = ", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in HEALTH_COLUMNS.items() if a != "hw.type")
-    cum = f"MetricName = 'hw.errors' AND {temporality} != 1"
+    xid = "MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid'"
+    cum = f"{xid} AND {temporality} != 1"
     return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HEALTH}_{source.removeprefix('otel_metrics_')}_mv`
 TO {db}.`{HEALTH}` AS
 SELECT toStartOfMinute(TimeUnix) AS Minute, {dims}, Attributes['hw.type'] AS HwType, Attributes['hw.id'] AS HwId,
+    if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS HwSeries,
     countIf(MetricName = 'hw.status') AS StatusSamples,
     toUInt8(maxIf(Value > 0 AND Attributes['hw.state'] NOT IN ('ok', ''), MetricName = 'hw.status')) AS BadStatus,
-    sumIf(Value, MetricName = 'hw.errors' AND {temporality} = 1) AS ErrorsDelta,
+    sumIf(Value, {xid} AND {temporality} = 1)
+        + countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS ErrorsDelta,
     countIf({cum}) AS ErrorsSamples,
     if(ErrorsSamples > 0, maxIf(Value, {cum}), -inf) AS ErrorsMax,
     if(ErrorsSamples > 0, minIf(Value, {cum}), inf) AS ErrorsMin
 FROM {db}.`{source}`
-WHERE MetricName IN ('hw.status', 'hw.errors')
-GROUP BY Minute, {', '.join(c for a, c in HEALTH_COLUMNS.items() if a != 'hw.type')}, HwType, HwId"""
+WHERE MetricName IN ('hw.status', 'hw.errors', 'infersight.gpu.xid.last')
+GROUP BY Minute, {', '.join(c for a, c in HEALTH_COLUMNS.items() if a != 'hw.type')}, HwType, HwId, HwSeries"""
 
 
 def ddl(database: str) -> list[str]:
@@ -56,6 +64,7 @@ def ddl(database: str) -> list[str]:
     `Minute` DateTime,
     {health_dims},
     `HwId` String,
+    `HwSeries` String,
     `StatusSamples` UInt64,
     `BadStatus` UInt8,
     `ErrorsDelta` Float64,
