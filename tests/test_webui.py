@@ -171,8 +171,9 @@ async def test_query_errors_are_shown_not_swallowed(store, server, tmp_path):
 
 async def test_routes_and_assets(store, server):
     async with aiohttp.ClientSession() as s:
-        async with s.get(server + "/", allow_redirects=False) as r:
-            assert r.status == 302 and r.headers["Location"] == "/ui/"
+        for path in ("/", "/ui"):
+            async with s.get(server + path, allow_redirects=False) as r:
+                assert r.status == 302 and r.headers["Location"] == "/ui/"
         async with s.get(server + "/ui/") as r:
             assert r.status == 200 and r.content_type == "text/html"
             html = await r.text()

@@ -17,12 +17,12 @@ from infersight.storage.base import Storage, StorageError
 STATIC = Path(str(files("infersight.webui").joinpath("static")))
 # What a browser must load without a bearer token (page and assets); the page asks for the token
 # and sends it with every API call, /ui/meta.json included.
-OPEN_PATHS = ("/", "/ui/")
+OPEN_PATHS = ("/", "/ui", "/ui/")
 OPEN_PREFIXES = ("/ui/static/",)
 
 
 def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
-    """Serve the UI at `/` (redirect) and `/ui/`; `cfg` is the server's Config (unused so far)."""
+    """Serve the UI at `/ui/` (`/` and `/ui` redirect there); `cfg` is the server's Config (unused so far)."""
 
     async def root(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/ui/")
@@ -52,6 +52,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     app.router.add_get("/", root)
+    app.router.add_get("/ui", root)
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/meta.json", meta)
     app.router.add_get("/ui/static/{name}", asset)

@@ -121,9 +121,9 @@ function fmtInt(v) {
   return n === null ? "–" : n.toLocaleString("en-US", { maximumFractionDigits: 0 });
 }
 
-function fmtRatio(v) {
+function fmtPercent(v, digits) {
   const n = num(v);
-  return n === null || !isFinite(n) ? "–" : (n * 100).toFixed(2) + "%";
+  return n === null || !isFinite(n) ? "–" : (n * 100).toFixed(digits) + "%";
 }
 
 function fmtSeconds(v) {
@@ -186,7 +186,7 @@ async function loadFleet(hours) {
     const cells = [
       ["cloud", r.cloud], ["region", r.region], ["model", r.model],
       ["requests", fmtInt(r.requests), "num"],
-      ["error_ratio", requests ? fmtRatio(num(r.bad) / requests) : "–", "num"],
+      ["error_ratio", requests ? fmtPercent(num(r.bad) / requests, 2) : "–", "num"],
       ["p95_ttft", fmtSeconds(r.p95_ttft), "num"],
       ["p95_e2e", fmtSeconds(r.p95_e2e), "num"],
       ["input_tokens", fmtInt(r.input), "num"],
@@ -206,11 +206,6 @@ async function loadFleet(hours) {
   }
   setStatus("fleet-status", rows.length ? rows.length + " series, last " + hours + " h"
     : "no requests in the last " + hours + " h");
-}
-
-function fmtPercent(v, digits) {
-  const n = num(v);
-  return n === null || !isFinite(n) ? "–" : (n * 100).toFixed(digits) + "%";
 }
 
 function fmtLabels(obj, skip) {
