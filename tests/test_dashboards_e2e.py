@@ -213,3 +213,72 @@ async def test_slo_panels_agree_with_the_slo_engine(store, gateway, tmp_path):
     assert {r["Group"] for r in rows} == {"cloud_provider=aws, cloud_region=us-east-1, gen_ai_request_model=llama-3-70b"}
     (burn,) = run.panel_rows("Burn rate by cloud / region / model")
     assert float(burn["Burn 1h"]) == pytest.approx(0.1 / 0.001)  # the engine's 100× (see the web UI test)
+
+
+# ---------------------------------------------------------------- fleet from a scraped vLLM server
+
+async def test_fleet_dashboard_over_a_scraped_vllm_server(store, gateway):
+    """A vLLM-style exposition (prometheus_client) scraped twice by the inference collector; its deltas go
+    through the gateway and the rollup views into the fleet panels."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from infersight.collectors.inference import Endpoint, InferenceCollector
+
+    reg = CollectorRegistry()
+    done = Counter("vllm:request_success", "finished", ["finished_reason", "model_name"], registry=reg)
+    prompt = Counter("vllm:prompt_tokens", "prompt", ["model_name"], registry=reg)
+    gen = Counter("vllm:generation_tokens", "generated", ["model_name"], registry=reg)
+    ttft = Histogram("vllm:time_to_first_token_seconds", "ttft", ["model_name"], registry=reg,
+                     buckets=(0.05, 0.1, 0.25, 0.5, 1.0))
+    e2e = Histogram("vllm:e2e_request_latency_seconds", "e2e", ["model_name"], registry=reg,
+                    buckets=(0.5, 1.0, 2.5, 5.0))
+    m = "meta-llama/Llama-3.1-8B"
+    done.labels("stop", m).inc(1000)  # history before the first scrape: not counted
+    ttft.labels(m).observe(0.3)
+    e2e.labels(m).observe(3.0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = generate_latest(reg)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        collector = InferenceCollector([Endpoint(url=f"http://127.0.0.1:{srv.server_address[1]}/metrics")])
+        await asyncio.to_thread(lambda: list(collector.collect()))  # baseline
+        done.labels("stop", m).inc(50)
+        done.labels("abort", m).inc(5)
+        prompt.labels(m).inc(5000)
+        gen.labels(m).inc(2500)
+        for _ in range(55):
+            ttft.labels(m).observe(0.08)
+            e2e.labels(m).observe(0.9)
+        points = await asyncio.to_thread(lambda: list(collector.collect()))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    resource = {**RESOURCE, "host.name": "node-a", "cloud.region": "europe-west4"}
+    await post_points(gateway, points, store, 1, resource, "infersight.collectors.inference")
+    await wait_rows(store, "infersight_latency_1m", 2)
+
+    frm, to = _window()
+    run = Runner(store, load("infersight-fleet.json"), frm=frm, to=to)
+    (row,) = run.panel_rows("By cloud / region / model")
+    assert (row["Cloud"], row["Region"], row["Model"], int(row["Requests"])) == ("gcp", "europe-west4", m, 55)
+    assert float(row["Error ratio"]) == pytest.approx(5 / 55)  # vLLM's abort is a bad request
+    assert (int(row["Input tokens"]), int(row["Output tokens"])) == (5000, 2500)
+    # (0.05, 0.1] lands in the rollup bucket (0.08, 0.1]; (0.5, 1.0] in (0.8, 1.0]
+    assert float(row["p95 TTFT"]) == pytest.approx(0.08 + 0.02 * (0.95 * 55) / 55)
+    assert float(row["p95 e2e"]) == pytest.approx(0.8 + 0.2 * 0.95)
+    assert row["Reported spend"] is None and row["$/1M tokens"] is None  # self-hosted: nothing reported
