@@ -109,16 +109,16 @@ def ceiling(bodies: list[bytes], core: int | None, flush_rows: int) -> tuple[flo
     from infersight.storage.schema import SchemaOptions, ensure_schema
 
     sets = rows.AttrSets()
-    per_table: dict[str, list[pa.Table]] = {}
+    per_table: dict[str, list[rows.MetricRows]] = {}
     for body in bodies:
         res = rows.metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], body, otlp.PROTOBUF), sets)
         for name, part in res.tables.items():
-            per_table.setdefault(name, []).append(rows.combine([part]))
-    batches = []
-    for name, tables in per_table.items():
-        step = max(1, flush_rows // tables[0].num_rows)
-        for i in range(0, len(tables), step):
-            batches.append((name, pa.concat_tables(tables[i:i + step]).combine_chunks()))
+            per_table.setdefault(name, []).append(part)
+    batches: list[tuple[str, pa.Table]] = []
+    for name, parts in per_table.items():
+        step = max(1, flush_rows // parts[0].num_rows)
+        for i in range(0, len(parts), step):
+            batches.append((name, rows.combine(parts[i:i + step])))
     data_dir = tempfile.mkdtemp(prefix="infersight-bench-ceiling-")
     try:
         store = EmbeddedStorage(data_dir, "otel")

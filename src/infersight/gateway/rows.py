@@ -261,12 +261,17 @@ class MetricRows:
         self.counts.append(count)
 
     def build(self) -> pa.Table:
-        idx = pa.array(np.repeat(np.arange(len(self.counts)), self.counts))
+        idx = pa.array(np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts))
         cols: dict[str, pa.Array] = {}
         for k, vals in self.seg.items():
             typ = _SCOPE_TYPES.get(k) or self.types[k]
-            arr = map_array(self.gen, vals) if typ == "map" else pa.array(vals, typ)
-            cols[k] = arr.take(idx)
+            if typ == "map":
+                cols[k] = map_array(self.gen, vals).take(idx)
+            elif typ == pa.string():  # dictionary-encoded (unique values): no string copy per row
+                enc = pa.array(vals, typ).dictionary_encode()
+                cols[k] = pa.DictionaryArray.from_arrays(enc.indices.take(idx), enc.dictionary)
+            else:
+                cols[k] = pa.array(vals, typ).take(idx)
         cols["Attributes"] = map_array(self.gen, self.attrs)
         cols["StartTimeUnix"] = _seconds(self.start)
         cols["TimeUnix"] = _seconds(self.time)
@@ -586,4 +591,4 @@ def combine(parts: list[pa.Table | MetricRows]) -> pa.Table:
     tables += [m.build() for m in merged.values()]
     if len(tables) == 1:
         return tables[0]
-    return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().combine_chunks()
