@@ -105,3 +105,26 @@ async def test_summary_exemplars_and_int_values(client, store):
         f"FROM `{db}`.otel_metrics_exponential_histogram") == [{
         "c": "5", "Sum": -3, "Scale": 3, "z": "1", "PositiveOffset": 4, "pb": [1], "NegativeOffset": -2,
         "nb": [1, 2], "Min": -4, "Max": 1, "AggregationTemporality": 0, "ev": [-4], "tid": [TRACE.hex()]}]
+
+
+def _gauge(value: float, attr: str) -> bytes:
+    req = ExportMetricsServiceRequest()
+    m = req.resource_metrics.add().scope_metrics.add().metrics.add(name=f"g.{attr}")
+    dp = m.gauge.data_points.add(time_unix_nano=10**18, as_double=value)
+    dp.attributes.add(key="k").value.string_value = attr
+    return req.SerializeToString()
+
+
+def test_parts_from_several_requests_and_attribute_generations_combine():
+    from infersight.gateway import otlp
+    from infersight.gateway.rows import AttrSets, combine, metrics_rows
+
+    sets = AttrSets(limit=1)  # forces a new generation for every request
+    parts = [metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], _gauge(i, f"v{i}"), otlp.PROTOBUF), sets)
+             .tables["otel_metrics_gauge"] for i in range(3)]
+    assert len({id(p.gen[0]) for p in parts}) == 3
+    table = combine(parts)
+    assert table.column("MetricName").to_pylist() == ["g.v0", "g.v1", "g.v2"]
+    assert table.column("Attributes").to_pylist() == [[("k", "v0")], [("k", "v1")], [("k", "v2")]]
+    assert table.column("Value").to_pylist() == [0, 1, 2]
+    assert table.column("MetricName").num_chunks == 1
