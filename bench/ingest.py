@@ -108,6 +108,8 @@ def ceiling(bodies: list[bytes], core: int | None, flush_rows: int) -> tuple[flo
     from infersight.storage.embedded import EmbeddedStorage
     from infersight.storage.schema import SchemaOptions, ensure_schema
 
+    if core is not None:  # before chDB and Arrow start their thread pools, which inherit it
+        os.sched_setaffinity(0, {core})
     sets = rows.AttrSets()
     per_table: dict[str, list[rows.MetricRows]] = {}
     for body in bodies:
@@ -123,8 +125,6 @@ def ceiling(bodies: list[bytes], core: int | None, flush_rows: int) -> tuple[flo
     try:
         store = EmbeddedStorage(data_dir, "otel")
         ensure_schema(store, SchemaOptions("otel"))
-        if core is not None:
-            os.sched_setaffinity(0, {core})
         me = psutil.Process()
         cpu0 = cpu_seconds(me)
         start = time.perf_counter()
