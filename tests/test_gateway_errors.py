@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from infersight.config import ServerConfig
+from infersight.gateway import otlp
 from infersight.gateway.app import RUNNER_KWARGS, WRITER, create_app
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -92,6 +93,11 @@ async def test_malformed_bodies_get_400_and_server_keeps_serving(client, store):
         (gzip.compress(body)[:-12], {**PB, "Content-Encoding": "gzip"}, "invalid gzip body"),
         (body, {**PB, "Content-Encoding": "br"}, "unsupported Content-Encoding"),
     ]
+    # Well-formed outside, but a point's attribute is not a KeyValue (string with invalid UTF-8).
+    bad = otlp.MetricsShadow()
+    dp = bad.resource_metrics.add().scope_metrics.add().metrics.add(name="m").gauge.data_points.add()
+    dp.attributes.append(b"\x0a\x02\xff\xfe")
+    cases.append((bad.SerializeToString(), PB, "invalid ExportMetricsServiceRequest: attributes"))
     for data, headers, message in cases:
         resp = await client.post("/v1/metrics", data=data, headers=headers)
         assert resp.status == 400, (message, await resp.text())

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from google.protobuf.message import DecodeError
 
 from infersight.config import ServerConfig
 from infersight.gateway import otlp
@@ -94,8 +95,8 @@ class Gateway:
                                                    self.sets)
         except otlp.BadRequest as err:
             return _status(mt, 400, str(err))
-        except Exception as err:  # a malformed nested value (e.g. attribute bytes) found late
-            return _status(mt, 400, f"invalid {signal.request.DESCRIPTOR.name}: {err}")
+        except DecodeError as err:  # a point's attributes are parsed lazily, once per distinct set
+            return _status(mt, 400, f"invalid {signal.request.DESCRIPTOR.name}: attributes: {err}")
         if result.rows:
             try:
                 await self.writer.submit(key, result.tables, result.rows)
