@@ -139,7 +139,8 @@ async def test_accelerator_dashboard_over_a_real_neuron_monitor_document(store, 
 
 # ---------------------------------------------------------------- fleet from GenAI spans (real OTel SDK)
 
-def send_genai_spans(url: str, model: str = "llama-3-70b", n: int = 20, errors: int = 2) -> None:
+def send_genai_spans(url: str, model: str = "llama-3-70b", n: int = 20, errors: int = 2,
+                     provider: str = "vllm", cost_usd: float | None = 0.0015) -> None:
     """An instrumented application: n chat spans of 0.75 s with TTFT 0.12 s, tokens and reported cost."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -147,20 +148,22 @@ def send_genai_spans(url: str, model: str = "llama-3-70b", n: int = 20, errors: 
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.trace import Status, StatusCode
 
-    provider = TracerProvider(resource=Resource.create({"service.name": "chat-app", "host.name": "app-1",
-                                                        "cloud.provider": "aws", "cloud.region": "us-east-1"}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces", timeout=10)))
-    tracer = provider.get_tracer("chat-app")
+    tracer_provider = TracerProvider(resource=Resource.create({
+        "service.name": "chat-app", "host.name": "app-1", "cloud.provider": "aws", "cloud.region": "us-east-1"}))
+    exporter = OTLPSpanExporter(endpoint=url + "/v1/traces", timeout=10)
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = tracer_provider.get_tracer("chat-app")
     end = time.time_ns()
     for i in range(n):
         span = tracer.start_span(f"chat {model}", start_time=end - 750_000_000, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.provider.name": "vllm",
-            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50, "gen_ai.usage.cost": 0.0015,
-            "gen_ai.server.time_to_first_token": 0.12})
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.provider.name": provider,
+            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50,
+            "gen_ai.server.time_to_first_token": 0.12,
+            **({"gen_ai.usage.cost": cost_usd} if cost_usd is not None else {})})
         if i < errors:
             span.set_status(Status(StatusCode.ERROR, "upstream 500"))
         span.end(end_time=end)
-    provider.shutdown()
+    tracer_provider.shutdown()
 
 
 async def wait_rows(store, table: str, expected: int) -> None:

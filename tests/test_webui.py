@@ -87,11 +87,12 @@ def _gateway():
     return create_app
 
 
-async def start(store, port: int, slo_paths: tuple[Path, ...] = ()):
+async def start(store, port: int, slo_paths: tuple[Path, ...] = (), catalogs: tuple[Path, ...] = ()):
     """The gateway (OTLP + /api/v1/query over the store) with the UI, and the SLO engine when given specs."""
     cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
                                    "storage": {"database": store.database}},
-                        "slo": {"paths": [str(p) for p in slo_paths], "interval_seconds": 0.2}})
+                        "slo": {"paths": [str(p) for p in slo_paths], "interval_seconds": 0.2},
+                        "cost": {"catalogs": [str(p) for p in catalogs]}})
     app = _gateway()(cfg.server, store)
     if slo_paths:
         from infersight.slo.service import attach as attach_slo
@@ -184,7 +185,9 @@ async def test_routes_and_assets(store, server):
                 assert await r.read() == (STATIC / asset.removeprefix("/ui/static/")).read_bytes()
         async with s.get(server + "/ui/meta.json") as r:
             meta = await r.json()
-        assert meta["database"] == store.database
+        assert meta["database"] == store.database and meta["priced"] is False
+        async with s.get(server + "/ui/cost.json?hours=1") as r:
+            assert r.status == 404 and "cost.catalogs" in (await r.json())["error"]
         assert meta["request_columns"][:2] == ["Minute", "CloudProvider"]
         for probe in ("/ui/static/../__init__.py", "/ui/static/%2e%2e%2f__init__.py", "/ui/static/nope.js"):
             async with s.get(server + probe) as r:
@@ -381,3 +384,47 @@ async def test_accelerators_by_host_from_real_collectors(store, server, tmp_path
     trn = hosts["trn-node-1"]
     assert (trn["cloud"], trn["devices"], trn["utilization"], trn["power"]) == ("aws", "2", "0.7%", "–")
     assert dom.by_id["accel-status"] == "2 hosts, last 1 h"
+
+
+PRICES = """\
+api:
+  - provider: openai
+    model: gpt-4o
+    input_usd_per_million: 2.50
+    output_usd_per_million: 10.00
+"""
+
+
+async def test_usd_per_million_tokens_from_the_price_catalog(store, port, tmp_path):
+    """The cost module's catalog price wins; reported cost is the fallback; neither is 'unpriced'."""
+    from test_dashboards_e2e import send_genai_spans, wait_rows
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(PRICES)
+    runner = await start(store, port, catalogs=(prices,))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(send_genai_spans, url, "gpt-4o", 40, 0, "openai")  # also reports 0.0015 each
+        await asyncio.to_thread(send_genai_spans, url, "in-house-7b", 10, 0, "openai")  # no price, reported
+        await asyncio.to_thread(send_genai_spans, url, "mystery-1", 10, 0, "openai", None)  # neither
+        await wait_rows(store, "otel_traces", 60)
+        async with aiohttp.ClientSession() as s:
+            for bad in ("0", "x", str(24 * 31 + 1)):
+                async with s.get(f"{url}/ui/cost.json?hours={bad}") as r:
+                    assert r.status == 400 and "hours" in (await r.json())["error"]
+        dom = Dom(await render(url + "/ui/", tmp_path))
+    finally:
+        await runner.cleanup()
+    fleet = dom.tables["fleet"]
+    # 4,000 input × 2.50 + 2,000 output × 10.00 USD per 1M = 0.03 USD over 6,000 tokens
+    assert fleet["aws/us-east-1/gpt-4o"]["usd_per_1m_tokens"] == "$5.00"
+    assert fleet["aws/us-east-1/in-house-7b"]["usd_per_1m_tokens"] == "$10.00"  # 10 × 0.0015 / 1,500 tokens
+    assert fleet["aws/us-east-1/mystery-1"]["usd_per_1m_tokens"] == "unpriced"
+
+
+def test_unreadable_price_catalog_is_a_config_error(store, tmp_path):
+    from infersight.config import ConfigError
+
+    cfg = parse_config({"cost": {"catalogs": [str(tmp_path / "missing.yaml")]}})
+    with pytest.raises(ConfigError, match=r"cost: .*missing\.yaml"):
+        attach(web.Application(), cfg, store)

@@ -174,8 +174,13 @@ let meta = null;
 async function loadFleet(hours) {
   if (meta === null) meta = await api("/ui/meta.json");
   const withCost = meta.request_columns.indexOf("ReportedCostUSD") >= 0;
-  document.getElementById("cost-head").hidden = !withCost;
-  const rows = await query(fleetSQL(meta.database, hours, withCost));
+  document.getElementById("cost-head").hidden = !(withCost || meta.priced);
+  const [rows, priced] = await Promise.all([
+    query(fleetSQL(meta.database, hours, withCost)),
+    meta.priced ? api("/ui/cost.json?hours=" + hours) : Promise.resolve({ lines: [] }),
+  ]);
+  const catalog = {};
+  for (const line of priced.lines) catalog[line.cloud + "/" + line.region + "/" + line.model] = line;
   const body = document.querySelector("#fleet tbody");
   body.replaceChildren();
   for (const r of rows) {
@@ -192,10 +197,14 @@ async function loadFleet(hours) {
       ["input_tokens", fmtInt(r.input), "num"],
       ["output_tokens", fmtInt(r.output), "num"],
     ];
-    if (withCost) {
-      // Zero reported spend means nothing was priced: say so rather than show $0.
+    if (withCost || meta.priced) {
+      // The price catalog's figure (cost module) first, else the cost the application reported;
+      // zero reported spend means nothing was priced: say so rather than show $0.
+      const line = catalog[tr.dataset.key];
       const cost = num(r.cost);
-      cells.push(["usd_per_1m_tokens", fmtUsd(cost > 0 && tokens > 0 ? cost / tokens * 1e6 : null), "num"]);
+      const usd = line && line.usd_per_million_tokens !== null ? num(line.usd_per_million_tokens)
+        : (cost > 0 && tokens > 0 ? cost / tokens * 1e6 : null);
+      cells.push(["usd_per_1m_tokens", fmtUsd(usd), "num"]);
     }
     for (const [col, text, cls] of cells) {
       const td = el("td", text, cls);
