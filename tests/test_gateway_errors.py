@@ -255,3 +255,24 @@ async def test_storage_down_gets_503_and_nothing_is_lost(make_client, store):
     assert store.query(f"SELECT MetricName, count() AS n FROM `{db}`.otel_metrics_gauge GROUP BY 1") == [
         {"MetricName": "g", "n": 3}]
     await client.close()
+
+
+async def test_rows_the_store_refuses_fail_only_their_request(make_client, store):
+    """A constraint violation is not an outage: the other requests of the flush are written."""
+    client = await make_client(flush_interval_seconds=0.3)
+    store.execute(f"ALTER TABLE `{store.database}`.otel_metrics_gauge ADD CONSTRAINT small CHECK Value < 100")
+
+    def req(name: str, value: int) -> bytes:
+        r = gauge_request(1, name)
+        r.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0].as_int = value
+        return r.SerializeToString()
+
+    bodies = [req("a", 1), req("big", 500), req("b", 2)]
+    results = await asyncio.gather(*(client.post("/v1/metrics", data=b, headers=PB) for b in bodies))
+    assert [r.status for r in results] == [200, 500, 200]
+    assert "VIOLATED_CONSTRAINT" in await status_of(results[1], True)
+    assert store.query(f"SELECT MetricName FROM `{store.database}`.otel_metrics_gauge ORDER BY 1") == [
+        {"MetricName": "a"}, {"MetricName": "b"}]
+    assert (await client.get("/readyz")).status == 200
+    await still_serving(client, store)
+

@@ -8,6 +8,8 @@ Retries never duplicate rows:
   re-send of one of them is acknowledged without writing, also after a restart;
 - a re-send of a request still queued or in a failed flush waits for that flush instead of adding
   its rows again.
+When the store rejects the rows themselves (a constraint, a type error) and nothing of the flush
+was written yet, its requests are written one by one, so only the offending one is refused (500).
 """
 from __future__ import annotations
 
@@ -26,6 +28,13 @@ from infersight.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
 Part = pa.Table | MetricRows
+# ClickHouse errors about the rows themselves (not the store being unavailable): retrying the
+# same rows cannot succeed, so the request causing them is isolated and refused.
+DATA_ERROR_CODES = (6, 27, 38, 41, 53, 69, 70, 469, 800, 1002)
+
+
+def is_data_error(message: str) -> bool:
+    return any(f"Code: {c}." in message for c in DATA_ERROR_CODES)
 
 
 class QueueFull(Exception):
@@ -33,7 +42,7 @@ class QueueFull(Exception):
 
 
 class WriteFailed(Exception):
-    """The rows could not be turned into an insert (a gateway bug): answer 500, not retried."""
+    """These rows can never be written (refused by the store, or a gateway bug): answer 500."""
 
 
 class StorageDown(Exception):
@@ -83,6 +92,7 @@ class BatchWriter:
         self._by_key: dict[str, _Entry] = {}
         self._written: OrderedDict[str, None] = OrderedDict()
         self._retry: _Flush | None = None
+        self._isolate: list[_Entry] = []  # entries of a rejected flush, written one at a time
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
@@ -150,6 +160,8 @@ class BatchWriter:
         while True:
             if self._retry is not None:
                 batch = self._retry
+            elif self._isolate:
+                batch = _Flush([self._isolate.pop(0)])
             else:
                 if not self._pending:
                     if self._stopping:
@@ -169,6 +181,16 @@ class BatchWriter:
             try:
                 await loop.run_in_executor(self._pool, self._write, batch)
             except StorageError as err:
+                if is_data_error(str(err)) and not batch.done:
+                    if len(batch.entries) > 1:
+                        log.warning("store rejected %d rows; writing their requests one by one: %s",
+                                    batch.rows, err)
+                        self._retry = None
+                        self._isolate = batch.entries + self._isolate
+                    else:
+                        log.error("store rejected the rows of one request: %s", err)
+                        self._dropped(batch, err)
+                    continue
                 self._failed(batch, str(err))
                 if self._stopping:
                     self._give_up(batch)
@@ -179,7 +201,7 @@ class BatchWriter:
                     pass
                 self._wake.clear()
                 continue
-            except Exception as err:  # a bug turning rows into Arrow: never retried, never hangs
+            except Exception as err:  # a bug turning rows into Arrow: not retried, never hangs
                 log.exception("cannot write %d rows", batch.rows)
                 self._dropped(batch, err)
                 continue
@@ -208,7 +230,7 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         # Requests queued behind the failed flush are answered too, rather than left hanging;
         # their rows stay queued and are written once the store is back.
-        for e in batch.entries + self._pending:
+        for e in batch.entries + self._isolate + self._pending:
             if not e.future.done():
                 e.future.set_exception(StorageDown(f"storage unavailable: {error}"))
                 e.future.exception()  # retrieved: no "never retrieved" warning without waiters
@@ -220,12 +242,12 @@ class BatchWriter:
             self._by_key.pop(e.key, None)
             self._queued_rows -= e.rows
             if not e.future.done():
-                e.future.set_exception(WriteFailed(f"cannot write rows: {err}"))
+                e.future.set_exception(WriteFailed(f"rows refused by the store: {err}"))
                 e.future.exception()
 
     def _give_up(self, batch: _Flush) -> None:
-        entries = batch.entries + self._pending
-        self._pending = []
+        entries = batch.entries + self._isolate + self._pending
+        self._pending, self._isolate = [], []
         log.error("shutting down with %d unwritten rows (never acknowledged)",
                   sum(e.rows for e in entries))
         for e in entries:
