@@ -62,8 +62,8 @@ def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILE
     """Quantiles from the mergeable per-minute histograms (Prometheus histogram_quantile rules).
 
     Rows are summed per bucket layout first (`sumForEach`, cheap), then per upper bound, so
-    series with different layouts merge into the union of their bounds. Inside a bucket the value is interpolated linearly;
-    a rank in the +Inf bucket answers the largest finite bound.
+    series with different layouts merge into the union of their bounds. Inside a bucket the value is
+    interpolated linearly; a rank in the +Inf bucket answers the largest finite bound.
     """
     keys = (["time"] if per_time else []) + group
     inner_keys = (["$__timeInterval(Minute) AS time"] if per_time else []) + group
@@ -389,8 +389,8 @@ def _utilisation(cols: str) -> str:
     host = "ResourceAttributes['host.name']"
     return (f"SELECT {cols} FROM (SELECT TimeUnix, concat({host}, ' ', Attributes['hw.id']) AS series, Value "
             f"FROM {gauge} WHERE MetricName = 'hw.gpu.utilization' AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
-            f"AND {COMPUTE_TASK} UNION ALL SELECT TimeUnix, concat({host}, ' nc', Attributes['infersight.neuron.core']) "
-            f"AS series, Value FROM {gauge} WHERE MetricName = 'infersight.neuron.core.utilization' "
+            f"AND {COMPUTE_TASK} UNION ALL SELECT TimeUnix, "
+            f"concat({host}, ' nc', Attributes['infersight.neuron.core']) AS series, Value FROM {gauge} WHERE MetricName = 'infersight.neuron.core.utilization' "
             f"AND $__timeFilter(TimeUnix) AND {HW_FILTER})")
 
 
@@ -446,7 +446,8 @@ def accelerators() -> dict:
     lay.add(timeseries("Neuron device memory", "Memory Neuron applications hold on the devices, per host.",
                        f"SELECT time, series, sum(v) AS bytes FROM (SELECT $__timeInterval(TimeUnix) AS time, "
                        f"{host} AS series, Attributes, avg(Value) AS v FROM {sums} "
-                       f"WHERE MetricName = 'infersight.neuron.memory.usage' AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
+                       f"WHERE MetricName = 'infersight.neuron.memory.usage' AND $__timeFilter(TimeUnix) "
+                       f"AND {HW_FILTER} "
                        f"AND Attributes['infersight.neuron.memory.location'] = 'neuron_device' "
                        f"GROUP BY time, series, Attributes) GROUP BY time, series ORDER BY time", "bytes"), 8, 8)
     lay.add(timeseries("Neuron execution errors/s", "Execution errors per host and class.",

@@ -73,7 +73,8 @@ def insert(store, table: str, columns: str, rows: list[str]) -> None:
 REQ_COLS = ("Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Requests, BadRequests, "
             "InputTokens, OutputTokens, CachedTokens")
 REQ_COST_COLS = REQ_COLS + ", ReportedCostUSD"
-LAT_COLS = "Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Kind, Bounds, BucketCounts, Count, Sum"
+LAT_COLS = ("Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Kind, Bounds, BucketCounts, "
+            "Count, Sum")
 
 
 @pytest.fixture
@@ -395,7 +396,8 @@ def _agent_rows(store):
     ])
     cum, level = ", 2, true)", ", 2, false)"
     insert(store, "otel_metrics_sum", SUM_COLS, [
-        *(row("n1", "infersight.agent.points.exported", t, v) + cum for t, v in (("20", 100), ("25", 700), ("30", 1300))),
+        *(row("n1", "infersight.agent.points.exported", t, v) + cum
+          for t, v in (("20", 100), ("25", 700), ("30", 1300))),
         *(row("n1", "infersight.agent.export.failures", t, v, "map('reason','timeout')") + cum
           for t, v in (("20", 0), ("25", 30))),
         row("n1", "infersight.agent.spool.size", "25", 8192) + level,

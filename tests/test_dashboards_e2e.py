@@ -213,7 +213,8 @@ async def test_slo_panels_agree_with_the_slo_engine(store, gateway, tmp_path):
     run = Runner(store, load("infersight-fleet.json"), frm=frm, to=to)
     rows = run.panel_rows("SLO alerts (SLO engine)")
     assert {r["Tier"] for r in rows if r["State"] == "firing"} == firing
-    assert {r["Group"] for r in rows} == {"cloud_provider=aws, cloud_region=us-east-1, gen_ai_request_model=llama-3-70b"}
+    assert {r["Group"] for r in rows} == {
+        "cloud_provider=aws, cloud_region=us-east-1, gen_ai_request_model=llama-3-70b"}
     (burn,) = run.panel_rows("Burn rate by cloud / region / model")
     assert float(burn["Burn 1h"]) == pytest.approx(0.1 / 0.001)  # the engine's 100× (see the web UI test)
 

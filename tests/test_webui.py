@@ -226,7 +226,9 @@ spec:
 
 
 async def test_slo_and_alert_panels_from_the_real_engine(store, port, tmp_path):
-    """4 of 40 requests fail: 10 % errors burn a 99.9 % budget 100× faster than allowed: budget gone, the page tier fires."""
+    """4 of 40 requests fail: 10 % errors burn a 99.9 % budget 100× faster than allowed.
+
+    The budget is gone and the page tier fires."""
     from test_dashboards_e2e import send_genai_spans, wait_rows
 
     spec = tmp_path / "slo.yaml"
