@@ -150,6 +150,9 @@ async def test_bearer_token(make_client, store):
     resp = await client.post("/api/v1/query", data="SELECT 1")
     assert resp.status == 401
     assert (await client.get("/healthz")).status == 200
+    # The web UI's page and assets load without a token; nothing else under them does.
+    assert (await client.get("/ui/static/../../api/v1/query")).status in (401, 404)
+    assert (await client.post("/ui/static/x/../../../v1/metrics", data=body, headers=PB)).status in (401, 404)
     resp = await client.post("/v1/metrics", data=body, headers={**PB, "Authorization": "Bearer s3cret"})
     assert resp.status == 200
     assert count(store) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import importlib
 import json
 import time
 from typing import Any
@@ -23,6 +24,9 @@ CONFIG = web.AppKey("infersight_server_config", ServerConfig)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 OPEN_PATHS = ("/healthz", "/readyz")
+# Modules whose OPEN_PATHS / OPEN_PREFIXES a browser loads without a token (the web UI's page and
+# static assets; the page then sends the token with every API call).
+PUBLIC_PATH_MODULES = ("infersight.webui",)
 # Pass to AppRunner/TestServer: the gateway gunzips itself, with a cap (aiohttp's would not stop a bomb).
 RUNNER_KWARGS = {"auto_decompress": False}
 RETRY_QUEUE_SECONDS = 1
@@ -37,12 +41,33 @@ def _status(mt: str, http: int, message: str, retry_after: int | None = None) ->
                         content_type=mt, headers=headers)
 
 
+def _public_paths() -> tuple[frozenset[str], tuple[str, ...]]:
+    paths, prefixes = set(OPEN_PATHS), []
+    for name in PUBLIC_PATH_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name and name.startswith(err.name):
+                continue
+            raise
+        paths.update(getattr(module, "OPEN_PATHS", ()))
+        prefixes.extend(getattr(module, "OPEN_PREFIXES", ()))
+    return frozenset(paths), tuple(prefixes)
+
+
+def _is_public(path: str, paths: frozenset[str], prefixes: tuple[str, ...]) -> bool:
+    if path in paths:
+        return True
+    return path.startswith(prefixes) and ".." not in path.split("/")
+
+
 def _auth_middleware(token: str):
     expected = f"Bearer {token}".encode()
+    paths, prefixes = _public_paths()
 
     @web.middleware
     async def auth(request: web.Request, handler):
-        if request.path not in OPEN_PATHS:
+        if not _is_public(request.path, paths, prefixes):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 mt = otlp.PROTOBUF if request.content_type == otlp.PROTOBUF else otlp.JSON
