@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from infersight.config import ServerConfig
 from infersight.gateway import otlp
-from infersight.gateway.app import RUNNER_KWARGS, WRITER, create_app
+from infersight.gateway.app import WRITER, create_app
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
@@ -40,7 +40,7 @@ async def make_client(store):
     async def make(**cfg):
         cfg.setdefault("flush_interval_seconds", 0.02)
         server = TestServer(create_app(ServerConfig(**cfg), store))
-        await server.start_server(**RUNNER_KWARGS)  # TestServer() drops runner options
+        await server.start_server()
         c = TestClient(server)
         await c.start_server()
         clients.append(c)

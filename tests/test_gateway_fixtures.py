@@ -10,7 +10,7 @@ from google.protobuf import json_format
 
 from conftest import FIXTURES
 from infersight.config import ServerConfig
-from infersight.gateway.app import RUNNER_KWARGS, create_app
+from infersight.gateway.app import create_app
 from infersight.gateway.otlp import SIGNALS
 
 OTLP = FIXTURES / "otlp"
@@ -21,7 +21,7 @@ T = "2018-12-13 14:51:00"
 async def client(store):
     app = create_app(ServerConfig(flush_interval_seconds=0.02), store)
     server = TestServer(app)
-    await server.start_server(**RUNNER_KWARGS)  # TestServer() drops runner options
+    await server.start_server()
     async with TestClient(server) as c:
         yield c
 

@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from infersight.config import ServerConfig
-from infersight.gateway.app import RUNNER_KWARGS, create_app
+from infersight.gateway.app import create_app
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
@@ -16,7 +16,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 @pytest.fixture
 async def gateway_url(store):
     server = TestServer(create_app(ServerConfig(flush_interval_seconds=0.05), store), host="127.0.0.1")
-    await server.start_server(**RUNNER_KWARGS)
+    await server.start_server()
     yield f"http://127.0.0.1:{server.port}"
     await server.close()
 

@@ -7,7 +7,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from infersight.config import ServerConfig
-from infersight.gateway.app import RUNNER_KWARGS, create_app
+from infersight.gateway.app import create_app
 from infersight.gateway.rows import as_string, go_float
 
 TRACE = bytes(range(1, 17))
@@ -40,7 +40,7 @@ def test_any_value_as_string():
 @pytest.fixture
 async def client(store):
     server = TestServer(create_app(ServerConfig(flush_interval_seconds=0.02), store))
-    await server.start_server(**RUNNER_KWARGS)
+    await server.start_server()
     async with TestClient(server) as c:
         yield c
 

@@ -9,14 +9,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from infersight.config import QueryApiConfig, ServerConfig
-from infersight.gateway.app import RUNNER_KWARGS, create_app
+from infersight.gateway.app import create_app
 
 
 @pytest.fixture
 async def client(store):
     cfg = ServerConfig(auth_token="tok", query=QueryApiConfig(max_rows=5, max_execution_seconds=0.5))
     server = TestServer(create_app(cfg, store), host="127.0.0.1")
-    await server.start_server(**RUNNER_KWARGS)
+    await server.start_server()
     async with TestClient(server, headers={"Authorization": "Bearer tok"}) as c:
         yield c
 

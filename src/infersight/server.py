@@ -11,7 +11,7 @@ import signal
 from aiohttp import web
 
 from infersight.config import Config, ConfigError
-from infersight.gateway.app import RUNNER_KWARGS, create_app
+from infersight.gateway.app import create_app
 from infersight.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ async def serve(cfg: Config, storage: Storage, stop: asyncio.Event | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_app(cfg, storage), handle_signals=False, **RUNNER_KWARGS)
+    runner = web.AppRunner(build_app(cfg, storage), handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

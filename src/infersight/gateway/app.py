@@ -27,8 +27,6 @@ OPEN_PATHS = ("/healthz", "/readyz")
 # Modules whose OPEN_PATHS / OPEN_PREFIXES a browser loads without a token (the web UI's page and
 # static assets; the page then sends the token with every API call).
 PUBLIC_PATH_MODULES = ("infersight.webui",)
-# Pass to AppRunner/TestServer: the gateway gunzips itself, with a cap (aiohttp's would not stop a bomb).
-RUNNER_KWARGS = {"auto_decompress": False}
 RETRY_QUEUE_SECONDS = 1
 RETRY_STORAGE_SECONDS = 5
 # google.rpc.Code values for the Status body of error responses.
@@ -202,7 +200,9 @@ def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
     """The gateway application; the writer starts with the app and flushes on cleanup."""
     token = cfg.auth_token.get_secret_value() if cfg.auth_token else None
     middlewares = [_auth_middleware(token)] if token else []
-    app = web.Application(middlewares=middlewares, client_max_size=cfg.max_body_bytes)
+    # The gateway gunzips bodies itself, with a cap, so aiohttp must hand them over as sent.
+    app = web.Application(middlewares=middlewares, client_max_size=cfg.max_body_bytes,
+                          handler_args={"auto_decompress": False})
     writer = BatchWriter(storage, cfg.flush_rows, cfg.flush_interval_seconds, cfg.max_queue_rows)
     app[WRITER] = writer
     app[STORAGE] = storage
