@@ -27,9 +27,9 @@ def write(tmp_path: Path, data: dict | str, name: str = "agent.yaml") -> Path:
     ({"agent": {"exporter": {"max_spool_bytes": "lots"}}}, "agent.exporter.max_spool_bytes: "),
     ({"collectors": [{"type": "host", "interval_seconds": 0}]}, "interval_seconds: Input should be greater than 0"),
     ({"collectors": [{"type": "gpu"}]}, "unknown collector type 'gpu'"),
-    ({"collectors": [{"interval_seconds": 5}]}, "entry 0 needs a 'type'"),
+    ({"collectors": [{"interval_seconds": 5}]}, "collectors.0: each collector entry needs a 'type'"),
     ({"collectors": [{"type": "host"}, {"type": "host", "proces_names": ["vllm"]}]},
-     "entry 1 (type host): unknown key 'proces_names'"),
+     "unknown key 'collectors.1.proces_names'"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, data, message):
     path = write(tmp_path, data)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -34,6 +35,7 @@ def check_against_list(points):
 def test_emitted_points_match_the_published_list(sleeper):
     collector = HostCollector(psutil, process_names=["sleep"], exclude_disks=("loop*", "ram*", "zram*"))
     first = collector.collect()
+    time.sleep(0.1)  # CPU times tick every 10 ms: two collects in one tick have no utilization yet
     second = collector.collect()
     check_against_list(first + second)
     expected = set(SPECS)

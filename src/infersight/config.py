@@ -116,23 +116,29 @@ class Config(Strict):
                 out.append(entry)
                 continue
             if not isinstance(entry, Mapping) or "type" not in entry:
-                raise ValueError(f"entry {i} needs a 'type'")
+                raise ValueError(f"collectors.{i}: each collector entry needs a 'type'")
             try:
                 out.append(collector_class(entry["type"]).Config.model_validate(entry))
             except ValidationError as err:
-                raise ValueError(_format_errors(err, f"entry {i} (type {entry['type']})")) from None
+                raise ValueError("\n".join(_error_lines(err, f"collectors.{i}."))) from None
         return tuple(out)
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def _error_lines(err: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = prefix + ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'")
+            lines.append(f"unknown key '{loc}'")
+        elif e["type"] == "value_error" and loc == "collectors":
+            lines.extend(str(e["ctx"]["error"]).splitlines())  # already names collectors.<i>.<key>
         else:
-            lines.append(f"{source}: {loc}: {e['msg']}")
-    return "\n".join(lines)
+            lines.append(f"{loc}: {e['msg']}")
+    return lines
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    return "\n".join(f"{source}: {line}" for line in _error_lines(err))
 
 
 def _otel_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
