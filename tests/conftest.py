@@ -40,3 +40,12 @@ def store(chdb_dir):
     yield s
     s.execute(f"DROP DATABASE IF EXISTS `{db}`")
     s.close()
+
+
+@pytest.fixture
+async def hook():
+    """A webhook receiver on a free loopback port that records every POST (see slo_support.Receiver)."""
+    from slo_support import serve_receiver
+
+    async with serve_receiver() as rec:
+        yield rec

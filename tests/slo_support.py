@@ -1,8 +1,14 @@
 """Helpers shared by the SLO tests: rollup rows with chosen timestamps, spec documents, a clock."""
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
+
+from conftest import free_port
 
 from infersight.slo.model import compile_spec
 from infersight.slo.spec import parse_documents
@@ -105,3 +111,40 @@ def hw_status(t: int, gpu: str, state: str = "ok", **kw) -> list[dict[str, Any]]
     """One scrape of hw.status for a GPU: 1 for its current state, 0 for the others."""
     return [{"t": t, "metric": "hw.status", "id": gpu, "state": s, "value": 1 if s == state else 0, **kw}
             for s in ("ok", "degraded", "failed")]
+
+
+class Receiver:
+    """A real HTTP receiver on loopback that records every POST; `down` makes it answer 503."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict, dict]] = []
+        self.down = False
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if self.down:
+            return web.Response(status=503, text="maintenance")
+        self.posts.append((json.loads(raw), dict(request.headers) | {"_raw": raw}))
+        return web.Response(text="ok")
+
+    @property
+    def bodies(self) -> list[dict]:
+        return [b for b, _ in self.posts]
+
+
+@contextlib.asynccontextmanager
+async def serve_receiver(port: int | None = None):
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = port or free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+

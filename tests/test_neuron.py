@@ -10,6 +10,7 @@ import pytest
 from infersight.collectors.base import Point
 from infersight.collectors.neuron import NeuronCollector, parse_document
 from infersight.config import ConfigError, parse_config
+from collector_support import one, pick
 
 FIX = Path(__file__).parent / "fixtures" / "neuron"
 MONITOR = str(FIX / "neuron-monitor")
@@ -19,17 +20,6 @@ ERRORS = str(FIX / "derived_window_group_errors.json")
 MALFORMED = str(FIX / "malformed_truncated.txt")
 CONF = str(FIX / "monitor.conf.example.json")
 RT = {"process__pid": 1337, "infersight__neuron__runtime__tag": "1337"}
-
-
-def pick(points: list[Point], name: str, **attrs) -> list[Point]:
-    return [p for p in points if p.name == name
-            and all(p.attributes.get(k.replace("__", ".")) == v for k, v in attrs.items())]
-
-
-def one(points: list[Point], name: str, **attrs) -> float:
-    found = pick(points, name, **attrs)
-    assert len(found) == 1, (name, attrs, found)
-    return found[0].value
 
 
 def docs(points: list[Point], status: str) -> float:

@@ -13,6 +13,7 @@ from infersight.collectors.nvml import NvmlCollector
 from infersight.collectors.nvml.cgroup import parse_cgroup
 from infersight.collectors.nvml.replay import MigInstance, ReplayNvml
 from infersight.config import ConfigError, parse_config
+from collector_support import one, pick
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvml"
 CAPTURE = json.loads((FIXTURES / "h200_phases_capture.json").read_text())
@@ -41,17 +42,6 @@ def collector(r: ReplayNvml, proc_root: Path | str = "/nonexistent", **kw) -> Nv
 def at(c: NvmlCollector, r: ReplayNvml, step: int) -> list[Point]:
     r.seek(step)
     return list(c.collect())
-
-
-def pick(points: list[Point], name: str, **attrs) -> list[Point]:
-    return [p for p in points if p.name == name
-            and all(p.attributes.get(k.replace("__", ".")) == v for k, v in attrs.items())]
-
-
-def one(points: list[Point], name: str, **attrs) -> float:
-    found = pick(points, name, **attrs)
-    assert len(found) == 1, (name, attrs, found)
-    return found[0].value
 
 
 def status(points: list[Point], hw_id: str) -> str:

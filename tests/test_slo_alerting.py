@@ -13,42 +13,17 @@ from aiohttp import web
 from infersight.slo.alerts import fingerprint
 from infersight.slo.engine import SloEngine
 from infersight.slo.settings import SloSettings
-from slo_support import FIXTURES_DIR, T0, Clock, insert_requests, make_slo, steady_requests
+from slo_support import (FIXTURES_DIR, T0, Clock, Receiver, insert_requests, make_slo, serve_receiver,
+                         steady_requests)
 
 DAY = 86400
 OUTAGE = T0 + 30 * DAY
 
 
-class Receiver:
-    """A real HTTP receiver on loopback that records every POST; `down` makes it answer 503."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict, dict]] = []
-        self.down = False
-
-    async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        if self.down:
-            return web.Response(status=503, text="maintenance")
-        self.posts.append((json.loads(raw), dict(request.headers) | {"_raw": raw}))
-        return web.Response(text="ok")
-
-    @property
-    def bodies(self) -> list[dict]:
-        return [b for b, _ in self.posts]
-
-
 @pytest.fixture
 async def receiver(port):
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    await runner.cleanup()
+    async with serve_receiver(port) as rec:
+        yield rec
 
 
 def _settings(url: str, **route) -> SloSettings:

@@ -17,28 +17,11 @@ from infersight.slo.engine import SloEngine
 from infersight.slo.notifiers import webhook_v4
 from infersight.slo.settings import SloSettings
 from slo_support import insert_requests, make_slo, steady_requests
-from test_slo_alerting import Receiver
 from conftest import free_port
 
 AM = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 pytestmark = pytest.mark.skipif(not Path(AM).exists(),
                                 reason="prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
-
-
-@pytest.fixture
-async def hook():
-    from aiohttp import web
-
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    await runner.cleanup()
 
 
 @pytest.fixture

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
 from conftest import free_port
 from slo_support import slo_doc
-from test_slo_alerting import Receiver
 
 ROOT = Path(__file__).parent.parent
 
@@ -69,20 +67,6 @@ async def _until(pred, timeout: float = 30.0, what: str = "condition"):
             return got
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-async def hook():
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    await runner.cleanup()
 
 
 async def test_server_slo_end_to_end(tmp_path, hook, capsys):

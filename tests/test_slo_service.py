@@ -14,22 +14,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from infersight.config import ConfigError, parse_config
 from infersight.slo import service
 from slo_support import slo_doc, steady_requests
-from test_slo_alerting import Receiver
-from conftest import free_port
-
-
-@pytest.fixture
-async def hook():
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    await runner.cleanup()
 
 
 def _cfg(spec_dir, hook_url):
