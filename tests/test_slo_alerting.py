@@ -330,3 +330,25 @@ def test_muting_every_alert_of_a_group_sends_no_empty_notification():
     assert d.tick(alerts, {rec.fingerprint}, T0 + 600) == []  # silenced: no payload without alerts
     (again,) = d.tick(alerts, set(), T0 + 1200)  # unsilenced: a new notification after group_wait
     assert [r.fingerprint for r in again.firing] == [rec.fingerprint]
+
+
+def test_outbox_history_is_pruned_but_each_groups_memory_and_pending_stay(store):
+    from infersight.slo.store import Notification, StateStore
+
+    st = StateStore(store)
+    day = 86400.0
+    old, recent = T0, T0 + 20 * day
+
+    def note(i: str, group: str, at: float, status: str) -> Notification:
+        return Notification(i, group, "oncall", at, ["fp"], [], "{}", status)
+
+    st.save_notifications([
+        note("a1", "A", old, "sent"), note("a2", "A", old + 60, "sent"),   # a2: A's newest
+        note("b1", "B", old, "failed"), note("b2", "B", recent, "sent"),   # b1 prunable
+        note("c1", "C", old, "pending"), note("c2", "C", recent, "sent"),  # c1 still to deliver
+        note("d1", "D", recent - 60, "sent"), note("d2", "D", recent, "sent"),  # within retention
+    ])
+    st.prune_notifications(recent - 7 * day)
+    left = {n.id for n in st._notifications("1")}
+    assert left == {"a2", "b2", "c1", "c2", "d1", "d2"}
+    assert {g: n.id for g, n in st.last_per_group().items()} == {"A": "a2", "B": "b2", "C": "c2", "D": "d2"}

@@ -43,6 +43,9 @@ class EngineMetrics:
         self.alerts = Gauge("infersight_slo_alerts", "Alerts by state", ["state"], registry=registry)
 
 
+PRUNE_EVERY_SECONDS = 3600
+
+
 class SloEngine:
     def __init__(self, storage, settings: SloSettings, slos: Sequence[Slo],
                  clock: Callable[[], float] = time.time, metrics: EngineMetrics | None = None,
@@ -63,6 +66,7 @@ class SloEngine:
         self.outbox: list[Notification] = self.store.pending_notifications()
         self.results: list[InstanceResult] = []
         self.evaluated_at: float | None = None
+        self.pruned_at = 0.0
         self.metrics.outbox.set(len(self.outbox))
 
     @property
@@ -101,6 +105,9 @@ class SloEngine:
             self._unsaved.clear()
             self.results, self.evaluated_at = results, now
             self.dispatch(now)
+            if now - self.pruned_at >= PRUNE_EVERY_SECONDS:
+                self.store.prune_notifications(now - self.settings.outbox_retention_days * 86400)
+                self.pruned_at = now
         self.metrics.duration.observe(time.perf_counter() - started)
         return results
 

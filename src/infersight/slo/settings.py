@@ -70,6 +70,8 @@ class SloSettings(_Strict):
     # While a faster tier (page) fires for an SLO instance, suppress its slower tiers (ticket).
     inhibit_slower_tiers: bool = True
     delivery: DeliverySettings = DeliverySettings()
+    # Settled notifications older than this are deleted (each group's newest is always kept).
+    outbox_retention_days: float = Field(7.0, gt=0)
     # Backlink put in webhook payloads (externalURL) and alerts' generatorURL.
     external_url: str = "http://127.0.0.1:4318"
 

@@ -250,6 +250,17 @@ class StateStore:
         return self._notifications(f"Id IN (SELECT Id FROM {self.db}.`{NOTIFICATIONS}` "
                                    f"ORDER BY CreatedAt DESC LIMIT {int(limit)})")
 
+    def prune_notifications(self, before: float) -> None:
+        """Delete settled notifications created before `before`, except each group's newest.
+
+        The newest one per group is that group's memory of what its receiver was told; pending ones
+        are still to be delivered. Everything else is history that would otherwise grow forever.
+        """
+        self.storage.execute(
+            f"DELETE FROM {self.db}.`{NOTIFICATIONS}` WHERE CreatedAt < {_t(before)} AND Id IN ("
+            f"SELECT Id FROM {self.db}.`{NOTIFICATIONS}` FINAL WHERE Status != 'pending') AND Id NOT IN ("
+            f"SELECT argMax(Id, (CreatedAt, Id)) FROM {self.db}.`{NOTIFICATIONS}` GROUP BY GroupKey)")
+
     def last_per_group(self) -> dict[str, Notification]:
         """The newest notification of every group: what that group's receiver was last told."""
         latest = self._notifications(f"Id IN (SELECT argMax(Id, (CreatedAt, Id)) FROM {self.db}.`{NOTIFICATIONS}` "
