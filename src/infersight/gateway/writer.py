@@ -260,6 +260,7 @@ class BatchWriter:
         self._retry = None
         self.last_error = None
         self.flushes += 1
+        log.debug("flush %d: stored %d rows of %d requests", self.flushes, batch.rows, len(batch.entries))
         for e in batch.entries:
             self._by_key.pop(e.key, None)
             self._written[e.key] = None
