@@ -85,8 +85,9 @@ def test_no_data_is_its_own_state_never_good(store):
     by_region = {dict(r.group)["cloud.region"]: r for r in res}
     assert by_region["eu-west-1"].state == "no_data"  # nothing in the last hour
     assert by_region["us-east-1"].state == "ok"
-    # No data anywhere: no instance is reported as good; an ungrouped SLO is one "no data" instance.
-    assert Evaluator(store).evaluate([slo], T0) == []
+    # No data anywhere: nothing is reported as good; the SLO shows as one "no data" instance.
+    (empty,) = Evaluator(store).evaluate([slo], T0)
+    assert empty.group == () and empty.state == "no_data" and empty.sli is None
     (alone,) = Evaluator(store).evaluate([make_slo(name="other", sli={"ratio": {"filters": {
         "gen_ai.request.model": "never-seen"}}})], now)
     assert alone.state == "no_data" and alone.sli is None and alone.budget_remaining is None

@@ -248,7 +248,7 @@ class Evaluator:
             return self._cost_results(slos, sums, now)
         results = []
         groups = sorted({g for g, _ in per_group})
-        if not groups and not group_by:  # an ungrouped SLO without any data is one "no data" instance
+        if not groups:  # an SLO without data in any group is one "no data" instance, never hidden
             groups = [()]
             n = 1 + max(max(mi) for mi in measures_for.values())
             sums[((), None)] = _Cumulative(starts, {}, n)
