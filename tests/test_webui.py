@@ -15,6 +15,7 @@ from aiohttp import web
 
 from infersight.config import parse_config
 from infersight.webui import OPEN_PATHS, OPEN_PREFIXES, STATIC, attach
+from infersight.gateway.app import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -79,21 +80,13 @@ async def render(url: str, tmp_path: Path) -> str:
     return out.decode()
 
 
-def _gateway():
-    try:
-        from infersight.gateway.app import create_app
-    except ImportError:
-        pytest.skip("the gateway's query API (infersight.gateway.app) is not in this checkout")
-    return create_app
-
-
 async def start(store, port: int, slo_paths: tuple[Path, ...] = (), catalogs: tuple[Path, ...] = ()):
     """The gateway (OTLP + /api/v1/query over the store) with the UI, and the SLO engine when given specs."""
     cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
                                    "storage": {"database": store.database}},
                         "slo": {"paths": [str(p) for p in slo_paths], "interval_seconds": 0.2},
                         "cost": {"catalogs": [str(p) for p in catalogs]}})
-    app = _gateway()(cfg.server, store)
+    app = create_app(cfg.server, store)
     if slo_paths:
         from infersight.slo.service import attach as attach_slo
 
@@ -321,7 +314,7 @@ async def test_real_server_subprocess_serves_the_ui(tmp_path, port):
 async def test_token_typed_into_the_page_is_sent_to_the_apis(store, port, tmp_path, token, works):
     cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "auth_token": "s3cret",
                                    "storage": {"database": store.database}}})
-    app = _gateway()(cfg.server, store)
+    app = create_app(cfg.server, store)
 
     async def harness(request: web.Request) -> web.Response:
         # What the token form does, then the page itself (same origin, so the same sessionStorage).
