@@ -26,7 +26,7 @@ RESOURCE = {"service.name": "infersight-agent", "host.name": "gpu-node-7", "clou
 
 @pytest.fixture
 async def gateway(store, port):
-    create_app = pytest.importorskip("infersight.gateway.app").create_app
+    from infersight.gateway.app import create_app
     cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
                                    "storage": {"database": store.database}}})
     runner = web.AppRunner(create_app(cfg.server, store))
@@ -64,7 +64,7 @@ def _window() -> tuple[datetime, datetime]:
 
 
 async def test_accelerator_dashboard_over_replayed_h200(store, gateway):
-    replay_mod = pytest.importorskip("infersight.collectors.nvml.replay")
+    from infersight.collectors.nvml import replay as replay_mod
     from infersight.collectors.nvml import NvmlCollector
 
     replay = replay_mod.ReplayNvml(json.loads(CAPTURE.read_text()))

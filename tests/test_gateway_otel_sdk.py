@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from infersight.config import ServerConfig
 from infersight.gateway.app import create_app
 
-pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
 
 
 @pytest.fixture
