@@ -2,12 +2,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-fast lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[nvidia,server,test]'
+	$(PIP) install -q -e '.[nvidia,server,test,lint]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -17,6 +17,17 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Unit tests only: no subprocesses, browsers or Alertmanager binaries.
+test-fast: install
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench dashboards scripts
+	$(VENV)/bin/ruff format --check src
+
+typecheck: install
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/run_all.py
