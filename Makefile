@@ -24,7 +24,6 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench dashboards scripts
-	$(VENV)/bin/ruff format --check src
 
 typecheck: install
 	$(VENV)/bin/mypy
