@@ -58,6 +58,14 @@ class Point:
         return d
 
 
+def type_of(config: type[CollectorConfig]) -> str:
+    """The collector type a Config accepts (its `type: Literal[...]` default), so the name is written once."""
+    default = config.model_fields["type"].default
+    if not isinstance(default, str):
+        raise TypeError(f"{config.__name__}.type needs a Literal default naming the collector")
+    return default
+
+
 @runtime_checkable
 class Collector(Protocol):
     """What the agent runs. `collect` is synchronous and may block; the agent calls it off the loop."""
