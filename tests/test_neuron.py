@@ -197,7 +197,7 @@ def test_missing_executable_is_retried_not_fatal(caplog):
 def test_close_stops_the_child(monitor):
     c = monitor(REAL)
     wait_for(c, ok=1)
-    proc = c._proc
+    proc = c._supervisor.proc
     assert proc is not None and proc.poll() is None
     c.close()
     assert proc.poll() is not None
@@ -242,8 +242,8 @@ def test_config_builds_the_command_and_rejects_unknown_keys(tmp_path):
     assert isinstance(entry, NeuronCollector.Config)
     c = NeuronCollector.from_config(entry)
     try:
-        assert c._command == [MONITOR, "--stay", "-c", CONF]
-        assert c._backoff == (1.0, 5.0) and c._first_wait == 0.2
+        assert c._supervisor._command == [MONITOR, "--stay", "-c", CONF]
+        assert c._supervisor._backoff == (1.0, 5.0) and c._first_wait == 0.2
         # The first collect waits for the first document, so a one-shot collect has data.
         pts = list(c.collect())
         assert docs(pts, "ok") == 0  # --stay with no documents: it waited, then answered

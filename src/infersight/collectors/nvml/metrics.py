@@ -1,18 +1,18 @@
-"""The NVML collector's published metric list (OTel `hw.*` names where a convention exists)."""
+"""The NVML collector's published metric list (OTel `hw.*` names where a convention exists).
+
+`hw.status` and `hw.errors` are the shared accelerator-health specs of `collectors.hw`.
+"""
 from __future__ import annotations
 
 from infersight.collectors.base import MetricSpec
+from infersight.collectors.hw import DEVICE as DEV
+from infersight.collectors.hw import HW_ERRORS as ERRORS
+from infersight.collectors.hw import HW_STATUS as STATUS
 
-# Every device-level point carries these; MIG-instance points add the MIG keys.
-DEV = ("hw.id", "hw.type", "hw.name")
+# Every device-level point carries DEV; MIG-instance points add the MIG keys.
 MIG = ("hw.parent", "infersight.gpu.mig.gpu_instance_id", "infersight.gpu.mig.compute_instance_id")
 PROC = DEV + ("process.pid", "process.executable.name", "container.id", "k8s.pod.uid")
-IDENTITY = ("hw.model", "hw.vendor", "hw.serial_number", "hw.driver_version", "hw.firmware_version",
-            "infersight.gpu.pci_bus_id")
 
-STATUS = MetricSpec("hw.status", "updowncounter", "1",
-                    "1 for the GPU's current state (ok, degraded, failed), 0 for the others",
-                    DEV + ("hw.state",) + IDENTITY)
 UTIL = MetricSpec("hw.gpu.utilization", "gauge", "1",
                   "Share of the last sample period in which the engine was busy", DEV + ("hw.gpu.task",))
 MEMCTL_UTIL = MetricSpec("infersight.gpu.memory_controller.utilization", "gauge", "1",
@@ -43,9 +43,6 @@ PCIE_GEN = MetricSpec("infersight.gpu.pcie.link.generation", "gauge", "1", "Curr
 PCIE_WIDTH = MetricSpec("infersight.gpu.pcie.link.width", "gauge", "{lane}", "Current PCIe link width", DEV)
 PCIE_THROUGHPUT = MetricSpec("infersight.gpu.pcie.throughput", "gauge", "By/s",
                              "PCIe throughput over NVML's short sample window", DEV + ("network.io.direction",))
-ERRORS = MetricSpec("hw.errors", "counter", "{error}",
-                    "Errors by type: xid (by code), volatile ECC, NVLink link errors",
-                    DEV + ("error.type", "hw.gpu.xid", "infersight.gpu.nvlink.link"))
 ECC_AGGREGATE = MetricSpec("infersight.gpu.ecc.aggregate_errors", "counter", "{error}",
                            "ECC errors over the GPU's lifetime", DEV + ("error.type",))
 XID_LAST = MetricSpec("infersight.gpu.xid.last", "gauge", "1",
