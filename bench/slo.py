@@ -21,13 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from infersight.rollups import LATENCY_BOUNDS  # noqa: E402
-from infersight.slo.alerts import AlertTracker, desired_alerts  # noqa: E402
-from infersight.slo.evaluator import RAW, ROLLUPS, Evaluator  # noqa: E402
-from infersight.slo.model import compile_spec  # noqa: E402
-from infersight.slo.spec import parse_documents  # noqa: E402
-from infersight.storage.embedded import EmbeddedStorage  # noqa: E402
-from infersight.storage.schema import SchemaOptions, ensure_schema  # noqa: E402
+from infersight.rollups import LATENCY_BOUNDS
+from infersight.slo.alerts import AlertTracker, desired_alerts
+from infersight.slo.evaluator import Evaluator
+from infersight.slo.model import compile_spec
+from infersight.slo.sli.layout import RAW, ROLLUPS
+from infersight.slo.spec import parse_documents
+from infersight.storage.embedded import EmbeddedStorage
+from infersight.storage.schema import SchemaOptions, ensure_schema
 
 DAYS = 30
 MINUTES = DAYS * 1440

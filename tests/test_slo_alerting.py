@@ -13,8 +13,7 @@ from aiohttp import web
 from infersight.slo.alerts import fingerprint
 from infersight.slo.engine import SloEngine
 from infersight.slo.settings import SloSettings
-from slo_support import (FIXTURES_DIR, T0, Clock, Receiver, insert_requests, make_slo, serve_receiver,
-                         steady_requests)
+from slo_support import FIXTURES_DIR, T0, Clock, Receiver, insert_requests, make_slo, serve_receiver, steady_requests
 
 DAY = 86400
 OUTAGE = T0 + 30 * DAY
@@ -285,8 +284,8 @@ async def test_pagerduty_and_slack_routing_by_labels(store, multi):
 def test_webhook_max_alerts_counts_truncated():
     from infersight.slo.alerts import Flush
     from infersight.slo.notifiers import webhook_v4
+    from infersight.slo.records import AlertRecord
     from infersight.slo.settings import ReceiverSettings
-    from infersight.slo.store import AlertRecord
 
     recs = [AlertRecord(fingerprint({"a": str(i)}), {"alertname": "X", "a": str(i)}, {"summary": "s"}, "firing",
                         T0, T0) for i in range(5)]
@@ -318,7 +317,7 @@ async def test_repeat_interval_resends_an_unchanged_firing_group(store, receiver
 
 def test_muting_every_alert_of_a_group_sends_no_empty_notification():
     from infersight.slo.alerts import Dispatcher
-    from infersight.slo.store import AlertRecord
+    from infersight.slo.records import AlertRecord
 
     settings = _settings("http://127.0.0.1:9/hook")
     d = Dispatcher(settings)
@@ -333,7 +332,8 @@ def test_muting_every_alert_of_a_group_sends_no_empty_notification():
 
 
 def test_outbox_history_is_pruned_but_each_groups_memory_and_pending_stay(store):
-    from infersight.slo.store import Notification, StateStore
+    from infersight.slo.records import Notification
+    from infersight.slo.store import StateStore
 
     st = StateStore(store)
     day = 86400.0

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from infersight.slo.evaluator import InstanceResult
-from infersight.slo.model import Slo, _num
+from infersight.slo.model import Slo, exact_text
+from infersight.slo.records import AlertRecord, Notification, Silence
+from infersight.slo.results import InstanceResult
 from infersight.slo.settings import RouteSettings, SloSettings
 from infersight.slo.spec import format_duration
-from infersight.slo.store import AlertRecord, Notification, Silence
 
 BUDGET_EXHAUSTED = "SLOErrorBudgetExhausted"
 NO_DATA = "SLONoData"
@@ -77,14 +77,14 @@ def desired_alerts(results: Iterable[InstanceResult]) -> tuple[dict[str, Desired
                 continue
             labels = {**base, "alertname": s.alertname, "tier": t.tier.name, "severity": t.tier.severity,
                       "long_window": format_duration(t.tier.long_s), "short_window": format_duration(t.tier.short_s),
-                      "burn_rate_threshold": _num(t.tier.factor)}
+                      "burn_rate_threshold": exact_text(t.tier.factor)}
             ann = {
                 "summary": f"SLO {s.name} ({group_text}) is burning its error budget {_rate(t.long.burn_rate)}× "
                            f"too fast ({t.tier.name})",
                 "description": s.description,
                 "burn_rate_long": _rate(t.long.burn_rate),
                 "burn_rate_short": _rate(t.short.burn_rate),
-                "burn_rate_threshold": _num(t.tier.factor),
+                "burn_rate_threshold": exact_text(t.tier.factor),
                 "time_to_exhaustion": _dur(t.time_to_exhaustion_s),
                 "time_to_exhaustion_seconds": "n/a" if t.time_to_exhaustion_s is None
                 else str(int(t.time_to_exhaustion_s)),
@@ -181,7 +181,7 @@ class Route:
     group_interval: float
     repeat_interval: float
     cont: bool
-    children: tuple["Route", ...] = ()
+    children: tuple[Route, ...] = ()
 
     def matches(self, labels: dict[str, str]) -> bool:
         return (all(labels.get(k) == v for k, v in self.match)
@@ -274,7 +274,7 @@ class Dispatcher:
         if self.root is None:
             return []
         members: dict[str, tuple[Route, dict[str, str], list[AlertRecord]]] = {}
-        for fp, rec in sorted(alerts.items()):
+        for _fp, rec in sorted(alerts.items()):
             if rec.state == "pending":
                 continue
             for route in routes_for(self.root, rec.labels):
@@ -293,10 +293,10 @@ class Dispatcher:
                 if firing:
                     first = min(r.starts_at or r.active_at for r in firing)
                     due = now >= first + route.group_wait
-            elif fset != gs.notified_firing and now >= (gs.last_notify_at or 0) + route.group_interval:
-                due = True
-            elif fset and now >= (gs.last_notify_at or 0) + repeat:
-                due = True
+            else:  # changed after group_interval, or unchanged and firing after the repeat interval
+                last = gs.last_notify_at or 0
+                changed = fset != gs.notified_firing and now >= last + route.group_interval
+                due = changed or (bool(fset) and now >= last + repeat)
             if not due:
                 continue
             if firing or resolved:  # everything muted: nothing to say, the group just forgets

@@ -17,12 +17,15 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from infersight.slo.alerts import AlertTracker, Dispatcher, desired_alerts, silenced
-from infersight.slo.evaluator import ROLLUPS, Evaluator, InstanceResult, Layout
-from infersight.slo.model import Slo, _num
+from infersight.slo.evaluator import Evaluator
+from infersight.slo.model import Slo, exact_text
 from infersight.slo.notifiers import DeliveryError, render, send
+from infersight.slo.records import AlertRecord, Notification, Silence
+from infersight.slo.results import InstanceResult
 from infersight.slo.settings import SloSettings
+from infersight.slo.sli.layout import ROLLUPS, Layout
 from infersight.slo.spec import format_duration
-from infersight.slo.store import AlertRecord, Notification, Silence, StateStore
+from infersight.slo.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -257,13 +260,13 @@ def instance_json(r: InstanceResult) -> dict:
         "state": r.state,
         "error": r.error,
         "sli": _f(r.sli),
-        "objective_percent": _num(s.objective * 100),
+        "objective_percent": exact_text(s.objective * 100),
         "window": s.window.describe(),
         "events": _f(r.period.events) if r.period else None,
         "budget_remaining": _f(r.budget_remaining),
         "burn_rates": {format_duration(w): _f(wr.burn_rate) for w, wr in sorted(r.windows.items())},
         "tiers": [{
-            "name": t.tier.name, "severity": t.tier.severity, "factor": _num(t.tier.factor),
+            "name": t.tier.name, "severity": t.tier.severity, "factor": exact_text(t.tier.factor),
             "long_window": format_duration(t.tier.long_s), "short_window": format_duration(t.tier.short_s),
             "burn_rate_long": _f(t.long.burn_rate), "burn_rate_short": _f(t.short.burn_rate),
             "active": t.active, "low_traffic": t.low_traffic,

@@ -1,42 +1,61 @@
-"""The internal SLO model: exact fractions, windows in seconds, burn-rate tiers as data.
+"""The internal SLO model: exact fractions, windows in seconds, typed SLIs, burn-rate tiers as data.
 
-Burn-rate factor = budget percent × period ÷ long window (SRE workbook, ch. 5); the catalogues are
-the Google 30d windows and their 28d and 7d counterparts (as in Sloth's AlertWindows).
+Burn-rate factor = budget percent × period ÷ long window (SRE workbook, ch. 5). The catalogues are
+data files (`slo/windows/google-{30d,28d,7d}.yaml`, Sloth's AlertWindows shape). `compile_spec` is
+the one place that turns the user's pydantic spec into these dataclasses: nothing below the model
+sees the spec, and every number here is a `Fraction`.
 """
 from __future__ import annotations
 
 import calendar as _calendar
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from infersight.slo.spec import SloDocument, format_duration, parse_duration
+import yaml
+
+from infersight.cost.catalog import Rate
+from infersight.slo import spec as sp
+from infersight.slo.spec import SloDocument, SpecError, format_duration, load_file, parse_duration, spec_files
 
 DAY = 86400
+_WINDOWS = resources.files("infersight.slo") / "windows"
+# The packaged burn-rate catalogues, by name (file stem).
+CATALOGUES: tuple[str, ...] = tuple(sorted(f.name.removesuffix(".yaml") for f in _WINDOWS.iterdir()
+                                           if f.name.endswith(".yaml")))
 
-# name -> (period seconds, ((tier, severity, budget percent, long window, short window), ...))
-CATALOGUES: dict[str, tuple[int, tuple[tuple[str, str, str, str, str], ...]]] = {
-    "google-30d": (30 * DAY, (
-        ("page-fast", "page", "2", "1h", "5m"),
-        ("page-slow", "page", "5", "6h", "30m"),
-        ("ticket-fast", "ticket", "10", "1d", "2h"),
-        ("ticket-slow", "ticket", "10", "3d", "6h"),
-    )),
-    "google-28d": (28 * DAY, (
-        ("page-fast", "page", "2", "1h", "5m"),
-        ("page-slow", "page", "5", "6h", "30m"),
-        ("ticket-fast", "ticket", "10", "1d", "2h"),
-        ("ticket-slow", "ticket", "10", "3d", "6h"),
-    )),
-    "google-7d": (7 * DAY, (
-        ("page-fast", "page", "8", "1h", "5m"),
-        ("page-slow", "page", "12.5", "6h", "30m"),
-        ("ticket-fast", "ticket", "20", "1d", "2h"),
-        ("ticket-slow", "ticket", "42", "3d", "6h"),
-    )),
-}
+
+@dataclass(frozen=True)
+class CatalogueTier:
+    name: str
+    severity: str
+    budget_percent: Fraction
+    long_s: int
+    short_s: int
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    name: str
+    period_s: int
+    tiers: tuple[CatalogueTier, ...]
+
+
+@cache
+def load_catalogue(name: str) -> Catalogue:
+    """A packaged AlertWindows file: `page`/`ticket` × `quick`/`slow` become tiers `page-fast`, …"""
+    doc = yaml.safe_load((_WINDOWS / f"{name}.yaml").read_text())["spec"]
+    tiers = tuple(CatalogueTier(f"{severity}-{'fast' if speed == 'quick' else 'slow'}", severity,
+                                Fraction(str(w["errorBudgetPercent"])), parse_duration(w["longWindow"]),
+                                parse_duration(w["shortWindow"]))
+                  for severity in ("page", "ticket") for speed, w in doc[severity].items())
+    return Catalogue(name, parse_duration(doc["sloPeriod"]), tiers)
 
 
 def burn_factor(budget_percent: Fraction, period_s: int, long_s: int) -> Fraction:
@@ -90,11 +109,55 @@ class Window:
 
 
 @dataclass(frozen=True)
+class RatioSli:
+    """Availability: bad ÷ total requests."""
+
+    filters: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "ratio"
+
+
+@dataclass(frozen=True)
+class LatencySli:
+    """Requests at or under `threshold` seconds, from the `latency` histograms (e2e, ttft, tpot, queue)."""
+
+    latency: str
+    threshold: Fraction
+    filters: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "latency"
+
+
+@dataclass(frozen=True)
+class CostSli:
+    """Spend against `budget` USD per period, or USD per 1M tokens against `target`."""
+
+    metric: str  # spend_usd | usd_per_million_tokens
+    prices: Mapping[str, Rate]  # by model name; "*" prices models not listed
+    budget: Fraction | None = None
+    target: Fraction | None = None
+    filters: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "cost"
+
+    def rate(self, model: str) -> Rate | None:
+        return self.prices.get(model) or self.prices.get("*")
+
+
+@dataclass(frozen=True)
+class HealthSli:
+    """Time slices in which every accelerator of the group (of `hw_type`, if set) is healthy."""
+
+    hw_type: str | None = None
+    filters: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "accelerator_health"
+
+
+Sli = RatioSli | LatencySli | CostSli | HealthSli
+
+
+@dataclass(frozen=True)
 class Slo:
     name: str
     description: str
-    sli_kind: str
-    sli: Any  # the spec's SLI body (frozen pydantic model)
+    sli: Sli
     objective: Fraction  # e.g. 999/1000
     window: Window
     budgeting: str
@@ -111,6 +174,10 @@ class Slo:
     source: str = ""
 
     @property
+    def sli_kind(self) -> str:
+        return self.sli.kind
+
+    @property
     def budget(self) -> Fraction:
         return 1 - self.objective
 
@@ -125,35 +192,56 @@ def _frac(d: Any) -> Fraction:
     return Fraction(str(d))
 
 
-def catalogue_for(period_s: int, choice: str) -> str | None:
+def catalogue_for(period_s: int, choice: str) -> Catalogue | None:
+    """The named catalogue; `auto` picks the one whose period matches, else google-30d (factors rescaled)."""
     if choice == "none":
         return None
     if choice != "auto":
-        return choice
-    for name, (p, _) in CATALOGUES.items():
-        if p == period_s:
-            return name
-    return "google-30d"  # budget percents of the 30d catalogue, factors rescaled to this period
+        return load_catalogue(choice)
+    for name in CATALOGUES:
+        if load_catalogue(name).period_s == period_s:
+            return load_catalogue(name)
+    return load_catalogue("google-30d")
+
+
+def compile_sli(sli: sp.SliSpec) -> Sli:
+    """The spec's SLI body as the model's typed SLI, every number a Fraction."""
+    body = sli.body
+    filters = dict(body.filters)
+    if isinstance(body, sp.RatioSli):
+        return RatioSli(filters)
+    if isinstance(body, sp.LatencySli):
+        return LatencySli(body.kind, _frac(body.threshold_seconds), filters)
+    if isinstance(body, sp.CostSli):
+        return CostSli(body.metric, dict(body.prices),
+                       None if body.budget_usd is None else _frac(body.budget_usd),
+                       None if body.target_usd_per_million_tokens is None
+                       else _frac(body.target_usd_per_million_tokens), filters)
+    return HealthSli(body.hw_type, filters)
+
+
+def _tiers(alerting: sp.AlertingSpec, period: int) -> list[Tier]:
+    """The catalogue's tiers, then the user's."""
+    tiers: list[Tier] = []
+    cat = catalogue_for(period, alerting.catalogue)
+    for c in cat.tiers if cat is not None else ():
+        tiers.append(Tier(c.name, c.severity, burn_factor(c.budget_percent, period, c.long_s), c.long_s,
+                          c.short_s, budget_percent=c.budget_percent))
+    for t in alerting.tiers:
+        lo = parse_duration(t.long_window)
+        pct = _frac(t.budget_percent) if t.budget_percent is not None else None
+        factor = _frac(t.factor) if t.factor is not None else burn_factor(pct, period, lo)  # type: ignore[arg-type]
+        tiers.append(Tier(t.name, t.severity, factor, lo, parse_duration(t.short_window),
+                          parse_duration(t.for_) if t.for_ else 0, pct))
+    return tiers
 
 
 def compile_spec(doc: SloDocument, source: str = "") -> Slo:
+    """One validated spec document as the internal model; raises ValueError on duplicate tier names."""
     s = doc.spec
     w = Window(rolling_s=parse_duration(s.window.rolling) if s.window.rolling else None,
                calendar=s.window.calendar, time_zone=s.window.time_zone)
-    period = w.nominal_s()
-    tiers: list[Tier] = []
-    cat = catalogue_for(period, s.alerting.catalogue)
-    if cat is not None:
-        for name, sev, pct, long_w, short_w in CATALOGUES[cat][1]:
-            lo = parse_duration(long_w)
-            tiers.append(Tier(name, sev, burn_factor(Fraction(pct), period, lo), lo, parse_duration(short_w),
-                              budget_percent=Fraction(pct)))
-    for t in s.alerting.tiers:
-        lo = parse_duration(t.long_window)
-        pct = _frac(t.budget_percent) if t.budget_percent is not None else None
-        factor = _frac(t.factor) if t.factor is not None else burn_factor(pct, period, lo)
-        tiers.append(Tier(t.name, t.severity, factor, lo, parse_duration(t.short_window),
-                          parse_duration(t.for_) if t.for_ else 0, pct))
+    tiers = _tiers(s.alerting, w.nominal_s())
     names = [t.name for t in tiers]
     if len(set(names)) != len(names):
         raise ValueError(f"slo '{doc.metadata.name}': duplicate tier names {names}")
@@ -162,7 +250,7 @@ def compile_spec(doc: SloDocument, source: str = "") -> Slo:
     no_data_after = (parse_duration(s.alerting.no_data_after) if s.alerting.no_data_after
                      else min((t.long_s for t in tiers), default=3600))
     return Slo(
-        name=doc.metadata.name, description=s.description, sli_kind=s.sli.kind, sli=s.sli.body,
+        name=doc.metadata.name, description=s.description, sli=compile_sli(s.sli),
         objective=_frac(s.objective_percent) / 100, window=w, budgeting=s.budgeting,
         timeslice_target=_frac(s.timeslice.target_percent) / 100, group_by=tuple(s.group_by),
         min_events=s.min_events, tiers=tuple(tiers), alertname=s.alerting.name,
@@ -171,10 +259,8 @@ def compile_spec(doc: SloDocument, source: str = "") -> Slo:
         annotations=dict(s.alerting.annotations), source=source)
 
 
-def load_slos(paths) -> list[Slo]:
+def load_slos(paths: Iterable[Path]) -> list[Slo]:
     """Every SLO in the given files/folders, compiled; raises SpecError naming file, SLO and field."""
-    from infersight.slo.spec import SpecError, load_file, spec_files
-
     out: list[Slo] = []
     errors: list[str] = []
     for f in spec_files(paths):
@@ -192,7 +278,7 @@ def load_slos(paths) -> list[Slo]:
     return out
 
 
-def _num(f: Fraction) -> str:
+def exact_text(f: Fraction) -> str:
     """Exact decimal text when finite, else the fraction."""
     n, d = f.numerator, f.denominator
     k = d
@@ -221,11 +307,11 @@ def render_rules(slo: Slo) -> dict[str, Any]:
             "long_window": format_duration(t.long_s),
             "short_window": format_duration(t.short_s),
             "for": format_duration(t.for_s) if t.for_s else "0s",
-            "factor": _num(t.factor),
-            "budget_percent": _num(t.budget_percent) if t.budget_percent is not None else None,
-            "error_rate_threshold": _num(t.factor * slo.budget),
-            "expr": (f"burn_rate({format_duration(t.long_s)}) > {_num(t.factor)} and "
-                     f"burn_rate({format_duration(t.short_s)}) > {_num(t.factor)}"
+            "factor": exact_text(t.factor),
+            "budget_percent": exact_text(t.budget_percent) if t.budget_percent is not None else None,
+            "error_rate_threshold": exact_text(t.factor * slo.budget),
+            "expr": (f"burn_rate({format_duration(t.long_s)}) > {exact_text(t.factor)} and "
+                     f"burn_rate({format_duration(t.short_s)}) > {exact_text(t.factor)}"
                      + (f" and events({format_duration(t.long_s)}) >= {slo.min_events}" if slo.min_events else "")),
         })
     if slo.budget_exhausted_alert:
@@ -237,8 +323,8 @@ def render_rules(slo: Slo) -> dict[str, Any]:
     return {
         "slo": slo.name,
         "sli": slo.sli_kind,
-        "objective": _num(slo.objective * 100),
-        "error_budget": _num(slo.budget),
+        "objective": exact_text(slo.objective * 100),
+        "error_budget": exact_text(slo.budget),
         "window": slo.window.describe(),
         "budgeting": slo.budgeting,
         "group_by": list(slo.group_by),

@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 
 from infersight.slo.alerts import Flush
+from infersight.slo.records import AlertRecord
 from infersight.slo.settings import ReceiverSettings
-from infersight.slo.store import AlertRecord
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 SIGNATURE_HEADER = "X-Infersight-Signature"
@@ -24,7 +24,7 @@ PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 def rfc3339(t: float | None) -> str:
     if not t:
         return ZERO_TIME
-    dt = datetime.fromtimestamp(t, timezone.utc)
+    dt = datetime.fromtimestamp(t, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

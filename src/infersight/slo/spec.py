@@ -10,25 +10,16 @@ from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infersight.slo.store import HEALTH_COLUMNS
+from infersight.cost.catalog import Rate
+from infersight.rollups import LATENCY_BOUNDS
+from infersight.slo.dimensions import HEALTH_COLUMNS, ROLLUP_ATTRIBUTES
 
 API_VERSION = "infersight/v1"
-
-# Attribute names an SLO may filter or group by, and the rollup column holding each.
-ROLLUP_ATTRIBUTES = {
-    "cloud.provider": "CloudProvider",
-    "cloud.region": "CloudRegion",
-    "host.name": "HostName",
-    "gen_ai.request.model": "Model",
-    "infersight.server.kind": "ServerKind",
-    "infersight.tenant": "Tenant",
-}
-# Accelerator health reads resource attributes of the hw.* metrics plus the hw.type data-point attribute.
-HEALTH_ATTRIBUTES = tuple(a for a in HEALTH_COLUMNS if a != "hw.type")
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -87,23 +78,12 @@ class LatencySli(_Strict):
     _exact = field_validator("threshold_seconds", mode="before")(lambda cls, v: _exact(v))
 
     @model_validator(mode="after")
-    def _boundary(self) -> "LatencySli":
-        from infersight.rollups import LATENCY_BOUNDS
-
+    def _boundary(self) -> LatencySli:
         bounds = LATENCY_BOUNDS.get(self.kind, ())
         if float(self.threshold_seconds) not in bounds:
             raise ValueError(f"threshold_seconds {self.threshold_seconds} is not a bucket boundary of the "
                              f"{self.kind} latency rollup; boundaries that exist: {list(bounds)}")
         return self
-
-
-class ModelPrice(_Strict):
-    input_usd_per_million: Decimal = Field(ge=0)
-    output_usd_per_million: Decimal = Field(ge=0)
-    cached_input_usd_per_million: Decimal | None = Field(None, ge=0)
-
-    _exact = field_validator("input_usd_per_million", "output_usd_per_million",
-                             "cached_input_usd_per_million", mode="before")(lambda cls, v: _exact(v))
 
 
 class CostSli(_Strict):
@@ -113,14 +93,14 @@ class CostSli(_Strict):
     budget_usd: Decimal | None = Field(None, gt=0)
     target_usd_per_million_tokens: Decimal | None = Field(None, gt=0)
     # Prices by model name; "*" is the default for models not listed.
-    prices: dict[str, ModelPrice]
+    prices: dict[str, Rate]
     filters: dict[str, str] = Field(default_factory=dict)
 
     _exact = field_validator("budget_usd", "target_usd_per_million_tokens", mode="before")(
         lambda cls, v: _exact(v))
 
     @model_validator(mode="after")
-    def _target(self) -> "CostSli":
+    def _target(self) -> CostSli:
         if self.metric == "spend_usd" and self.budget_usd is None:
             raise ValueError("metric spend_usd needs budget_usd")
         if self.metric == "usd_per_million_tokens" and self.target_usd_per_million_tokens is None:
@@ -142,7 +122,7 @@ class SliSpec(_Strict):
     accelerator_health: AcceleratorHealthSli | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "SliSpec":
+    def _one(self) -> SliSpec:
         given = [k for k in ("ratio", "latency", "cost", "accelerator_health") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"exactly one of ratio, latency, cost, accelerator_health is required (got {given})")
@@ -167,11 +147,9 @@ class WindowSpec(_Strict):
     _d = field_validator("rolling")(lambda cls, v: None if v is None else _dur(v))
 
     @model_validator(mode="after")
-    def _one(self) -> "WindowSpec":
+    def _one(self) -> WindowSpec:
         if (self.rolling is None) == (self.calendar is None):
             raise ValueError("exactly one of rolling or calendar is required")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -196,7 +174,7 @@ class TierSpec(_Strict):
     _exact = field_validator("factor", "budget_percent", mode="before")(lambda cls, v: _exact(v))
 
     @model_validator(mode="after")
-    def _check(self) -> "TierSpec":
+    def _check(self) -> TierSpec:
         if (self.factor is None) == (self.budget_percent is None):
             raise ValueError("exactly one of factor or budget_percent is required")
         if parse_duration(self.short_window) >= parse_duration(self.long_window):
@@ -250,10 +228,9 @@ class SloBody(_Strict):
     _exact = field_validator("objective_percent", mode="before")(lambda cls, v: _exact(v))
 
     @model_validator(mode="after")
-    def _attrs(self) -> "SloBody":
+    def _attrs(self) -> SloBody:
         kind = self.sli.kind
-        allowed = (tuple(HEALTH_ATTRIBUTES) + ("hw.type",)) if kind == "accelerator_health" \
-            else tuple(ROLLUP_ATTRIBUTES)
+        allowed = tuple(HEALTH_COLUMNS) if kind == "accelerator_health" else tuple(ROLLUP_ATTRIBUTES)
         for key in list(self.group_by) + list(getattr(self.sli.body, "filters", {})):
             if key not in allowed:
                 raise ValueError(f"attribute {key!r} is not available to {kind} SLIs; use one of {list(allowed)}")

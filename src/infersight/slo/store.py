@@ -9,24 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
+from infersight.slo.records import AlertRecord, Notification, Silence
 
 ALERTS = "infersight_slo_alerts"
 NOTIFICATIONS = "infersight_slo_notifications"
 SILENCES = "infersight_slo_silences"
-HEALTH = "infersight_hw_health_1m"
-
-# Accelerator-health rollup: attribute -> column (resource attributes, plus the data point's hw.type).
-HEALTH_COLUMNS = {
-    "cloud.provider": "CloudProvider",
-    "cloud.region": "CloudRegion",
-    "cloud.availability_zone": "AvailabilityZone",
-    "host.name": "HostName",
-    "host.type": "HostType",
-    "service.name": "ServiceName",
-    "hw.type": "HwType",
-}
 
 
 def _health_view(db: str, source: str, temporality: str) -> str:
@@ -37,7 +27,8 @@ def _health_view(db: str, source: str, temporality: str) -> str:
     series with itself; `infersight.gpu.xid.last` > 0 also counts as an XID in that minute.
     """
     dims = ", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in HEALTH_COLUMNS.items() if a != "hw.type")
-    xid = "MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid'"
+    # Values that are not finite are left out: a NaN would make every reader's sum NaN.
+    xid = "MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid' AND isFinite(Value)"
     cum = f"{xid} AND {temporality} != 1"
     return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HEALTH}_{source.removeprefix('otel_metrics_')}_mv`
 TO {db}.`{HEALTH}` AS
@@ -73,7 +64,10 @@ def ddl(database: str) -> list[str]:
     `ErrorsMin` Float64
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HwId)""",
+ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HwId)
+SETTINGS non_replicated_deduplication_window = 1000""",
+        # A deduplicated re-insert of a request must not count twice (databases created without it).
+        f"ALTER TABLE {db}.`{HEALTH}` MODIFY SETTING non_replicated_deduplication_window = 1000",
         _health_view(db, "otel_metrics_sum", "AggregationTemporality"),
         _health_view(db, "otel_metrics_gauge", "0"),
         f"""CREATE TABLE IF NOT EXISTS {db}.`{ALERTS}` (
@@ -138,58 +132,6 @@ def _t(seconds: float | None) -> str:
 
 def _arr(items) -> str:
     return "[" + ", ".join(_s(i) for i in items) + "]"
-
-
-@dataclass
-class AlertRecord:
-    fingerprint: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    state: str  # pending | firing | resolved
-    active_at: float
-    starts_at: float | None = None
-    ends_at: float | None = None
-
-
-@dataclass
-class Notification:
-    id: str
-    group_key: str
-    receiver: str
-    created_at: float
-    firing: list[str]
-    resolved: list[str]
-    body: str
-    status: str = "pending"  # pending | sent | failed
-    attempts: int = 0
-    next_attempt_at: float = 0.0
-    last_error: str = ""
-
-
-@dataclass
-class Silence:
-    id: str
-    matchers: list[dict[str, Any]]  # {name, value, isRegex, isEqual} as in the Alertmanager API
-    starts_at: float
-    ends_at: float
-    created_by: str = ""
-    comment: str = ""
-
-    def active(self, now: float) -> bool:
-        return self.starts_at <= now < self.ends_at
-
-    def state(self, now: float) -> str:
-        return "active" if self.active(now) else ("pending" if now < self.starts_at else "expired")
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        import re
-
-        for m in self.matchers:
-            v = labels.get(m["name"], "")
-            hit = re.fullmatch(m["value"], v) is not None if m.get("isRegex") else v == m["value"]
-            if hit != m.get("isEqual", True):
-                return False
-        return True
 
 
 def _ms(v: Any) -> float:
