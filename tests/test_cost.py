@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import FIXTURES
 
 from infersight.config import ConfigError, parse_config
 from infersight.cost.catalog import CatalogError, Rate, _DecimalLoader, load_catalog, parse_catalog
 from infersight.cost.derive import as_dict, derive
 from infersight.cost.importers import from_langfuse, load_import
 from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage, StoreSource, api_usage, node_uptime, served_usage
-from tests.conftest import FIXTURES
+from infersight.slo.evaluator import Evaluator
+from slo_support import make_slo
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = """
@@ -48,7 +50,7 @@ capacity:
 
 
 def catalog(text: str = CATALOG):
-    return parse_catalog(yaml.load(text, Loader=_DecimalLoader), "test.yaml")  # noqa: S506
+    return parse_catalog(yaml.load(text, Loader=_DecimalLoader), "test.yaml")
 
 
 def test_catalog_prices_are_exact_and_matched_in_order():
@@ -348,3 +350,26 @@ def test_cost_report_cli_on_a_data_dir(tmp_path):
     assert since.returncode == 2 and "invalid duration 'yesterday'" in since.stderr
     down = run_cli("cost", "report", "--server", "http://127.0.0.1:9", cwd=tmp_path)
     assert down.returncode == 1 and down.stderr.startswith("error: http://127.0.0.1:9/api/v1/query:")
+
+
+def test_cost_sli_and_report_share_one_formula_cached_capped_at_input(store):
+    """A span reporting more cached than input tokens: the SLO's spend equals the report's (cached <= input)."""
+    now = int(time.time()) // 60 * 60 + 30
+    t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 90))
+    _insert(store, "otel_traces", [{
+        "Timestamp": t, "ResourceAttributes": {"cloud.provider": "azure"}, "SpanName": "chat",
+        "Duration": 1_000_000_000,
+        "SpanAttributes": {"gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai",
+                           "gen_ai.usage.input_tokens": "100", "gen_ai.usage.output_tokens": "10",
+                           "gen_ai.usage.cache_read.input_tokens": "500"}}])
+    c = catalog()
+    report = derive(c, api_usage(StoreSource(store), now - 3600, now + 60, c.tier_thresholds()), [], [], ("cloud",))
+    # 100 cached (capped from 500) x 1.25 + 10 output x 10 = 225 per 1M
+    assert report.total.api_usd == Fraction("0.000225")
+    rate = c.api_rate("openai", "gpt-4o")
+    slo = make_slo(name="spend", sli={"cost": {"metric": "spend_usd", "budget_usd": 1, "prices": {
+        "gpt-4o": {"input_usd_per_million": float(rate.input_usd_per_million),
+                   "output_usd_per_million": float(rate.output_usd_per_million),
+                   "cached_input_usd_per_million": float(rate.cached_input_usd_per_million)}}}})
+    [res] = Evaluator(store).evaluate([slo], now)
+    assert res.period.consumed == res.sli == report.total.api_usd

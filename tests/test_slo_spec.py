@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infersight.slo.model import CATALOGUES, burn_factor, compile_spec, load_slos, render_rules
+from infersight.slo.model import CATALOGUES, burn_factor, compile_spec, load_catalogue, load_slos, render_rules
 from infersight.slo.openslo import convert
 from infersight.slo.spec import SpecError, load_file, parse_documents, parse_duration
 from slo_support import FIXTURES_DIR, make_slo, slo_doc
@@ -73,6 +73,19 @@ def test_7d_and_28d_catalogues():
     slo28 = make_slo(window={"rolling": "28d"})
     assert [t.factor for t in slo28.tiers] == [Fraction("13.44"), Fraction("5.6"), Fraction("2.8"), Fraction(14, 15)]
     assert set(CATALOGUES) == {"google-30d", "google-28d", "google-7d"}
+
+
+def test_packaged_windows_are_sloths_numbers():
+    """The catalogue files keep Sloth's AlertWindows numbers (28d: the 30d percents over 28 days)."""
+    month, week = "sloth_alertwindows_google-30d.yaml", "sloth_alertwindows_7d.yaml"
+    for name, fixture in (("google-30d", month), ("google-28d", month), ("google-7d", week)):
+        aw = yaml.safe_load((SLO_FIXTURES / fixture).read_text())["spec"]
+        want = {(f"{sev}-{'fast' if speed == 'quick' else 'slow'}", Fraction(str(w["errorBudgetPercent"])),
+                 parse_duration(w["longWindow"]), parse_duration(w["shortWindow"]))
+                for sev in ("page", "ticket") for speed, w in aw[sev].items()}
+        cat = load_catalogue(name)
+        assert {(t.name, t.budget_percent, t.long_s, t.short_s) for t in cat.tiers} == want
+        assert cat.period_s == parse_duration(name.removeprefix("google-"))
 
 
 def test_objective_is_exact():
