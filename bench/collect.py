@@ -1,6 +1,6 @@
 """Cost of accelerator collection: one NVML cycle for 8 replayed H200s with GPM, and the Neuron parser.
 
-NVML: the H200 capture replayed as 8 GPUs (tests/fixtures/nvml), stepping through the matmul and
+NVML: the packaged H200 capture (infersight.testing.nvml_replay) replayed as 8 GPUs, stepping through the matmul and
 memcopy phases, with per-process attribution from a fake /proc. The replay is pure Python, so
 the figures are the collector's own cost plus the replay's; on a GPU host the NVML calls cost
 driver round-trips instead. Baseline in the same run: the collector with GPM and processes off.
@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from infersight.collectors.neuron import NeuronCollector  # noqa: E402
 from infersight.collectors.nvml import NvmlCollector  # noqa: E402
-from infersight.collectors.nvml.replay import ReplayNvml  # noqa: E402
+from infersight.testing.nvml_replay import ReplayNvml, load_capture  # noqa: E402
 
-CAPTURE = json.loads((ROOT / "tests/fixtures/nvml/h200_phases_capture.json").read_text())
+CAPTURE = load_capture()
 NEURON = ROOT / "tests/fixtures/neuron"
 CYCLES = 200
 

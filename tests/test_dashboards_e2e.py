@@ -1,6 +1,6 @@
 """Accelerator and agent dashboards over data that took the real path: collector → OTLP → gateway → chDB.
 
-The NVML collector replays the real H200 capture (tests/fixtures/nvml); its points are encoded by the
+The NVML collector replays the real H200 capture (infersight.testing.nvml_replay); its points are encoded by the
 agent's OTLP encoder and posted to the gateway over loopback, so attribute names, kinds, tables and
 timestamps are exactly what a deployment stores.
 """
@@ -19,7 +19,6 @@ from test_dashboards import Runner, load
 
 from infersight.config import parse_config
 
-CAPTURE = Path(__file__).parent / "fixtures" / "nvml" / "h200_phases_capture.json"
 RESOURCE = {"service.name": "infersight-agent", "host.name": "gpu-node-7", "cloud.provider": "gcp",
             "cloud.region": "us-central1"}
 
@@ -64,10 +63,10 @@ def _window() -> tuple[datetime, datetime]:
 
 
 async def test_accelerator_dashboard_over_replayed_h200(store, gateway):
-    from infersight.collectors.nvml import replay as replay_mod
     from infersight.collectors.nvml import NvmlCollector
+    from infersight.testing.nvml_replay import ReplayNvml, load_capture
 
-    replay = replay_mod.ReplayNvml(json.loads(CAPTURE.read_text()))
+    replay = ReplayNvml(load_capture())
     collector = NvmlCollector(replay, clock=replay.clock, proc_root=Path("/nonexistent"))
     steps = replay.steps("matmul_bf16")
     emitted = []

@@ -1,7 +1,6 @@
 """NVML collector against a replay of a real H200 capture (idle → bf16 matmul → memcopy → idle)."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
@@ -11,12 +10,11 @@ import pytest
 from infersight.collectors.base import Point
 from infersight.collectors.nvml import NvmlCollector
 from infersight.collectors.nvml.cgroup import parse_cgroup
-from infersight.collectors.nvml.replay import MigInstance, ReplayNvml
 from infersight.config import ConfigError, parse_config
+from infersight.testing.nvml_replay import MigInstance, ReplayNvml, load_capture
 from collector_support import one, pick
 
-FIXTURES = Path(__file__).parent / "fixtures" / "nvml"
-CAPTURE = json.loads((FIXTURES / "h200_phases_capture.json").read_text())
+CAPTURE = load_capture()
 UUID = "GPU-f07beab1-8a49-0269-e8a1-24e7493b7eef"
 
 POD_UID = "3f6b2a4e-9c1d-4e8f-b7a2-5d0c9e1f2a3b"

@@ -5,6 +5,7 @@ base URL, subprocess command) so it runs from fixtures; the agent decides *when*
 """
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -71,7 +72,7 @@ class Collector(Protocol):
     """What the agent runs. `collect` is synchronous and may block; the agent calls it off the loop."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[CollectorConfig]]
+    Config: ClassVar[builtins.type[CollectorConfig]]
     metrics: Sequence[MetricSpec]
 
     @classmethod

@@ -7,6 +7,7 @@ or `12:memory:/docker/<id>`.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -33,12 +34,8 @@ def process_attributes(proc_root: Path, pid: int) -> dict[str, str]:
     """Executable name and container/pod of PID; empty where /proc says nothing (or it has gone)."""
     base = proc_root / str(pid)
     out: dict[str, str] = {}
-    try:
+    with contextlib.suppress(OSError):
         out.update(parse_cgroup((base / "cgroup").read_text()))
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         out["process.executable.name"] = (base / "comm").read_text().strip()
-    except OSError:
-        pass
     return out

@@ -83,7 +83,7 @@ METRICS = (STATUS, UTIL, MEMCTL_UTIL, MEM_USAGE, MEM_LIMIT, MEM_UTIL, MEM_FREE, 
            PROC_MEMORY, PROC_UTIL, PROC_MEMCTL_UTIL)
 
 # (NVML GPM metric constant, spec, extra attributes); NVML reports these in percent.
-GPM_GAUGES = (
+GPM_GAUGES: tuple[tuple[str, MetricSpec, dict[str, str]], ...] = (
     ("NVML_GPM_METRIC_SM_UTIL", SM_ACTIVITY, {}),
     ("NVML_GPM_METRIC_SM_OCCUPANCY", SM_OCCUPANCY, {}),
     ("NVML_GPM_METRIC_GRAPHICS_UTIL", GRAPHICS_ACTIVITY, {}),
@@ -113,9 +113,3 @@ CLOCK_EVENT_REASONS = (
     (0x10, "sync_boost"), (0x20, "sw_thermal_slowdown"), (0x40, "hw_thermal_slowdown"),
     (0x80, "hw_power_brake_slowdown"), (0x100, "display_clock_setting"),
 )
-# Reasons that mean the hardware protects itself: the GPU is degraded while they hold.
-HW_SLOWDOWN_MASK = 0x8 | 0x40 | 0x80
-
-# XIDs that point at the hardware rather than the application (NVIDIA's XID catalogue).
-XID_FAILED = frozenset({79})  # fallen off the bus
-XID_DEGRADED = frozenset({48, 63, 64, 74, 92, 94, 95, 119, 120, 121, 140})

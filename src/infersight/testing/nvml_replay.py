@@ -1,10 +1,12 @@
 """ReplayNvml: a stand-in for the `pynvml` module that replays a capture from a real GPU.
 
-For tests and benchmarks on hosts without a GPU. The capture (`h200_phases_capture.json`)
-holds a real H200's device facts and 136 timed samples (idle → bf16 matmul → memcopy →
-idle) of the NVML calls the collector makes, each as `{"ok": value}` or `{"err", "code"}`,
-and the GPM metrics NVML computed between consecutive samples. Step through it with
-`seek`/`advance`; `clock` is the capture's own time at the current step.
+Public test double (docs/collectors/nvml.md, "Without a GPU"): pass it where the NVML collector
+takes its binding, `NvmlCollector(ReplayNvml(load_capture()), clock=replay.clock)`, to run the
+real collector on hosts without a GPU, in tests, benchmarks and demos. `load_capture()` returns
+the packaged capture (`captures/nvml_h200_phases.json`): a real H200's device facts and 136 timed
+samples (idle → bf16 matmul → memcopy → idle) of the NVML calls the collector makes, each as
+`{"ok": value}` or `{"err", "code"}`, and the GPM metrics NVML computed between consecutive
+samples. Step through it with `seek`/`advance`; `clock` is the capture's own time at the current step.
 
 Where the capture has no answer the replay says so the way NVML would:
 - a device function the capture never called answers NVML_ERROR_NOT_SUPPORTED;
@@ -25,9 +27,19 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+H200_PHASES = "nvml_h200_phases.json"
+
+
+def load_capture(path: str | Path | None = None) -> dict[str, Any]:
+    """A capture for `ReplayNvml`: the JSON file at `path`, or the packaged H200 capture by default."""
+    if path is None:
+        return json.loads(resources.files("infersight.testing").joinpath("captures", H200_PHASES).read_text())
+    return json.loads(Path(path).read_text())
 
 
 class NVMLError(Exception):
@@ -138,17 +150,13 @@ class ReplayNvml:
         self._pending_xids: list[tuple[int, int]] = []
         metric_slots = capture["gpm_metric_ids"].get("NVML_GPM_METRIC_MAX", 210)
 
-        class c_nvmlGpmMetricsGet_t:  # noqa: N801 - pynvml's name
+        class c_nvmlGpmMetricsGet_t:
             def __init__(self) -> None:
                 self.version = self.numMetrics = 0
                 self.sample1 = self.sample2 = None
                 self.metrics = [_GpmMetric() for _ in range(metric_slots)]
 
         self.c_nvmlGpmMetricsGet_t = c_nvmlGpmMetricsGet_t
-
-    @classmethod
-    def load(cls, path: str | Path, **kw: Any) -> ReplayNvml:
-        return cls(json.loads(Path(path).read_text()), **kw)
 
     # -- replay control ----------------------------------------------------------------------
     def seek(self, step: int) -> None:
