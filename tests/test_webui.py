@@ -351,13 +351,13 @@ async def test_token_typed_into_the_page_is_sent_to_the_apis(store, port, tmp_pa
 
 async def test_accelerators_by_host_from_real_collectors(store, server, tmp_path):
     """NVML replay of the H200 capture with an injected XID 79, and a neuron-monitor document, via OTLP."""
-    from test_dashboards_e2e import CAPTURE, RESOURCE, post_points
+    from test_dashboards_e2e import RESOURCE, post_points
 
     from infersight.collectors.neuron import NeuronCollector
     from infersight.collectors.nvml import NvmlCollector
-    from infersight.collectors.nvml.replay import ReplayNvml
+    from infersight.testing.nvml_replay import ReplayNvml, load_capture
 
-    replay = ReplayNvml(json.loads(CAPTURE.read_text()))
+    replay = ReplayNvml(load_capture())
     nvml = NvmlCollector(replay, clock=replay.clock, proc_root=Path("/nonexistent"))
     replay.seek(60)
     first = list(nvml.collect())
