@@ -122,7 +122,8 @@ async def test_self_metrics_follow_their_published_list(recorder, tmp_path):
     self_points = [(m, dp) for r in recorder.accepted() for sm in r.request.resource_metrics[0].scope_metrics
                    if sm.scope.name == "infersight.agent" for m in sm.metrics for dp in [m]]
     names = {m.name for m, _ in self_points}
-    assert names == set(specs) - {"infersight.agent.export.failures", "infersight.agent.collection.errors"}
+    assert names == set(specs) - {"infersight.agent.export.failures", "infersight.agent.collection.errors",
+                                  "infersight.agent.export.rejected_batches", "infersight.agent.export.rejected_points"}
     for m, _ in self_points:
         spec = specs[m.name]
         assert m.unit == spec.unit
@@ -146,12 +147,13 @@ async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1)])
     with caplog.at_level(logging.INFO, logger="infersight.agent.loop"):
         await run_for(agent, 1.5)
-    # One outage, one warning; the recovery is noted.
+    # One outage, one warning; one for the refusal; the recovery is noted.
     assert [r.getMessage()[:25] for r in caplog.records
             if r.name == "infersight.agent.loop" and r.levelno >= logging.INFO] == [
-        "export failed (http_503);", "export recovered; spool d"]
+        "export failed (http_503);", "receiver refused batch " + recorder.received[2].key[:2],
+        "export recovered; spool d"]
     assert agent.stats.export_failures == {"http_503": 2, "http_400": 1}
-    assert agent.stats.rejected_batches == 1
+    assert agent.stats.rejected_batches == {"http_400": 1}
     rejected_key = recorder.received[2].key
     # The 503'd batch was re-sent under the same key and accepted; the 400'd one never again.
     assert [r.key for r in recorder.received[:3]] == [recorder.received[0].key] * 3

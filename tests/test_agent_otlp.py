@@ -98,8 +98,10 @@ def grpc_server(port):
 
 
 @pytest.mark.parametrize(("code", "outcome"), [(None, "ok"), (grpc.StatusCode.UNAVAILABLE, "retry"),
-                                               (grpc.StatusCode.RESOURCE_EXHAUSTED, "retry"),
-                                               (grpc.StatusCode.INVALID_ARGUMENT, "drop")])
+                                               (grpc.StatusCode.RESOURCE_EXHAUSTED, "reject"),
+                                               (grpc.StatusCode.UNAUTHENTICATED, "auth"),
+                                               (grpc.StatusCode.INTERNAL, "reject"),
+                                               (grpc.StatusCode.INVALID_ARGUMENT, "reject")])
 def test_grpc_sender_sends_key_and_headers_and_classifies(grpc_server, port, code, outcome):
     servicer = grpc_server(code)
     payload = encode(to_metrics_data([ScopedPoints("s", [GAUGE.point(0.5, {"cpu.mode": "idle"})])], {}, 1))
@@ -123,3 +125,33 @@ def test_grpc_sender_unreachable_is_retryable(port):
         assert sender.send(b"", "k").outcome == "retry"
     finally:
         sender.close()
+
+
+class _ThrottlingServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """RESOURCE_EXHAUSTED with `google.rpc.RetryInfo` in the status details, as the OTLP spec asks a throttling
+    server to send it."""
+
+    def Export(self, request, context):
+        from google.protobuf import any_pb2, duration_pb2
+        from google.rpc import error_details_pb2, status_pb2
+
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1, nanos=500_000_000)))
+        status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="slow down",
+                                   details=[detail])
+        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+
+
+def test_grpc_resource_exhausted_with_retry_info_is_retried_after_its_delay(port):
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_ThrottlingServicer(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    sender = GrpcSender(f"http://127.0.0.1:{port}", {}, timeout_seconds=5)
+    try:
+        result = sender.send(encode(to_metrics_data([], {}, 1)), "k")
+    finally:
+        sender.close()
+        server.stop(None)
+    assert (result.outcome, result.reason, result.retry_after_seconds) == ("retry", "grpc_RESOURCE_EXHAUSTED", 1.5)

@@ -61,8 +61,8 @@ def test_retryable_failure_keeps_order_and_key(tmp_path, recorder, sender):
     assert reopened.put(batch(2), 1).seq == second.seq + 1
 
 
-@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_429_and_5xx_are_kept_with_retry_after(tmp_path, recorder, sender, status):
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_otlp_retryable_statuses_are_kept_with_retry_after(tmp_path, recorder, sender, status):
     spool = Spool(tmp_path, 10**6)
     spool.put(batch(0), 1)
     recorder.statuses, recorder.retry_after = [status], "7"
@@ -72,15 +72,16 @@ def test_429_and_5xx_are_kept_with_retry_after(tmp_path, recorder, sender, statu
     assert len(spool.entries()) == 1
 
 
-@pytest.mark.parametrize("status", [400, 401, 413, 415])
-def test_4xx_is_dropped_not_retried(tmp_path, recorder, sender, status):
+@pytest.mark.parametrize("status", [400, 404, 413, 415, 500, 501])
+def test_permanent_refusal_is_set_aside_not_retried(tmp_path, recorder, sender, status):
     spool = Spool(tmp_path, 10**6)
     bad, good = spool.put(batch(0), 3), spool.put(batch(1), 1)
     recorder.statuses = [status]
     report = spool.drain(sender)
     assert report.failure is None
-    assert [(e.key, reason) for e, reason in report.rejected] == [(bad.key, f"http_{status}")]
+    assert [(e.key, r.reason) for e, r in report.rejected] == [(bad.key, f"http_{status}")]
     assert report.sent_batches == 1 and spool.entries() == []
+    assert [e.key for e in spool.rejected()] == [bad.key]
     assert spool.drain(sender).sent_batches == 0
     assert [r.key for r in recorder.received] == [bad.key, good.key]
 
@@ -127,7 +128,7 @@ def test_batch_removed_behind_our_back_is_skipped(tmp_path, recorder, sender):
     gone, kept = spool.put(batch(0), 1), spool.put(batch(1), 1)
     gone.path.unlink()
     report = spool.drain(sender)
-    assert [(e.key, reason) for e, reason in report.rejected] == [(gone.key, "unreadable")]
+    assert [e.key for e in report.unreadable] == [gone.key] and report.rejected == []
     assert report.sent_batches == 1 and [r.key for r in recorder.received] == [kept.key]
     assert spool.entries() == []
 

@@ -45,11 +45,18 @@ class ExporterConfig(Strict):
     max_spool_bytes: int = 256 * 1024 * 1024
     retry_interval_seconds: float = 5.0
     export_interval_seconds: float = 10.0
+    # 401/403: a credentials problem, not a bad batch; the spool is kept and retried this slowly.
+    auth_retry_interval_seconds: float = Field(60.0, gt=0)
+    # Batches the receiver refused for good are set aside in `<spool_dir>/rejected/`, oldest dropped past these.
+    max_rejected_bytes: int = Field(32 * 1024 * 1024, ge=0)
+    max_rejected_batches: int = Field(1000, ge=0)
 
 
 class AgentConfig(Strict):
     exporter: ExporterConfig = ExporterConfig()
     self_metrics_interval_seconds: float = 30.0
+    # SIGTERM to exit: spool what is buffered, then drain only for what is left of this.
+    shutdown_timeout_seconds: float = Field(5.0, gt=0)
 
 
 class CollectorConfig(Strict):

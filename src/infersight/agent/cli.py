@@ -69,7 +69,8 @@ async def _agent_main(cfg: Config) -> int:
         log.error("%s", e)
     ex = cfg.agent.exporter
     try:
-        spool = Spool(ex.spool_dir, ex.max_spool_bytes)
+        spool = Spool(ex.spool_dir, ex.max_spool_bytes, max_rejected_bytes=ex.max_rejected_bytes,
+                      max_rejected_batches=ex.max_rejected_batches)
     except (SpoolInUse, OSError) as err:
         log.error("cannot open the spool: %s", err)
         return 2

@@ -2,12 +2,13 @@
 
 One task per collector runs `collect()` on its interval in a thread, bounded by its timeout;
 one export task turns the buffered points into a batch, spools it and drains the spool,
-so exports never overlap and the spool has a single owner.
+so drains never overlap (only the shutdown spools while a send may still be in flight).
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -76,23 +77,31 @@ class Agent:
         self.start_ns = time.time_ns()
         self._buffer: list[ScopedPoints] = []
         self._export_failing = False
+        self._warned_rejections: set[str] = set()
+        self._in_flight: asyncio.Future[tuple[int, DrainReport]] | None = None
+        self._backoff_until: float | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set, then export what is buffered (final export) and return."""
+        """Run until `stop` is set, then shut down within `shutdown_timeout_seconds`: stop collecting, spool
+        what is buffered, and drain only for what is left of that time (the rest waits in the spool)."""
         tasks = [asyncio.create_task(self._collect_loop(c, stop), name=f"collect-{c.name}")
                  for c in self.collectors]
         try:
             await self._export_loop(stop)
         finally:
+            deadline = asyncio.get_running_loop().time() + self.cfg.shutdown_timeout_seconds
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for c in self.collectors:
-                try:
-                    c.collector.close()
-                except Exception:  # noqa: BLE001 (shutdown continues)
-                    log.exception("collector %s failed to close", c.name)
-            self.sender.close()
+            try:
+                await self._final_export(deadline)
+            finally:
+                for c in self.collectors:
+                    try:
+                        c.collector.close()
+                    except Exception:  # noqa: BLE001 (shutdown continues)
+                        log.exception("collector %s failed to close", c.name)
+                self.sender.close()
 
     # -- collection ------------------------------------------------------------------------
 
@@ -163,51 +172,128 @@ class Agent:
                 next_self = now + self.cfg.self_metrics_interval_seconds
             if now >= next_export:
                 next_export = now + ex.export_interval_seconds
-            retry_at = await self._export_once()
-        self._add_self_metrics()
-        await self._export_once()
+            if retry_at is None or now >= retry_at:
+                retry_at = await self._export_once(stop)
+            else:  # backing off (retry interval, Retry-After): spool what was collected, send nothing yet
+                batches, self._buffer = self._buffer, []
+                self._count_unspooled(await in_daemon_thread(functools.partial(self._spool, batches)))
+        self._backoff_until = retry_at
 
     def _add_self_metrics(self) -> None:
-        pts = self.stats.points(spool_bytes=self.spool.bytes, spool_batches=len(self.spool.entries()),
-                                full_batches=self.spool.dropped_batches, full_points=self.spool.dropped_points)
-        self._buffer.append(ScopedPoints(SELF_SCOPE, pts))
+        self._buffer.append(ScopedPoints(SELF_SCOPE, self.stats.points(self.spool)))
 
-    async def _export_once(self) -> float | None:
-        """Spool what is buffered and drain; returns when to retry (loop time) or None if drained."""
+    async def _export_once(self, stop: asyncio.Event) -> float | None:
+        """Spool what is buffered and drain, for at most one export interval so that a long backlog does not
+        keep new points in memory; returns when to go on (loop time), or None when drained or stopping."""
         batches, self._buffer = self._buffer, []
-        lost, report = await in_daemon_thread(lambda: self._spool_and_drain(batches))
+        cancel = threading.Event()
+        start_before = time.monotonic() + self.cfg.exporter.export_interval_seconds
+        work = in_daemon_thread(lambda: self._spool_and_drain(batches, start_before, cancel))
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not work.done():
+            # Stopping mid-send: no further batch is started; the shutdown waits for this one within its budget.
+            cancel.set()
+            self._in_flight = work
+            return None
+        lost, report = work.result()
+        self._count_unspooled(lost)
+        return self._account(report)
+
+    async def _final_export(self, deadline: float) -> None:
+        """Spool first, then drain within what is left until `deadline` (loop time); each step is bounded, so a
+        gateway that is down or hangs costs at most the budget, and anything unsent is on disk for the next start."""
+        loop = asyncio.get_running_loop()
+        self._add_self_metrics()
+        batches, self._buffer = self._buffer, []
+        try:
+            lost = await asyncio.wait_for(in_daemon_thread(lambda: self._spool(batches)), deadline - loop.time())
+        except TimeoutError:
+            log.error("shutdown: spooling the last %d points took over %.1f s; they are lost",
+                      sum(len(b.points) for b in batches), self.cfg.shutdown_timeout_seconds)
+            return
+        self._count_unspooled(lost)
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None:
+            try:
+                lost, report = await asyncio.wait_for(asyncio.shield(previous), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning("shutdown: a send still in flight after %.1f s; its batch stays in the spool",
+                            self.cfg.shutdown_timeout_seconds)
+                return
+            self._count_unspooled(lost)
+            self._backoff_until = self._account(report)
+        left = deadline - loop.time()
+        if left <= 0 or not self.spool.entries() or (self._backoff_until or 0) > loop.time():
+            return  # no time, nothing to send, or the receiver asked us to wait: it all goes at the next start
+        final = in_daemon_thread(lambda: self.spool.drain(self.sender, deadline=time.monotonic() + left))
+        try:
+            self._account(await asyncio.wait_for(asyncio.shield(final), left))
+        except TimeoutError:
+            log.warning("shutdown: gave up sending after %.1f s; %d batches stay in the spool",
+                        self.cfg.shutdown_timeout_seconds, len(self.spool.entries()))
+
+    def _count_unspooled(self, lost: int) -> None:
         if lost:
             self.stats.export_failures["spool_error"] += 1
             self.stats.unspooled_batches += 1
             self.stats.unspooled_points += lost
-        self.stats.exported += report.sent_points
-        for entry, reason in report.rejected:
-            self.stats.export_failures[reason] += 1
-            self.stats.rejected_batches += 1
-            self.stats.rejected_points += entry.points
-        if report.failure is None:
-            if self._export_failing:
-                log.info("export recovered; spool drained")
-            self._export_failing = False
-            return None
-        self.stats.export_failures[report.failure.reason] += 1
-        delay = self.cfg.exporter.retry_interval_seconds
-        if report.failure.retry_after_seconds is not None:
-            delay = max(delay, min(report.failure.retry_after_seconds, MAX_RETRY_AFTER_SECONDS))
-        # An outage is one warning; each retry during it is debug (the self metrics count them).
-        log.log(logging.DEBUG if self._export_failing else logging.WARNING,
-                "export failed (%s); %d batches (%d bytes) spooled, retry in %.1f s",
-                report.failure.reason, len(self.spool.entries()), self.spool.bytes, delay)
-        self._export_failing = True
-        return asyncio.get_running_loop().time() + delay
 
-    def _spool_and_drain(self, batches: list[ScopedPoints]) -> tuple[int, DrainReport]:
-        """(points that could not be spooled, drain report). A full disk costs this batch, not the agent."""
-        npoints, lost = sum(len(b.points) for b in batches), 0
-        if npoints:
-            try:
-                self.spool.put(encode(to_metrics_data(batches, self.resource, self.start_ns)), npoints)
-            except Exception as err:  # noqa: BLE001 (disk full, spool dir gone, unencodable value)
-                log.error("could not spool a batch of %d points, dropped: %s: %s", npoints, type(err).__name__, err)
-                lost = npoints
-        return lost, self.spool.drain(self.sender)
+    def _account(self, report: DrainReport) -> float | None:
+        """Count what a drain did and log it; returns when to drain again (loop time) or None if drained."""
+        self.stats.exported += report.sent_points
+        for entry in report.unreadable:
+            self.stats.unreadable_batches += 1
+            self.stats.unreadable_points += entry.points
+        for entry, result in report.rejected:
+            self.stats.export_failures[result.reason] += 1
+            self.stats.rejected_batches[result.reason] += 1
+            self.stats.rejected_points[result.reason] += entry.points
+            # One warning per distinct refusal; the self metrics count every batch.
+            log.log(logging.DEBUG if result.reason in self._warned_rejections else logging.WARNING,
+                    "receiver refused batch %s (%d points) with %s%s; set aside in %s, the rest goes on",
+                    entry.key, entry.points, result.reason, f": {result.detail}" if result.detail else "",
+                    self.spool.rejected_dir)
+            self._warned_rejections.add(result.reason)
+        loop = asyncio.get_running_loop()
+        failure = report.failure
+        if failure is None:
+            if self._export_failing and not report.interrupted:
+                log.info("export recovered; spool drained")
+                self._export_failing = False
+            return loop.time() if report.interrupted else None
+        self.stats.export_failures[failure.reason] += 1
+        ex = self.cfg.exporter
+        if failure.outcome == "auth":
+            # Loud on every (slow) retry: nothing gets through until someone fixes the credentials.
+            delay, level = ex.auth_retry_interval_seconds, logging.WARNING
+        else:
+            delay = ex.retry_interval_seconds
+            if failure.retry_after_seconds is not None:
+                delay = max(delay, min(failure.retry_after_seconds, MAX_RETRY_AFTER_SECONDS))
+            # An outage is one warning; each retry during it is debug (the self metrics count them).
+            level = logging.DEBUG if self._export_failing else logging.WARNING
+        log.log(level, "export failed (%s%s); %d batches (%d bytes) spooled, retry in %.1f s",
+                failure.reason, f": {failure.detail}" if failure.outcome == "auth" and failure.detail else "",
+                len(self.spool.entries()), self.spool.bytes, delay)
+        self._export_failing = True
+        return loop.time() + delay
+
+    def _spool(self, batches: list[ScopedPoints]) -> int:
+        """Points that could not be spooled: a full disk costs this batch, not the agent."""
+        npoints = sum(len(b.points) for b in batches)
+        if not npoints:
+            return 0
+        try:
+            self.spool.put(encode(to_metrics_data(batches, self.resource, self.start_ns)), npoints)
+        except Exception as err:  # noqa: BLE001 (disk full, spool dir gone, unencodable value)
+            log.error("could not spool a batch of %d points, dropped: %s: %s", npoints, type(err).__name__, err)
+            return npoints
+        return 0
+
+    def _spool_and_drain(self, batches: list[ScopedPoints], start_before: float,
+                         cancel: threading.Event) -> tuple[int, DrainReport]:
+        return self._spool(batches), self.spool.drain(self.sender, start_before=start_before, cancel=cancel)

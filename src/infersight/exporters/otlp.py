@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Literal, Protocol
 from urllib.parse import urlparse
 
@@ -90,23 +91,34 @@ def encode(data: MetricsData) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """One attempt's outcome. `retry`: keep the batch; `drop`: the receiver will never take it."""
+    """One attempt's outcome, as the OTLP spec classifies it.
 
-    outcome: Literal["ok", "retry", "drop"]
+    `retry`: transient (unreachable, timeout, 429/502/503/504, the retryable gRPC codes); keep the batch and
+    everything after it. `auth`: the receiver refused our credentials (401/403, UNAUTHENTICATED/PERMISSION_DENIED);
+    every batch would fail alike until an operator fixes the token, so the spool is kept and retried slowly
+    rather than emptied into the dead letters. `reject`: this batch will never be taken (any other status);
+    set it aside and go on with the next. `detail`: the start of the receiver's answer, for the operator.
+    """
+
+    outcome: Literal["ok", "retry", "auth", "reject"]
     reason: str = ""
     retry_after_seconds: float | None = None
+    detail: str = ""
 
 
 class Sender(Protocol):
-    def send(self, payload: bytes, idempotency_key: str) -> SendResult: ...
+    def send(self, payload: bytes, idempotency_key: str, timeout_seconds: float | None = None) -> SendResult:
+        """One attempt, bounded by the configured timeout or `timeout_seconds` if that is shorter."""
+        ...
 
     def close(self) -> None: ...
 
 
-# 429 and any 5xx: the gateway is busy or its storage is down, so the batch is kept for later
-# (the OTLP/HTTP spec's retryable set, widened to all 5xx). Any other 4xx means the batch itself
-# is bad and would fail the same way again.
-_RETRYABLE_HTTP = frozenset({429})
+# OTLP/HTTP spec: only these mean "try again later". A 500 or 501 is as final as a 400: re-sending the same
+# bytes would fail the same way, and retrying it forever would block every batch behind it.
+_RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
+_AUTH_HTTP = frozenset({401, 403})
+_DETAIL_CHARS = 300
 
 
 class HttpSender:
@@ -121,20 +133,29 @@ class HttpSender:
         self._timeout = timeout_seconds
         self._transport = transport or RequestsHTTPTransport()
 
-    def send(self, payload: bytes, idempotency_key: str) -> SendResult:
-        result = self._transport.request("POST", self.url, data=payload, timeout=self._timeout,
+    def send(self, payload: bytes, idempotency_key: str, timeout_seconds: float | None = None) -> SendResult:
+        timeout = self._timeout if timeout_seconds is None else min(self._timeout, timeout_seconds)
+        result = self._transport.request("POST", self.url, data=payload, timeout=timeout,
                                          headers={**self._headers, IDEMPOTENCY_HEADER: idempotency_key})
         status = result.status_code
         if status is None:
             return SendResult("retry", _error_reason(result.error))
         if 200 <= status < 300:
             return SendResult("ok")
-        if status in _RETRYABLE_HTTP or status >= 500:
-            return SendResult("retry", f"http_{status}", _retry_after(result.headers().get("retry-after")))
-        return SendResult("drop", f"http_{status}")
+        reason, detail = f"http_{status}", _detail(result)
+        if status in _RETRYABLE_HTTP:
+            return SendResult("retry", reason, retry_after(result.headers().get("retry-after")), detail)
+        return SendResult("auth" if status in _AUTH_HTTP else "reject", reason, detail=detail)
 
     def close(self) -> None:
         self._transport.close()
+
+
+def _detail(result) -> str:
+    try:
+        return result.text()[:_DETAIL_CHARS]
+    except Exception:  # noqa: BLE001 (an undecodable body is no reason to lose the status)
+        return ""
 
 
 def _error_reason(error: BaseException | None) -> str:
@@ -142,19 +163,30 @@ def _error_reason(error: BaseException | None) -> str:
     return "timeout" if "timeout" in text else "connection"
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP-date (RFC 9110); None if absent or unparsable."""
+    if value is None:
         return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 class GrpcSender:
     """OTLP/gRPC `MetricsService/Export` with the idempotency key as call metadata, one attempt."""
 
-    # OTLP/gRPC spec: the retryable codes; anything else will fail the same way again.
-    _RETRYABLE = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE",
-                            "DATA_LOSS", "RESOURCE_EXHAUSTED"})
+    # OTLP/gRPC spec: the retryable codes. RESOURCE_EXHAUSTED only when the server sends RetryInfo (it means
+    # "slow down"); without it the request itself is too big to ever fit, like any code not listed here.
+    _RETRYABLE = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE", "DATA_LOSS"})
+    _AUTH = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 
     def __init__(self, endpoint: str, headers: Mapping[str, str], timeout_seconds: float) -> None:
         import grpc
@@ -168,21 +200,49 @@ class GrpcSender:
         self._metadata = tuple((k.lower(), v) for k, v in headers.items())
         self._timeout = timeout_seconds
 
-    def send(self, payload: bytes, idempotency_key: str) -> SendResult:
+    def send(self, payload: bytes, idempotency_key: str, timeout_seconds: float | None = None) -> SendResult:
         import grpc
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
         request = ExportMetricsServiceRequest.FromString(payload)
+        timeout = self._timeout if timeout_seconds is None else min(self._timeout, timeout_seconds)
         try:
-            self._stub.Export(request, timeout=self._timeout,
+            self._stub.Export(request, timeout=timeout,
                               metadata=self._metadata + ((IDEMPOTENCY_HEADER.lower(), idempotency_key),))
         except grpc.RpcError as err:
-            code = err.code().name
-            return SendResult("retry" if code in self._RETRYABLE else "drop", f"grpc_{code}")
+            code, reason, detail = err.code().name, f"grpc_{err.code().name}", (err.details() or "")[:_DETAIL_CHARS]
+            delay = _retry_info_seconds(err.trailing_metadata() or ())
+            if code in self._RETRYABLE or (code == "RESOURCE_EXHAUSTED" and delay is not None):
+                return SendResult("retry", reason, delay, detail)
+            return SendResult("auth" if code in self._AUTH else "reject", reason, detail=detail)
         return SendResult("ok")
 
     def close(self) -> None:
         self._channel.close()
+
+
+def _retry_info_seconds(metadata: Sequence[tuple[str, str | bytes]]) -> float | None:
+    """The server's `google.rpc.RetryInfo` delay: in the status details (`grpc-status-details-bin`, as the
+    spec says) or on its own (`google.rpc.retryinfo-bin`, what the OTel SDK reads)."""
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+
+    info = None
+    try:
+        for key, value in metadata:
+            if key == "grpc-status-details-bin" and isinstance(value, bytes):
+                for any_detail in Status.FromString(value).details:
+                    if any_detail.Is(RetryInfo.DESCRIPTOR):
+                        info = RetryInfo()
+                        any_detail.Unpack(info)
+            elif key == "google.rpc.retryinfo-bin" and isinstance(value, bytes):
+                info = RetryInfo.FromString(value)
+    except DecodeError:
+        return None
+    if info is None:
+        return None
+    return max(info.retry_delay.seconds + info.retry_delay.nanos / 1e9, 0.0)
 
 
 def make_sender(cfg: ExporterConfig) -> Sender:

@@ -1,17 +1,24 @@
-"""A bounded on-disk queue of encoded OTLP batches.
+"""A bounded on-disk queue of encoded OTLP batches, with a bounded dead-letter area beside it.
 
 Every batch goes through the spool: written first (tmp + fsync + rename, so a kill -9
 leaves either a whole file or an ignored `.tmp`), then sent oldest-first and deleted
 on success. The file name carries the order, the idempotency key (stable across
 re-sends and restarts) and the point count:  `<seq>-<uuid>-<points>.otlp`.
-Not thread-safe: one owner (the agent's export task) uses it at a time.
+A batch the receiver refuses for good is moved, under the same name, to `rejected/`
+with a `.json` note of why, so one bad batch cannot block the rest and an operator can
+inspect it or replay it (move it back while the agent is stopped).
+One drain runs at a time (the agent's export task), but `put` may run alongside it
+(shutdown spools the buffer while a send is still in flight), so bookkeeping is locked.
 """
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{16})-([0-9a-f-]{36})-(\d+)\.otlp$")
 _LOCK = ".lock"
+REJECTED_DIR = "rejected"
 
 
 class SpoolInUse(Exception):
@@ -39,18 +47,25 @@ class SpoolEntry:
 
 @dataclass(slots=True)
 class DrainReport:
-    """What one drain did; `failure` is set when it stopped on a retryable error."""
+    """What one drain did. `failure`: it stopped on a retryable (or auth) error; `interrupted`: it stopped at
+    its deadline or when cancelled, with batches still pending; `rejected`: set aside, with the refusal."""
 
     sent_batches: int = 0
     sent_points: int = 0
-    rejected: list[tuple[SpoolEntry, str]] = field(default_factory=list)
+    rejected: list[tuple[SpoolEntry, SendResult]] = field(default_factory=list)
+    unreadable: list[SpoolEntry] = field(default_factory=list)
     failure: SendResult | None = None
+    interrupted: bool = False
 
 
 class Spool:
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, *, max_rejected_bytes: int = 32 * 1024 * 1024,
+                 max_rejected_batches: int = 1000) -> None:
         self.directory = Path(directory)
+        self.rejected_dir = self.directory / REJECTED_DIR
         self.max_bytes = max_bytes
+        self.max_rejected_bytes = max_rejected_bytes
+        self.max_rejected_batches = max_rejected_batches
         self.directory.mkdir(parents=True, exist_ok=True)
         # Held for the process's lifetime; the kernel releases it even on kill -9.
         self._lock = open(self.directory / _LOCK, "a")  # noqa: SIM115
@@ -59,25 +74,34 @@ class Spool:
         except BlockingIOError:
             self._lock.close()
             raise SpoolInUse(f"spool directory {self.directory} is in use by another agent") from None
+        self.rejected_dir.mkdir(exist_ok=True)
+        self._mutex = threading.Lock()
         self.dropped_batches = 0
         self.dropped_points = 0
-        self._entries: list[SpoolEntry] = []
-        for path in self.directory.iterdir():
-            if path.name == _LOCK:
+        self.evicted_rejected_batches = 0
+        self.evicted_rejected_points = 0
+        self._entries = self._scan(self.directory)
+        self._rejected = self._scan(self.rejected_dir)
+        self._bytes = sum(e.size for e in self._entries)
+        self._next_seq = max((e.seq + 1 for e in self._entries + self._rejected), default=0)
+        if self._entries:
+            log.info("spool %s: %d pending batches (%d bytes) from a previous run",
+                     self.directory, len(self._entries), self.bytes)
+
+    @staticmethod
+    def _scan(directory: Path) -> list[SpoolEntry]:
+        entries = []
+        for path in directory.iterdir():
+            if path.name in (_LOCK, REJECTED_DIR) or path.name.endswith(".json"):
                 continue
             if path.name.endswith(".tmp"):
                 # Torn write from a killed agent: never renamed, so never acknowledged as spooled.
                 path.unlink(missing_ok=True)
             elif m := _NAME.match(path.name):
-                self._entries.append(SpoolEntry(int(m[1]), m[2], int(m[3]), path.stat().st_size, path))
+                entries.append(SpoolEntry(int(m[1]), m[2], int(m[3]), path.stat().st_size, path))
             else:
                 log.warning("ignoring unexpected file in spool: %s", path)
-        self._entries.sort()
-        self._bytes = sum(e.size for e in self._entries)
-        self._next_seq = self._entries[-1].seq + 1 if self._entries else 0
-        if self._entries:
-            log.info("spool %s: %d pending batches (%d bytes) from a previous run",
-                     self.directory, len(self._entries), self.bytes)
+        return sorted(entries)
 
     def close(self) -> None:
         self._lock.close()
@@ -86,14 +110,26 @@ class Spool:
     def bytes(self) -> int:
         return self._bytes
 
+    @property
+    def rejected_bytes(self) -> int:
+        return sum(e.size for e in self.rejected())
+
     def entries(self) -> list[SpoolEntry]:
         """Pending batches, oldest first."""
-        return list(self._entries)
+        with self._mutex:
+            return list(self._entries)
+
+    def rejected(self) -> list[SpoolEntry]:
+        """Batches set aside in `rejected/`, oldest first."""
+        with self._mutex:
+            return list(self._rejected)
 
     def put(self, payload: bytes, points: int) -> SpoolEntry:
         """Durably store one batch, then drop the oldest batches while over the bound."""
         key = str(uuid.uuid4())
-        path = self.directory / f"{self._next_seq:016d}-{key}-{points}.otlp"
+        with self._mutex:
+            seq, self._next_seq = self._next_seq, self._next_seq + 1
+        path = self.directory / f"{seq:016d}-{key}-{points}.otlp"
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(payload)
@@ -101,52 +137,91 @@ class Spool:
             os.fsync(f.fileno())
         os.rename(tmp, path)
         _fsync_dir(self.directory)
-        entry = SpoolEntry(self._next_seq, key, points, len(payload), path)
-        self._next_seq += 1
-        self._entries.append(entry)
-        self._bytes += entry.size
+        entry = SpoolEntry(seq, key, points, len(payload), path)
+        with self._mutex:
+            self._entries.append(entry)
+            self._entries.sort()
+            self._bytes += entry.size
+            while self._bytes > self.max_bytes and self._entries:
+                oldest = self._entries[0]
+                log.warning("spool over %d bytes: dropping oldest batch %s (%d points)",
+                            self.max_bytes, oldest.key, oldest.points)
+                oldest.path.unlink(missing_ok=True)
+                self._forget(oldest)
+                self.dropped_batches += 1
+                self.dropped_points += oldest.points
         log.debug("spooled batch %s (%d points, %d bytes)", key, points, len(payload))
-        while self.bytes > self.max_bytes and self._entries:
-            oldest = self._entries[0]
-            log.warning("spool over %d bytes: dropping oldest batch %s (%d points)",
-                        self.max_bytes, oldest.key, oldest.points)
-            self.remove(oldest)
-            self.dropped_batches += 1
-            self.dropped_points += oldest.points
         return entry
 
     def remove(self, entry: SpoolEntry) -> None:
         entry.path.unlink(missing_ok=True)
-        self._forget(entry)
+        with self._mutex:
+            self._forget(entry)
 
     def _forget(self, entry: SpoolEntry) -> None:
-        self._entries.remove(entry)
-        self._bytes -= entry.size
+        """Caller holds the mutex. A batch may already be gone: dropped for space while it was being sent."""
+        if entry in self._entries:  # entries compare by seq, which is unique
+            self._entries.remove(entry)
+            self._bytes -= entry.size
 
-    def drain(self, sender: Sender) -> DrainReport:
-        """Send pending batches in order; stop at the first retryable failure (order is kept)."""
+    def set_aside(self, entry: SpoolEntry, result: SendResult) -> None:
+        """Move a refused batch to `rejected/` with a note, then drop the oldest set-aside ones past the bounds."""
+        target = self.rejected_dir / entry.path.name
+        note = {"idempotency_key": entry.key, "points": entry.points, "reason": result.reason,
+                "detail": result.detail, "rejected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            target.with_suffix(".json").write_text(json.dumps(note, indent=1) + "\n")
+            os.rename(entry.path, target)
+        except OSError as err:  # no room for the dead letter: it is lost, the spool must still move on
+            log.error("could not set aside rejected batch %s: %s; dropped", entry.key, err)
+            self.remove(entry)
+            return
+        with self._mutex:
+            self._forget(entry)
+            self._rejected.append(SpoolEntry(entry.seq, entry.key, entry.points, entry.size, target))
+            self._rejected.sort()
+            while self._rejected and (len(self._rejected) > self.max_rejected_batches
+                                      or sum(e.size for e in self._rejected) > self.max_rejected_bytes):
+                oldest = self._rejected.pop(0)
+                oldest.path.unlink(missing_ok=True)
+                oldest.path.with_suffix(".json").unlink(missing_ok=True)
+                self.evicted_rejected_batches += 1
+                self.evicted_rejected_points += oldest.points
+
+    def drain(self, sender: Sender, *, start_before: float | None = None, deadline: float | None = None,
+              cancel: threading.Event | None = None) -> DrainReport:
+        """Send pending batches in order; stop at the first retryable failure (order is kept), once `cancel` is
+        set, or when time is up (`time.monotonic()`): no send starts after `start_before`, and none runs past
+        `deadline` (each send is bounded by what is left). A refused batch is set aside and the drain goes on."""
         report = DrainReport()
         for entry in self.entries():
+            now = time.monotonic()
+            remaining = None if deadline is None else deadline - now
+            if ((cancel is not None and cancel.is_set()) or (remaining is not None and remaining <= 0)
+                    or (start_before is not None and now >= start_before)):
+                report.interrupted = True
+                break
             try:
                 payload = entry.path.read_bytes()
             except OSError as err:  # removed or damaged behind our back: skip it, keep the rest
-                self._forget(entry)
+                self.remove(entry)
                 log.error("spooled batch %s unreadable, dropped: %s", entry.key, err)
-                report.rejected.append((entry, "unreadable"))
+                report.unreadable.append(entry)
                 continue
-            result = sender.send(payload, entry.key)
-            if result.outcome == "retry":
+            result = sender.send(payload, entry.key, remaining)
+            if result.outcome in ("retry", "auth"):
                 report.failure = result
                 break
-            self.remove(entry)
             if result.outcome == "ok":
+                self.remove(entry)
                 log.debug("exported batch %s (%d points)", entry.key, entry.points)
                 report.sent_batches += 1
                 report.sent_points += entry.points
             else:
-                log.error("receiver rejected batch %s (%d points): %s; dropped, not retryable",
-                          entry.key, entry.points, result.reason)
-                report.rejected.append((entry, result.reason))
+                self.set_aside(entry, result)
+                log.debug("receiver refused batch %s (%d points): %s; set aside in %s",
+                          entry.key, entry.points, result.reason, self.rejected_dir)
+                report.rejected.append((entry, result))
         return report
 
 
