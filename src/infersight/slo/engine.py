@@ -16,15 +16,15 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from infersight.slo import views
 from infersight.slo.alerts import AlertTracker, Dispatcher, desired_alerts, silenced
 from infersight.slo.evaluator import Evaluator
-from infersight.slo.model import Slo, exact_text
+from infersight.slo.model import Slo
 from infersight.slo.notifiers import DeliveryError, render, send
 from infersight.slo.records import AlertRecord, Notification, Silence
 from infersight.slo.results import InstanceResult
 from infersight.slo.settings import SloSettings
 from infersight.slo.sli.layout import ROLLUPS, Layout
-from infersight.slo.spec import format_duration
 from infersight.slo.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -226,65 +226,19 @@ class SloEngine:
                     return s
         raise KeyError(silence_id)
 
-    # -- views --------------------------------------------------------------------------------------
-    def alerts_view(self, now: float | None = None) -> list[dict]:
+    # -- read side (JSON in `views`) -----------------------------------------------------------------
+    def alert_states(self, now: float | None = None) -> list[tuple[AlertRecord, bool, bool]]:
+        """Every tracked alert with (silenced, inhibited), ordered by SLO then fingerprint."""
         now = self.clock() if now is None else now
         with self.lock:
             sil, inh = self.muted(now)
-            return [alert_json(r, r.fingerprint in sil, r.fingerprint in inh)
+            return [(r, r.fingerprint in sil, r.fingerprint in inh)
                     for r in sorted(self.tracker.alerts.values(), key=lambda r: (r.labels.get("slo", ""),
                                                                                  r.fingerprint))]
 
+    def alerts_view(self, now: float | None = None) -> list[dict]:
+        return views.alerts_json(self.alert_states(now))
+
     def slos_view(self) -> dict:
         with self.lock:
-            return {"evaluated_at": self.evaluated_at,
-                    "slos": [slo_json(s) for s in self.slos.values()],
-                    "instances": [instance_json(r) for r in self.results]}
-
-
-def _f(x) -> float | None:
-    return None if x is None else float(x)
-
-
-def slo_json(s: Slo) -> dict:
-    from infersight.slo.model import render_rules
-
-    return {"source": s.source, **render_rules(s)}
-
-
-def instance_json(r: InstanceResult) -> dict:
-    s = r.slo
-    return {
-        "slo": s.name,
-        "group": dict(r.group),
-        "state": r.state,
-        "error": r.error,
-        "sli": _f(r.sli),
-        "objective_percent": exact_text(s.objective * 100),
-        "window": s.window.describe(),
-        "events": _f(r.period.events) if r.period else None,
-        "budget_remaining": _f(r.budget_remaining),
-        "burn_rates": {format_duration(w): _f(wr.burn_rate) for w, wr in sorted(r.windows.items())},
-        "tiers": [{
-            "name": t.tier.name, "severity": t.tier.severity, "factor": exact_text(t.tier.factor),
-            "long_window": format_duration(t.tier.long_s), "short_window": format_duration(t.tier.short_s),
-            "burn_rate_long": _f(t.long.burn_rate), "burn_rate_short": _f(t.short.burn_rate),
-            "active": t.active, "low_traffic": t.low_traffic,
-            "time_to_exhaustion_seconds": t.time_to_exhaustion_s,
-        } for t in r.tiers],
-    }
-
-
-def alert_json(r: AlertRecord, is_silenced: bool = False, is_inhibited: bool = False) -> dict:
-    from infersight.slo.notifiers import rfc3339
-
-    return {"fingerprint": r.fingerprint, "state": r.state, "labels": r.labels, "annotations": r.annotations,
-            "activeAt": rfc3339(r.active_at), "startsAt": rfc3339(r.starts_at),
-            "endsAt": rfc3339(r.ends_at), "silenced": is_silenced, "inhibited": is_inhibited}
-
-
-def silence_json(s: Silence, now: float) -> dict:
-    from infersight.slo.notifiers import rfc3339
-
-    return {"id": s.id, "matchers": s.matchers, "startsAt": rfc3339(s.starts_at), "endsAt": rfc3339(s.ends_at),
-            "createdBy": s.created_by, "comment": s.comment, "status": {"state": s.state(now)}}
+            return views.slos_json(list(self.slos.values()), self.evaluated_at, self.results)

@@ -12,38 +12,22 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infersight.slo.engine import SloEngine, instance_json, silence_json
+from infersight.slo.engine import SloEngine
 from infersight.slo.model import load_slos
 from infersight.slo.notifiers import DeliveryError, send_test
 from infersight.slo.spec import SpecError, parse_duration
+from infersight.slo.views import instance_json, parse_time, silence_json
 
 log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("slo_engine", SloEngine)
 TASK = web.AppKey("slo_task", asyncio.Task)
-
-
-def parse_time(text: str) -> float:
-    """RFC 3339 / ISO 8601 (naive means UTC) or Unix seconds."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"invalid time {text!r}: use RFC 3339 (2026-05-01T12:00:00Z) or Unix seconds") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
 
 
 class Matcher(BaseModel):
