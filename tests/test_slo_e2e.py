@@ -156,6 +156,15 @@ async def test_server_slo_end_to_end(tmp_path, hook, capsys):
                                  "--at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60)), "--format",
                                  "json")
     assert json.loads(st.stdout)["instances"][0]["state"] == "exhausted"
+    # Offline silences go through the engine's rules on the stopped server's state store.
+    add = await asyncio.to_thread(_cli, "silence", "add", "slo=avail", "--duration", "1h", "--data-dir", str(data))
+    assert add.returncode == 0, add.stderr
+    sid = add.stdout.strip()
+    assert (await asyncio.to_thread(_cli, "silence", "expire", sid, "--data-dir", str(data))).returncode == 0
+    listed = await asyncio.to_thread(_cli, "silence", "list", "--data-dir", str(data))
+    assert any(line.startswith(f"{sid}  expired") for line in listed.stdout.splitlines()), listed.stdout
+    missing = await asyncio.to_thread(_cli, "silence", "expire", "nope", "--data-dir", str(data))
+    assert missing.returncode == 2 and "no silence nope" in missing.stderr
 
     sent = len(hook.posts)
     nt = await cli("notify", "test", "oncall", "--config", str(cfg))

@@ -4,14 +4,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
+
+from infersight.config import ConfigError, load_config
+from infersight.slo.alerts import label_name
+from infersight.slo.engine import create_silence, expire_silence
+from infersight.slo.evaluator import Evaluator
+from infersight.slo.model import compile_spec, load_slos, render_rules
+from infersight.slo.notifiers import DeliveryError, send_test
+from infersight.slo.openslo import convert
+from infersight.slo.spec import SpecError, load_file, parse_documents, parse_duration
+from infersight.slo.store import StateStore
+from infersight.slo.views import instance_json, parse_time, silence_json
+from infersight.storage import open_storage
 
 
 def register(sub) -> None:
@@ -73,8 +88,6 @@ def _err(msg: str) -> int:
 def _call(args, method: str, path: str, body: Any = None) -> Any:
     token = args.token
     if token is None and args.config is not None:
-        from infersight.config import load_config
-
         secret = load_config(args.config).server.auth_token
         token = secret.get_secret_value() if secret else None
     req = urllib.request.Request(args.server.rstrip("/") + path, method=method,
@@ -97,9 +110,6 @@ def _call(args, method: str, path: str, body: Any = None) -> Any:
 
 def _offline(args):
     """Config + embedded/remote storage of a server that is not running."""
-    from infersight.config import load_config
-    from infersight.storage import open_storage
-
     cfg = load_config(args.config)
     data_dir = args.data_dir or cfg.server.data_dir
     if cfg.server.storage.backend == "embedded" and not (data_dir / "clickhouse").is_dir():
@@ -109,9 +119,6 @@ def _offline(args):
 
 # -- slo -----------------------------------------------------------------------------------------------
 def _validate(args) -> int:
-    from infersight.slo.model import compile_spec, render_rules
-    from infersight.slo.spec import SpecError, load_file
-
     failed = False
     rendered = []
     for f in args.files:
@@ -130,9 +137,6 @@ def _validate(args) -> int:
 
 
 def _status(args) -> int:
-    from infersight.slo.engine import instance_json
-    from infersight.slo.service import parse_time
-
     try:
         if args.server:
             path = "/api/v1/slos/status" + (f"?at={urllib.request.quote(args.at)}" if args.at else "")
@@ -140,10 +144,6 @@ def _status(args) -> int:
             instances, at = data["instances"], data["at"]
             alerts = _call(args, "GET", "/api/v1/alerts")["alerts"] if not args.at else []
         else:
-            from infersight.slo.evaluator import Evaluator
-            from infersight.slo.model import load_slos
-            from infersight.slo.store import StateStore
-
             at = parse_time(args.at) if args.at else time.time()
             cfg, storage = _offline(args)
             try:
@@ -167,10 +167,6 @@ def _pct(x: float | None) -> str:
 
 
 def _table(instances: list[dict], alerts: list[dict], at: float) -> str:
-    from datetime import datetime, timezone
-
-    from infersight.slo.alerts import label_name
-
     def alerts_of(inst: dict) -> str:
         want = {label_name(k): v for k, v in inst["group"].items()}
         return " ".join(f"{a['labels'].get('tier')}:{a['state']}" for a in alerts
@@ -186,14 +182,11 @@ def _table(instances: list[dict], alerts: list[dict], at: float) -> str:
                      i["objective_percent"] + "%", _pct(i["budget_remaining"]), burns, firing,
                      alerts_of(i)])
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    head = f"at {datetime.fromtimestamp(at, timezone.utc).isoformat()}"
+    head = f"at {datetime.fromtimestamp(at, UTC).isoformat()}"
     return "\n".join([head] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows])
 
 
 def _import(args) -> int:
-    from infersight.slo.openslo import convert
-    from infersight.slo.spec import SpecError, parse_documents
-
     try:
         docs = list(yaml.safe_load_all(args.file.read_text()))
     except (OSError, yaml.YAMLError) as err:
@@ -214,10 +207,11 @@ def _import(args) -> int:
 
 
 # -- silences ------------------------------------------------------------------------------------------
-def parse_matcher(text: str) -> dict:
-    import re
+_MATCHER = re.compile(r"^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)(.*)$")
 
-    m = re.match(r"^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)(.*)$", text)
+
+def parse_matcher(text: str) -> dict:
+    m = _MATCHER.match(text)
     if not m:
         raise ValueError(f"invalid matcher {text!r}: use name=value, name!=value, name=~regex or name!~regex")
     name, op, value = m.groups()
@@ -225,8 +219,6 @@ def parse_matcher(text: str) -> dict:
 
 
 def _silence_add(args) -> int:
-    from infersight.slo.spec import parse_duration
-
     try:
         matchers = [parse_matcher(m) for m in args.matchers]
         seconds = parse_duration(args.duration)
@@ -235,15 +227,10 @@ def _silence_add(args) -> int:
                                                             "createdBy": args.author, "comment": args.comment})
             print(out["silenceID"])
             return 0
-        from infersight.slo.store import Silence, StateStore
-
-        cfg, storage = _offline(args)
+        _, storage = _offline(args)
         try:
-            import uuid
-
             now = time.time()
-            s = Silence(uuid.uuid4().hex, matchers, now, now + seconds, args.author, args.comment)
-            StateStore(storage).save_silence(s)
+            s = create_silence(StateStore(storage), matchers, now, now + seconds, None, args.author, args.comment)
         finally:
             storage.close()
         print(s.id)
@@ -255,9 +242,6 @@ def _silence_add(args) -> int:
 def _silence_rows(args) -> list[dict]:
     if args.server:
         return _call(args, "GET", "/api/v1/silences")["silences"]
-    from infersight.slo.engine import silence_json
-    from infersight.slo.store import StateStore
-
     _, storage = _offline(args)
     try:
         now = time.time()
@@ -283,17 +267,12 @@ def _silence_expire(args) -> int:
         if args.server:
             _call(args, "DELETE", f"/api/v1/silences/{args.id}")
         else:
-            from infersight.slo.store import StateStore
-
             _, storage = _offline(args)
             try:
                 st = StateStore(storage)
-                match = [s for s in st.load_silences() if s.id == args.id]
-                if not match:
-                    return _err(f"no silence {args.id}")
-                s = match[0]
-                s.ends_at = max(min(s.ends_at, time.time()), s.starts_at)
-                st.save_silence(s)
+                expire_silence(st, st.load_silences(), args.id, time.time())
+            except KeyError:
+                return _err(f"no silence {args.id}")
             finally:
                 storage.close()
     except Exception as err:  # noqa: BLE001
@@ -304,11 +283,6 @@ def _silence_expire(args) -> int:
 
 # -- notify --------------------------------------------------------------------------------------------
 def _notify_test(args) -> int:
-    import aiohttp
-
-    from infersight.config import ConfigError, load_config
-    from infersight.slo.notifiers import DeliveryError, send_test
-
     try:
         cfg = load_config(args.config)
     except ConfigError as err:

@@ -10,7 +10,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -203,28 +203,16 @@ class SloEngine:
     # -- silences -----------------------------------------------------------------------------------
     def add_silence(self, matchers: list[dict], ends_at: float, starts_at: float | None = None,
                     created_by: str = "", comment: str = "") -> Silence:
-        if not matchers:
-            raise ValueError("a silence needs at least one matcher")
-        now = self.clock()
-        s = Silence(uuid.uuid4().hex, matchers, starts_at if starts_at is not None else now, ends_at,
-                    created_by, comment)
-        if s.ends_at <= s.starts_at:
-            raise ValueError("endsAt must be after startsAt")
+        """A new silence, stored and in force from `starts_at` (default now)."""
         with self.lock:
-            self.store.save_silence(s)
+            s = create_silence(self.store, matchers, self.clock(), ends_at, starts_at, created_by, comment)
             self.silences.append(s)
         return s
 
     def expire_silence(self, silence_id: str) -> Silence:
-        now = self.clock()
+        """End a silence now; KeyError when there is none with that id."""
         with self.lock:
-            for s in self.silences:
-                if s.id == silence_id:
-                    if s.ends_at > now:
-                        s.ends_at = max(now, s.starts_at)
-                        self.store.save_silence(s)
-                    return s
-        raise KeyError(silence_id)
+            return expire_silence(self.store, self.silences, silence_id, self.clock())
 
     # -- read side (JSON in `views`) -----------------------------------------------------------------
     def alert_states(self, now: float | None = None) -> list[tuple[AlertRecord, bool, bool]]:
@@ -242,3 +230,27 @@ class SloEngine:
     def slos_view(self) -> dict:
         with self.lock:
             return views.slos_json(list(self.slos.values()), self.evaluated_at, self.results)
+
+
+def create_silence(store: StateStore, matchers: list[dict], now: float, ends_at: float,
+                   starts_at: float | None = None, created_by: str = "", comment: str = "") -> Silence:
+    """The silence rules (at least one matcher, ends after it starts), for the engine and the offline CLI."""
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher")
+    s = Silence(uuid.uuid4().hex, matchers, starts_at if starts_at is not None else now, ends_at,
+                created_by, comment)
+    if s.ends_at <= s.starts_at:
+        raise ValueError("endsAt must be after startsAt")
+    store.save_silence(s)
+    return s
+
+
+def expire_silence(store: StateStore, silences: Iterable[Silence], silence_id: str, now: float) -> Silence:
+    """End the silence `silence_id` at `now` (never before it starts); KeyError when it is not there."""
+    for s in silences:
+        if s.id == silence_id:
+            if s.ends_at > now:
+                s.ends_at = max(now, s.starts_at)
+                store.save_silence(s)
+            return s
+    raise KeyError(silence_id)
