@@ -432,7 +432,8 @@ def test_config_from_yaml_entry_and_errors():
 
 def test_delta_tracker_resets_on_changed_bounds_and_drops():
     from infersight.collectors.inference.delta import DeltaTracker
-    from infersight.collectors.inference.model import DURATION, REQUESTS, Reading
+    from infersight.collectors.inference.metrics import DURATION, REQUESTS
+    from infersight.collectors.inference.model import Reading
 
     tr = DeltaTracker()
     def h(bounds, buckets, total):
@@ -449,7 +450,7 @@ def test_delta_tracker_resets_on_changed_bounds_and_drops():
 
 
 def test_http_get_caps_the_body(pages):
-    from infersight.collectors.inference.collector import ScrapeError, http_get
+    from infersight.collectors.inference.scrape import ScrapeError, http_get
 
     pages.pages["/metrics"] = fixture("sglang/datadog_sglang_metrics.txt")
     assert http_get(pages.url("/metrics"), 5).startswith("# Fixture captured from SGLang")

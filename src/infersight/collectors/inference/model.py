@@ -1,6 +1,6 @@
 """The normalised request model every inference server is mapped onto.
 
-Server-specific modules turn a parsed exposition into `Reading`s (cumulative, as the server
+Server dialects (`servers/`) turn a parsed exposition into `Reading`s (cumulative, as the server
 reports them); `DeltaTracker` turns those into per-scrape deltas so rollup materialized views,
 which see one insert block at a time, can simply add them up.
 """
@@ -8,53 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 from infersight.collectors.base import AttrValue, MetricSpec
-
-ServerKind = Literal["vllm", "tgi", "triton", "sglang"]
-KINDS: tuple[ServerKind, ...] = ("vllm", "tgi", "triton", "sglang")
-
-# Attribute names the collector sets. Tenant is a fixed key the rollups read (docs/ROLLUPS.md).
-MODEL = "gen_ai.request.model"
-SERVER_KIND = "infersight.server.kind"
-ADDRESS = "server.address"
-TENANT = "infersight.tenant"
-OUTCOME = "infersight.request.outcome"
-ERROR_TYPE = "error.type"
-TOKEN_TYPE = "gen_ai.token.type"
-# Server labels kept as they are: vLLM data-parallel engine, SGLang tensor-parallel rank, Triton model version.
-SERVER_LABELS = ("engine", "tp_rank", "version")
-
-_COMMON = (MODEL, SERVER_KIND, ADDRESS, TENANT, *SERVER_LABELS)
-
-REQUESTS = MetricSpec("infersight.inference.requests", "counter", "{request}",
-                      "Finished requests by outcome (good/bad) since the previous scrape",
-                      (*_COMMON, OUTCOME, ERROR_TYPE))
-DURATION = MetricSpec("gen_ai.server.request.duration", "histogram", "s",
-                      "End-to-end request latency measured by the server", _COMMON)
-TTFT = MetricSpec("gen_ai.server.time_to_first_token", "histogram", "s",
-                  "Time to generate the first token", _COMMON)
-TPOT = MetricSpec("gen_ai.server.time_per_output_token", "histogram", "s",
-                  "Time per output token after the first (inter-token latency)", _COMMON)
-QUEUE = MetricSpec("infersight.inference.request.queue_time", "histogram", "s",
-                   "Time a request waited before it was scheduled", _COMMON)
-TOKENS = MetricSpec("gen_ai.client.token.usage", "counter", "{token}",
-                    "Tokens processed since the previous scrape; type input (includes cached), "
-                    "output, or cached_input (the cached subset of input)", (*_COMMON, TOKEN_TYPE))
-RUNNING = MetricSpec("infersight.inference.requests.running", "gauge", "{request}",
-                     "Requests currently executing", _COMMON)
-WAITING = MetricSpec("infersight.inference.requests.waiting", "gauge", "{request}",
-                     "Requests waiting to be scheduled", _COMMON)
-KV_CACHE = MetricSpec("infersight.inference.kv_cache.usage", "gauge", "1",
-                      "KV-cache (token pool) usage as a 0-1 ratio", _COMMON)
-UP = MetricSpec("infersight.inference.endpoint.up", "gauge", "1",
-                "1 when the last scrape of the endpoint succeeded, else 0",
-                (SERVER_KIND, ADDRESS, TENANT))
-
-METRICS: tuple[MetricSpec, ...] = (REQUESTS, DURATION, TTFT, TPOT, QUEUE, TOKENS, RUNNING, WAITING, KV_CACHE, UP)
+from infersight.collectors.inference.metrics import ADDRESS, MODEL, SERVER_KIND, SERVER_LABELS, TENANT, ServerKind
 
 
 @dataclass(slots=True)
@@ -106,7 +65,7 @@ def series_key(family: str, labels: Mapping[str, str]) -> tuple:
     return (family, tuple(sorted(labels.items())))
 
 
-def histograms(family, ctx: Context, spec: MetricSpec, model_label: str | None,
+def histograms(family: Metric, ctx: Context, spec: MetricSpec, model_label: str | None,
                scale: float = 1.0) -> Iterable[Reading]:
     """Prometheus classic histogram series → Readings; `scale` converts bounds and sum (ms→s: 1e-3)."""
     series: dict[tuple, dict] = {}
@@ -131,7 +90,7 @@ def histograms(family, ctx: Context, spec: MetricSpec, model_label: str | None,
                       bounds, buckets, e["count"])
 
 
-def values(family, ctx: Context, spec: MetricSpec, model_label: str | None,
+def values(family: Metric, ctx: Context, spec: MetricSpec, model_label: str | None,
            extra: Mapping[str, AttrValue] | None = None) -> Iterable[Reading]:
     """Counter or gauge series → Readings (the `_created` companion samples are skipped)."""
     for s in family.samples:
@@ -143,11 +102,11 @@ def values(family, ctx: Context, spec: MetricSpec, model_label: str | None,
         yield Reading(spec, series_key(s.name, s.labels), attrs, s.value)
 
 
-def samples_by_labels(family) -> dict[tuple, Sample]:
+def samples_by_labels(family: Metric) -> dict[tuple, Sample]:
     return {tuple(sorted(s.labels.items())): s for s in family.samples if not s.name.endswith("_created")}
 
 
-def first(families: Mapping[str, object], *names: str):
+def first(families: Mapping[str, Metric], *names: str) -> Metric | None:
     """The first of several alternative family names present (newer name first)."""
     for n in names:
         if n in families:

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from infersight.collectors.inference.model import (
-    DURATION, ERROR_TYPE, OUTCOME, QUEUE, REQUESTS, RUNNING, TOKEN_TYPE, TOKENS, TPOT, WAITING,
-    Context, Reading, histograms, values,
+from prometheus_client.metrics_core import Metric
+
+from infersight.collectors.inference.metrics import (
+    DURATION,
+    ERROR_TYPE,
+    OUTCOME,
+    QUEUE,
+    REQUESTS,
+    RUNNING,
+    TOKEN_TYPE,
+    TOKENS,
+    TPOT,
+    WAITING,
 )
+from infersight.collectors.inference.model import Context, Reading, histograms, values
 
 PREFIX = "tgi_"
 
@@ -21,7 +32,7 @@ FAMILIES = frozenset({
     "tgi_batch_current_size", "tgi_queue_size"})
 
 
-def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
+def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
     fam = families.get("tgi_request_success")
     if fam is not None:
         yield from values(fam, ctx, REQUESTS, None, {OUTCOME: "good"})

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from infersight.collectors.inference.model import (
-    DURATION, ERROR_TYPE, OUTCOME, QUEUE, REQUESTS, TTFT, WAITING, Context, Reading, histograms,
-    samples_by_labels, series_key, values,
-)
+from prometheus_client.metrics_core import Metric
+
+from infersight.collectors.inference.metrics import DURATION, ERROR_TYPE, OUTCOME, QUEUE, REQUESTS, TTFT, WAITING
+from infersight.collectors.inference.model import Context, Reading, histograms, samples_by_labels, series_key, values
 
 PREFIX = "nv_inference_"
 _M = "model"
@@ -25,7 +25,7 @@ FAMILIES = frozenset({
     "nv_inference_pending_request_count"})
 
 
-def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
+def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
     success = families.get("nv_inference_request_success")
     if success is not None:
         yield from values(success, ctx, REQUESTS, _M, {OUTCOME: "good"})

@@ -6,10 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from infersight.collectors.inference.model import (
-    DURATION, KV_CACHE, OUTCOME, QUEUE, REQUESTS, RUNNING, TOKEN_TYPE, TOKENS, TPOT, TTFT, WAITING,
-    Context, Reading, first, histograms, values,
+from prometheus_client.metrics_core import Metric
+
+from infersight.collectors.inference.metrics import (
+    DURATION,
+    KV_CACHE,
+    OUTCOME,
+    QUEUE,
+    REQUESTS,
+    RUNNING,
+    TOKEN_TYPE,
+    TOKENS,
+    TPOT,
+    TTFT,
+    WAITING,
 )
+from infersight.collectors.inference.model import Context, Reading, first, histograms, values
 
 PREFIX = "sglang:"
 _M = "model_name"
@@ -22,7 +34,7 @@ FAMILIES = frozenset({
     "sglang:num_queue_reqs", "sglang:token_usage"})
 
 
-def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
+def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
     fam = families.get("sglang:num_requests")
     if fam is not None:
         yield from values(fam, ctx, REQUESTS, _M, {OUTCOME: "good"})

@@ -3,10 +3,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from infersight.collectors.inference.model import (
-    DURATION, ERROR_TYPE, KV_CACHE, OUTCOME, QUEUE, REQUESTS, RUNNING, TOKEN_TYPE, TOKENS, TPOT, TTFT,
-    WAITING, Context, Reading, first, histograms, values,
+from prometheus_client.metrics_core import Metric
+
+from infersight.collectors.inference.metrics import (
+    DURATION,
+    ERROR_TYPE,
+    KV_CACHE,
+    OUTCOME,
+    QUEUE,
+    REQUESTS,
+    RUNNING,
+    TOKEN_TYPE,
+    TOKENS,
+    TPOT,
+    TTFT,
+    WAITING,
 )
+from infersight.collectors.inference.model import Context, Reading, first, histograms, values
 
 PREFIX = "vllm:"
 _M = "model_name"
@@ -23,7 +36,9 @@ FAMILIES = frozenset({
     "vllm:gpu_cache_usage_perc"})
 
 
-def readings(families: Mapping[str, object], ctx: Context) -> Iterable[Reading]:
+def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
+    """Requests by finish reason, latency histograms, tokens and queue gauges; V1 names first where both exist."""
+    names: tuple[str, ...]
     fam = families.get("vllm:request_success")
     if fam is not None:
         for s in fam.samples:
