@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from conftest import free_port
-
 from infersight.slo.model import compile_spec
 from infersight.slo.spec import parse_documents
 
@@ -80,7 +79,8 @@ def make_slo(**kw):
 def insert_hw(store, rows: list[dict[str, Any]], table: str = "otel_metrics_sum") -> None:
     """hw.status / hw.errors points as the nvml/neuron collectors export them (ARCHITECTURE.md contract).
 
-    rows: {t, metric ('hw.status'|'hw.errors'), id, state?, value, host?, temporality? (1 delta, 2 cumulative),\n    error_type? (default xid), xid? (default 79)}.
+    rows: {t, metric ('hw.status'|'hw.errors'), id, state?, value, host?, temporality? (1 delta, 2 cumulative),
+    error_type? (default xid), xid? (default 79)}.
     """
     values = []
     for r in rows:

@@ -20,8 +20,6 @@ from infersight.cost.catalog import CatalogError, Rate, _DecimalLoader, load_cat
 from infersight.cost.derive import as_dict, derive
 from infersight.cost.importers import from_langfuse, load_import
 from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage, StoreSource, api_usage, node_uptime, served_usage
-from infersight.slo.evaluator import Evaluator
-from slo_support import make_slo
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = """
@@ -122,7 +120,8 @@ def test_openlit_import_converts_per_1k_to_per_million():
     assert (r.input_usd_per_million, r.output_usd_per_million, r.cached_input_usd_per_million) == \
         (Decimal("2.5"), Decimal("10"), Decimal("1.25"))
     r = c.api_rate("openai", "claude-3-opus-20240229")  # 0.015 / 0.075 / 0.0015 per 1K
-    assert (r.input_usd_per_million, r.output_usd_per_million, r.cached_input_usd_per_million) == (15, 75, Decimal("1.5"))
+    assert (r.input_usd_per_million, r.output_usd_per_million, r.cached_input_usd_per_million) == \
+        (15, 75, Decimal("1.5"))
     r = c.api_rate("openai", "gpt-4.1-nano-2025-04-14")  # no cacheReadPrice: cached charged as input
     assert r.cached_input_usd_per_million is None and r.input_usd_per_million == Decimal("0.1")
     emb = c.api_rate("openai", "text-embedding-3-small")  # 2e-05 per 1K, exactly 0.02 per 1M
@@ -269,9 +268,10 @@ def populate(store, now: int) -> None:
     def delta(name, value, **extra):
         return {"ResourceAttributes": node, "MetricName": name, "Attributes": {**attrs, **extra}, "TimeUnix": t,
                 "StartTimeUnix": t, "Value": value, "AggregationTemporality": 1, "IsMonotonic": True}
-    _insert(store, "otel_metrics_sum", [delta("infersight.inference.requests", 9, **{"infersight.request.outcome": "good"}),
-                                        delta("gen_ai.client.token.usage", 4000, **{"gen_ai.token.type": "input"}),
-                                        delta("gen_ai.client.token.usage", 1000, **{"gen_ai.token.type": "output"})])
+    _insert(store, "otel_metrics_sum", [
+        delta("infersight.inference.requests", 9, **{"infersight.request.outcome": "good"}),
+        delta("gen_ai.client.token.usage", 4000, **{"gen_ai.token.type": "input"}),
+        delta("gen_ai.client.token.usage", 1000, **{"gen_ai.token.type": "output"})])
     _insert(store, "otel_metrics_gauge", [
         {"ResourceAttributes": node, "MetricName": "infersight.inference.endpoint.up", "Value": 1,
          "TimeUnix": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 60 * m))} for m in (2, 3, 4)])
@@ -354,6 +354,10 @@ def test_cost_report_cli_on_a_data_dir(tmp_path):
 
 def test_cost_sli_and_report_share_one_formula_cached_capped_at_input(store):
     """A span reporting more cached than input tokens: the SLO's spend equals the report's (cached <= input)."""
+    # Imported here: the data-dir test runs this module's `populate` in a subprocess without tests/ on the path.
+    from infersight.slo.evaluator import Evaluator
+    from slo_support import make_slo
+
     now = int(time.time()) // 60 * 60 + 30
     t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 90))
     _insert(store, "otel_traces", [{

@@ -1,6 +1,7 @@
 """Evaluation oracles from the SRE workbook, driven by written timestamps and an explicit clock."""
 from __future__ import annotations
 
+from datetime import UTC
 from fractions import Fraction
 
 import pytest
@@ -222,9 +223,9 @@ def test_calendar_windows_follow_the_time_zone():
 
 def test_calendar_budget_counts_only_this_month(store):
     slo = make_slo(window={"calendar": "month"})
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    june = int(datetime(2026, 6, 1, tzinfo=timezone.utc).timestamp())
+    june = int(datetime(2026, 6, 1, tzinfo=UTC).timestamp())
     insert_requests(store, [{"minute": june - 120, "requests": 100, "bad": 100},  # May: not this budget
                             {"minute": june + 120, "requests": 1000, "bad": 1}])
     res = _one(Evaluator(store).evaluate([slo], june + 600))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from infersight.slo.alerts import Flush
+from infersight.slo.alerts import Flush, fingerprint
 from infersight.slo.records import AlertRecord
 from infersight.slo.settings import ReceiverSettings
 
@@ -180,8 +180,6 @@ async def send(session: aiohttp.ClientSession, receiver: ReceiverSettings, body:
 async def send_test(session: aiohttp.ClientSession, receiver: ReceiverSettings, external_url: str,
                     now: float) -> None:
     """Send one synthetic firing alert straight to `receiver` (no outbox) to verify routing end to end."""
-    from infersight.slo.alerts import fingerprint
-
     labels = {"alertname": "InfersightTestAlert", "slo": "notify-test", "severity": "test", "tier": "test"}
     rec = AlertRecord(fingerprint(labels), labels,
                       {"summary": "Test notification from infersight: routing to this receiver works"},

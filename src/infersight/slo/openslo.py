@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from infersight.slo.spec import format_duration, parse_duration
+
 _OPENSLO_DURATION = re.compile(r"^(\d+)([smhdwMQY])$")
 
 
@@ -142,8 +144,6 @@ def _tiers(name: str, spec: dict, by_kind: dict, source: str, warn: list[str]) -
                             f"sense; skipped")
                 continue
             long_w = _rolling(str(cond.get("lookbackWindow", "1h"))) or "1h"
-            from infersight.slo.spec import format_duration, parse_duration
-
             short_s = max(60, parse_duration(long_w) // 12)  # the workbook's 1:12 short window
             tier = {"name": cname, "severity": cspec.get("severity", "page"),
                     "factor": float(_dec(cond.get("threshold", 1))),

@@ -31,7 +31,7 @@ class ReceiverSettings(_Strict):
     resend_interval_seconds: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
-    def _needs(self) -> "ReceiverSettings":
+    def _needs(self) -> ReceiverSettings:
         if self.type == "pagerduty":
             if self.routing_key is None:
                 raise ValueError(f"receiver '{self.name}': pagerduty needs routing_key")
@@ -52,7 +52,7 @@ class RouteSettings(_Strict):
     repeat_interval_seconds: float | None = Field(None, gt=0)
     # Keep matching the next sibling routes after this one matched.
     continue_: bool = Field(False, alias="continue")
-    routes: tuple["RouteSettings", ...] = ()
+    routes: tuple[RouteSettings, ...] = ()
 
 
 class DeliverySettings(_Strict):
@@ -76,7 +76,7 @@ class SloSettings(_Strict):
     external_url: str = "http://127.0.0.1:4318"
 
     @model_validator(mode="after")
-    def _receivers_exist(self) -> "SloSettings":
+    def _receivers_exist(self) -> SloSettings:
         names = [r.name for r in self.receivers]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
