@@ -258,6 +258,12 @@ class Agent:
                     entry.key, entry.points, result.reason, f": {result.detail}" if result.detail else "",
                     self.spool.rejected_dir)
             self._warned_rejections.add(result.reason)
+        for entry, result in report.partial:
+            self.stats.rejected_points["partial_success"] += result.rejected_points
+            log.log(logging.DEBUG if "partial_success" in self._warned_rejections else logging.WARNING,
+                    "receiver dropped %d of the %d points in batch %s: %s", result.rejected_points, entry.points,
+                    entry.key, result.detail)
+            self._warned_rejections.add("partial_success")
         loop = asyncio.get_running_loop()
         failure = report.failure
         if failure is None:

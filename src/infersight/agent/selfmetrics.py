@@ -17,7 +17,8 @@ REJECTED_BATCHES = MetricSpec("infersight.agent.export.rejected_batches", "count
                               "Batches the receiver refused for good (http_400, http_500, grpc_INVALID_ARGUMENT, ...), "
                               "set aside in the spool's rejected/ folder", ("reason",))
 REJECTED_POINTS = MetricSpec("infersight.agent.export.rejected_points", "counter", "{point}",
-                             "Points in refused batches", ("reason",))
+                             "Points in refused batches, and partial_success: points the receiver dropped from "
+                             "a batch it accepted", ("reason",))
 DROPPED_BATCHES = MetricSpec("infersight.agent.spool.dropped_batches", "counter", "{batch}",
                              "Batches deleted: spool_full (oldest dropped), rejected_full (oldest set-aside batch "
                              "dropped), unreadable or spool_error (could not be written)", ("reason",))

@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal, Protocol
 from urllib.parse import urlparse
 
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -98,12 +99,14 @@ class SendResult:
     every batch would fail alike until an operator fixes the token, so the spool is kept and retried slowly
     rather than emptied into the dead letters. `reject`: this batch will never be taken (any other status);
     set it aside and go on with the next. `detail`: the start of the receiver's answer, for the operator.
+    `rejected_points`: on `ok`, the points the receiver dropped from the batch (OTLP partial success).
     """
 
     outcome: Literal["ok", "retry", "auth", "reject"]
     reason: str = ""
     retry_after_seconds: float | None = None
     detail: str = ""
+    rejected_points: int = 0
 
 
 class Sender(Protocol):
@@ -141,7 +144,7 @@ class HttpSender:
         if status is None:
             return SendResult("retry", _error_reason(result.error))
         if 200 <= status < 300:
-            return SendResult("ok")
+            return _partial_success(result)
         reason, detail = f"http_{status}", _detail(result)
         if status in _RETRYABLE_HTTP:
             return SendResult("retry", reason, retry_after(result.headers().get("retry-after")), detail)
@@ -156,6 +159,18 @@ def _detail(result) -> str:
         return result.text()[:_DETAIL_CHARS]
     except Exception:  # noqa: BLE001 (an undecodable body is no reason to lose the status)
         return ""
+
+
+def _partial_success(result) -> SendResult:
+    """An OTLP 2xx may say some points were dropped (e.g. values that cannot be stored); a body that is not an
+    `ExportMetricsServiceResponse` is still a success."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+
+    try:
+        partial = ExportMetricsServiceResponse.FromString(result.content()).partial_success
+    except DecodeError:
+        return SendResult("ok")
+    return SendResult("ok", detail=partial.error_message[:_DETAIL_CHARS], rejected_points=partial.rejected_data_points)
 
 
 def _error_reason(error: BaseException | None) -> str:
@@ -207,15 +222,17 @@ class GrpcSender:
         request = ExportMetricsServiceRequest.FromString(payload)
         timeout = self._timeout if timeout_seconds is None else min(self._timeout, timeout_seconds)
         try:
-            self._stub.Export(request, timeout=timeout,
-                              metadata=self._metadata + ((IDEMPOTENCY_HEADER.lower(), idempotency_key),))
+            response = self._stub.Export(request, timeout=timeout,
+                                         metadata=self._metadata + ((IDEMPOTENCY_HEADER.lower(), idempotency_key),))
         except grpc.RpcError as err:
             code, reason, detail = err.code().name, f"grpc_{err.code().name}", (err.details() or "")[:_DETAIL_CHARS]
             delay = _retry_info_seconds(err.trailing_metadata() or ())
             if code in self._RETRYABLE or (code == "RESOURCE_EXHAUSTED" and delay is not None):
                 return SendResult("retry", reason, delay, detail)
             return SendResult("auth" if code in self._AUTH else "reject", reason, detail=detail)
-        return SendResult("ok")
+        partial = response.partial_success
+        return SendResult("ok", detail=partial.error_message[:_DETAIL_CHARS],
+                          rejected_points=partial.rejected_data_points)
 
     def close(self) -> None:
         self._channel.close()
@@ -224,7 +241,6 @@ class GrpcSender:
 def _retry_info_seconds(metadata: Sequence[tuple[str, str | bytes]]) -> float | None:
     """The server's `google.rpc.RetryInfo` delay: in the status details (`grpc-status-details-bin`, as the
     spec says) or on its own (`google.rpc.retryinfo-bin`, what the OTel SDK reads)."""
-    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
     from google.rpc.error_details_pb2 import RetryInfo
     from google.rpc.status_pb2 import Status
 

@@ -48,10 +48,12 @@ class SpoolEntry:
 @dataclass(slots=True)
 class DrainReport:
     """What one drain did. `failure`: it stopped on a retryable (or auth) error; `interrupted`: it stopped at
-    its deadline or when cancelled, with batches still pending; `rejected`: set aside, with the refusal."""
+    its deadline or when cancelled, with batches still pending; `rejected`: set aside, with the refusal;
+    `partial`: accepted with some points dropped by the receiver."""
 
     sent_batches: int = 0
     sent_points: int = 0
+    partial: list[tuple[SpoolEntry, SendResult]] = field(default_factory=list)
     rejected: list[tuple[SpoolEntry, SendResult]] = field(default_factory=list)
     unreadable: list[SpoolEntry] = field(default_factory=list)
     failure: SendResult | None = None
@@ -216,7 +218,9 @@ class Spool:
                 self.remove(entry)
                 log.debug("exported batch %s (%d points)", entry.key, entry.points)
                 report.sent_batches += 1
-                report.sent_points += entry.points
+                report.sent_points += entry.points - result.rejected_points
+                if result.rejected_points:
+                    report.partial.append((entry, result))
             else:
                 self.set_aside(entry, result)
                 log.debug("receiver refused batch %s (%d points): %s; set aside in %s",
