@@ -118,3 +118,33 @@ def test_non_loopback_listen_requires_a_token(tmp_path):
                           "--listen", f"0.0.0.0:{free_port()}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "server.auth_token: required when listening on a non-loopback address" in out.stderr
+
+
+def test_scoped_tokens_off_loopback_and_an_unreadable_token_file(tmp_path):
+    port = free_port()
+    agents, sre = tmp_path / "agents.token", tmp_path / "sre.token"
+    cfg = tmp_path / "server.yaml"
+    cfg.write_text(json.dumps({"server": {"tokens": [
+        {"name": "agents", "scopes": ["ingest"], "token_file": str(agents)},
+        {"name": "sre", "scopes": ["read"], "token_file": str(sre)}]}}))
+    cmd = [sys.executable, "-m", "infersight.cli", "server", "--config", str(cfg), "--data-dir", str(tmp_path / "d"),
+           "--listen", f"0.0.0.0:{port}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"server.tokens.0.token_file: {agents}: No such file or directory" in out.stderr
+    agents.write_text("agent-secret\n")
+    sre.write_text("sre-secret\n")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert "OTLP/HTTP on" in proc.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        pb = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+        assert post(f"{base}/v1/metrics", request(2), {**pb, "Authorization": "Bearer agent-secret"}) == 200
+        ask = json.dumps({"sql": "SELECT count() AS n FROM otel.otel_metrics_sum"}).encode()
+        js = {"Content-Type": "application/json"}
+        assert post(f"{base}/api/v1/query", ask, {**js, "Authorization": "Bearer agent-secret"}) == 403
+        assert post(f"{base}/api/v1/query", ask, {**js, "Authorization": "Bearer sre-secret"}) == 200
+        assert post(f"{base}/v1/metrics", request(2), {**pb, "Authorization": "Bearer sre-secret"}) == 403
+    finally:
+        assert stop(proc) == 0

@@ -42,11 +42,22 @@ def test_up_runs_server_and_agent_and_stops_cleanly(tmp_path):
                 continue
         assert rows, "no host metrics arrived through up's agent"
         assert rows[0]["host"] and int(rows[0]["n"]) > 0
+        # Loopback without a token: a foreign Host (DNS rebinding) and a text/plain POST (CSRF) are refused.
+        for headers, status in (({"Host": "evil.example"}, 421), ({"Content-Type": "text/plain"}, 415)):
+            req = urllib.request.Request(f"{base}/api/v1/silences", method="POST", headers=headers, data=json.dumps(
+                {"matchers": [{"name": "slo", "value": ".*", "isRegex": True}], "duration": "720h"}).encode())
+            try:
+                urllib.request.urlopen(req, timeout=10)
+            except urllib.error.HTTPError as err:
+                assert err.code == status
+            else:
+                raise AssertionError(f"{headers} was accepted")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert f"send OTLP/HTTP to   {base}/v1/metrics" in out
     assert "stop with Ctrl-C" in out
+    assert "-H 'Content-Type: application/json'" in out  # the curl hint sends what the server accepts
     # Nothing left in the spool: the agent's final export reached the server before it stopped.
     assert not list((tmp_path / "data" / "spool").glob("*.otlp"))

@@ -318,10 +318,15 @@ async def test_token_typed_into_the_page_is_sent_to_the_apis(store, port, tmp_pa
 
     async def harness(request: web.Request) -> web.Response:
         # What the token form does, then the page itself (same origin, so the same sessionStorage).
-        return web.Response(content_type="text/html", text=f'<script>sessionStorage.setItem("infersight.token", '
-                                                            f'"{token}"); location.replace("/ui/");</script>')
+        # A script file, not inline code: the server's CSP refuses inline scripts.
+        return web.Response(content_type="text/html", text='<script src="/ui/static/harness.js"></script>')
+
+    async def harness_js(request: web.Request) -> web.Response:
+        return web.Response(content_type="text/javascript", text=f'sessionStorage.setItem("infersight.token", '
+                                                                 f'"{token}"); location.replace("/ui/");')
 
     app.router.add_get("/ui/static/harness.html", harness)  # before attach: matched first
+    app.router.add_get("/ui/static/harness.js", harness_js)
     attach(app, cfg, store)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from infersight.cost.settings import CostSettings
 from infersight.slo.settings import SloSettings
@@ -89,10 +89,38 @@ class QueryApiConfig(Strict):
     max_execution_seconds: float = 10.0
 
 
+class TokenConfig(Strict):
+    """One client's bearer token and what it may do: `ingest` (POST /v1/*), `read` (GET APIs, the query API,
+    the UI's data), `admin` (silences, SLO reload, notify test). A `token_file` is re-read when it changes,
+    so a token rotates without a restart."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    scopes: tuple[Literal["ingest", "read", "admin"], ...] = Field(min_length=1)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenConfig:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("set exactly one of token and token_file")
+        if self.token is not None and not self.token.get_secret_value().strip():
+            raise ValueError("token: must not be empty")
+        return self
+
+
 class ServerConfig(Strict):
     listen: str = "127.0.0.1:4318"
     data_dir: Path = Path("./data")
+    # One token with every scope (kept for compatibility); `tokens` gives each client its own scopes.
     auth_token: SecretStr | None = None
+    tokens: tuple[TokenConfig, ...] = ()
+    # Host header values served ('name' any port, 'name:port', '*' any Host). Default: on a loopback listen
+    # address the loopback names and that address (stops DNS rebinding); off loopback any Host, since a
+    # token is required there and a browser never sends it to a foreign origin.
+    allowed_hosts: tuple[str, ...] | None = None
+    # Failed bearer-token attempts per remote address before 429 until the window ends.
+    auth_max_failures: int = Field(10, ge=1)
+    auth_failure_window_seconds: float = Field(60.0, gt=0)
     max_body_bytes: int = 64 * 1024 * 1024
     max_queue_rows: int = 1_000_000
     flush_rows: int = 10_000
@@ -100,6 +128,14 @@ class ServerConfig(Strict):
     storage: StorageConfig = StorageConfig()
     query: QueryApiConfig = QueryApiConfig()
     external_url: str | None = None
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_names(cls, value: tuple[TokenConfig, ...]) -> tuple[TokenConfig, ...]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"token names must be unique: {names}")
+        return value
 
 
 class Config(Strict):

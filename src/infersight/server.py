@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
-import ipaddress
 import logging
 import signal
 
@@ -12,6 +11,7 @@ from aiohttp import web
 
 from infersight.config import Config, ConfigError
 from infersight.gateway.app import create_app
+from infersight.gateway.auth import Tokens, is_loopback, parse_listen
 from infersight.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -33,29 +33,12 @@ def build_app(cfg: Config, storage: Storage) -> web.Application:
     return app
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """'HOST:PORT' or '[v6]:PORT' → (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"server.listen: {listen!r} is not HOST:PORT")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_auth(cfg: Config) -> None:
+    """No token, no listening off loopback; token files must be readable before the store opens."""
     host, _ = parse_listen(cfg.server.listen)
-    if not is_loopback(host) and not (cfg.server.auth_token and cfg.server.auth_token.get_secret_value()):
+    if not is_loopback(host) and not Tokens(cfg.server):
         raise ConfigError(f"server.auth_token: required when listening on a non-loopback address "
-                          f"({cfg.server.listen})")
+                          f"({cfg.server.listen}); or give each client its own in server.tokens")
 
 
 async def serve(cfg: Config, storage: Storage, stop: asyncio.Event | None = None) -> None:

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"""
 infersight is up (data in {data_dir})
   send OTLP/HTTP to   {base}/v1/metrics  {base}/v1/traces  {base}/v1/logs
-  query API           curl -s {base}/api/v1/query -d 'SELECT MetricName, count() FROM otel.otel_metrics_gauge GROUP BY 1'
+  query API           curl -s {base}/api/v1/query -H 'Content-Type: application/json' \\
+                        -d '{{"sql": "SELECT MetricName, count() FROM otel.otel_metrics_gauge GROUP BY 1"}}'
   web UI              {base}/
   agent config        {cfg_path}
 stop with Ctrl-C (or SIGTERM)

@@ -63,7 +63,9 @@ def build_catalog(cfg: Config, extra: list[Path]) -> Catalog:
 
 def _source(args: argparse.Namespace, cfg: Config) -> tuple[Source, Any]:
     if args.server:
-        token = args.token or (cfg.server.auth_token.get_secret_value() if cfg.server.auth_token else None)
+        from infersight.gateway.auth import client_token
+
+        token = args.token or client_token(cfg.server, "read")
         return ServerSource(args.server, cfg.server.storage.database, token), None
     from infersight.storage import open_storage
 
@@ -95,7 +97,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         src, storage = _source(args, cfg)
         report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type)
-    except (UsageError, StorageError) as err:
+    except (UsageError, StorageError, ConfigError) as err:  # ConfigError: an unreadable token_file
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:

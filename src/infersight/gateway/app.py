@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
-import importlib
 import json
 import time
 from typing import Any
@@ -13,7 +11,7 @@ from aiohttp import web
 from google.protobuf.message import DecodeError
 
 from infersight.config import ServerConfig
-from infersight.gateway import otlp
+from infersight.gateway import auth, otlp
 from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
 from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown, WriteFailed
 from infersight.storage.base import QueryError, Storage, StorageError
@@ -23,10 +21,6 @@ STORAGE = web.AppKey("infersight_storage", Storage)
 CONFIG = web.AppKey("infersight_server_config", ServerConfig)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-OPEN_PATHS = ("/healthz", "/readyz")
-# Modules whose OPEN_PATHS / OPEN_PREFIXES a browser loads without a token (the web UI's page and
-# static assets; the page then sends the token with every API call).
-PUBLIC_PATH_MODULES = ("infersight.webui",)
 RETRY_QUEUE_SECONDS = 1
 RETRY_STORAGE_SECONDS = 5
 # google.rpc.Code values for the Status body of error responses.
@@ -37,44 +31,6 @@ def _status(mt: str, http: int, message: str, retry_after: int | None = None) ->
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return web.Response(status=http, body=otlp.encode_status(mt, _RPC.get(http, 2), message),
                         content_type=mt, headers=headers)
-
-
-def _public_paths() -> tuple[frozenset[str], tuple[str, ...]]:
-    paths, prefixes = set(OPEN_PATHS), []
-    for name in PUBLIC_PATH_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name and name.startswith(err.name):
-                continue
-            raise
-        paths.update(getattr(module, "OPEN_PATHS", ()))
-        prefixes.extend(getattr(module, "OPEN_PREFIXES", ()))
-    return frozenset(paths), tuple(prefixes)
-
-
-def _is_public(path: str, paths: frozenset[str], prefixes: tuple[str, ...]) -> bool:
-    if path in paths:
-        return True
-    return path.startswith(prefixes) and ".." not in path.split("/")
-
-
-def _auth_middleware(token: str):
-    expected = f"Bearer {token}".encode()
-    paths, prefixes = _public_paths()
-
-    @web.middleware
-    async def auth(request: web.Request, handler):
-        if not _is_public(request.path, paths, prefixes):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                mt = otlp.PROTOBUF if request.content_type == otlp.PROTOBUF else otlp.JSON
-                resp = _status(mt, 401, "missing or invalid bearer token (Authorization: Bearer ...)")
-                resp.headers["WWW-Authenticate"] = "Bearer"
-                return resp
-        return await handler(request)
-
-    return auth
 
 
 class Gateway:
@@ -198,11 +154,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
     """The gateway application; the writer starts with the app and flushes on cleanup."""
-    token = cfg.auth_token.get_secret_value() if cfg.auth_token else None
-    middlewares = [_auth_middleware(token)] if token else []
     # The gateway gunzips bodies itself, with a cap, so aiohttp must hand them over as sent.
-    app = web.Application(middlewares=middlewares, client_max_size=cfg.max_body_bytes,
+    app = web.Application(middlewares=[auth.middleware(cfg)], client_max_size=cfg.max_body_bytes,
                           handler_args={"auto_decompress": False})
+    app.on_response_prepare.append(auth.security_headers)
     writer = BatchWriter(storage, cfg.flush_rows, cfg.flush_interval_seconds, cfg.max_queue_rows)
     app[WRITER] = writer
     app[STORAGE] = storage

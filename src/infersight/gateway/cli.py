@@ -74,12 +74,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def _query(args: argparse.Namespace) -> int:
     token = args.token
     if token is None and args.config is not None:
+        from infersight.gateway.auth import client_token
+
         try:
-            secret = load_config(args.config).server.auth_token
+            token = client_token(load_config(args.config).server, "read")
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        token = secret.get_secret_value() if secret else None
     req = urllib.request.Request(f"{args.server.rstrip('/')}/api/v1/query",
                                  data=json.dumps({"sql": args.sql}).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})

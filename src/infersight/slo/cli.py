@@ -88,8 +88,9 @@ def _err(msg: str) -> int:
 def _call(args, method: str, path: str, body: Any = None) -> Any:
     token = args.token
     if token is None and args.config is not None:
-        secret = load_config(args.config).server.auth_token
-        token = secret.get_secret_value() if secret else None
+        from infersight.gateway.auth import client_token
+
+        token = client_token(load_config(args.config).server, "read" if method == "GET" else "admin")
     req = urllib.request.Request(args.server.rstrip("/") + path, method=method,
                                  data=None if body is None else json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json",
