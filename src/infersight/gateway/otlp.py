@@ -1,15 +1,27 @@
 """OTLP/HTTP request decoding: content types, gzip with a hard cap, OTLP JSON, responses.
 
-Metrics are parsed with "shadow" classes built from opentelemetry-proto's own descriptors in which
+Metrics are parsed with a "shadow" class built from opentelemetry-proto's own descriptors in which
 every `*DataPoint.attributes` field is `repeated bytes`: the wire format is identical, but each
 point's attributes arrive as raw `KeyValue` bytes that serve directly as a cache key, so a point's
-attribute set is stringified once per distinct set instead of once per point.
+attribute set is stringified once per distinct set instead of once per point. The shadow must
+accept exactly what the standard decoder accepts: `point_attribute` parses those bytes at the depth
+they have in a real request (upb's nesting limit counts from the root), and the row builders parse
+the attributes of the points they reject too.
+
+Ids, as the OTLP spec has them: a span's `trace_id` (16 bytes) and `span_id` (8 bytes) are
+required and non-zero, otherwise the span is rejected (partial success); `parent_span_id` and the
+ids of log records and exemplars are optional, all-zero or empty meaning none (stored as ''), but
+a wrong length is an error. OTLP JSON carries ids as hex, never base64.
+
+OTLP JSON is refused with 400 when it nests too deeply, repeats a key in one object, or does not
+fit its fields' types (huge or fractional integers, strings that are not numbers, ±Inf).
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +49,8 @@ class UnsupportedMediaType(Exception):
     """Neither OTLP protobuf nor OTLP JSON: answer 415."""
 
 
-def _shadow_class(real: type[Message], exemplar_probe: bool = False) -> type[Message]:
-    """`real` with `*DataPoint.attributes` re-declared as `repeated bytes` (same field numbers).
-
-    With `exemplar_probe`, `*DataPoint.exemplars` becomes a single `bytes` field: reading it costs
-    no container per point, and it is non-empty exactly when the point has exemplars (then the
-    request is decoded again with the full class)."""
+def _shadow_class(real: type[Message]) -> type[Message]:
+    """`real` with `*DataPoint.attributes` re-declared as `repeated bytes` (same field numbers)."""
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
 
@@ -56,11 +64,9 @@ def _shadow_class(real: type[Message], exemplar_probe: bool = False) -> type[Mes
         for msg in proto.message_type:
             if msg.name.endswith("DataPoint"):
                 for f in msg.field:
-                    if f.name == "attributes" or (exemplar_probe and f.name == "exemplars"):
+                    if f.name == "attributes":
                         f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
                         f.ClearField("type_name")
-                    if exemplar_probe and f.name == "exemplars":
-                        f.label = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
         pool.Add(proto)
         added.add(fd.name)
 
@@ -69,7 +75,33 @@ def _shadow_class(real: type[Message], exemplar_probe: bool = False) -> type[Mes
 
 
 MetricsShadow = _shadow_class(metrics_svc.ExportMetricsServiceRequest)
-MetricsProbe = _shadow_class(metrics_svc.ExportMetricsServiceRequest, exemplar_probe=True)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# resource_metrics / scope_metrics / metrics / gauge / data_points / attributes: every kind of data
+# point sits at the same depth, so one envelope stands for all.
+_POINT_PATH = (1, 2, 2, 5, 1, 7)
+
+
+def point_attribute(raw: bytes) -> Any:
+    """One data point attribute (raw `KeyValue` bytes) parsed as the standard decoder parses it:
+    inside a request, so that its nesting counts from the request's root. DecodeError if invalid."""
+    for number in reversed(_POINT_PATH):
+        raw = _len_field(number, raw)
+    req = metrics_svc.ExportMetricsServiceRequest.FromString(raw)
+    return req.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0].attributes[0]
 
 
 @dataclass(frozen=True)
@@ -140,46 +172,80 @@ class BodyReader:
 _ID_KEYS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
 
 
-def _hex_ids_to_base64(node: Any) -> Any:
-    """OTLP JSON carries trace/span ids as hex; protobuf's JSON mapping expects base64 bytes."""
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            if k in _ID_KEYS and isinstance(v, str):
-                try:
-                    v = base64.b64encode(bytes.fromhex(v)).decode()
-                except ValueError:
-                    raise BadRequest(f"{k}: {v!r} is not a hex string") from None
-            else:
-                v = _hex_ids_to_base64(v)
-            out[k] = v
-        return out
-    if isinstance(node, list):
-        return [_hex_ids_to_base64(v) for v in node]
-    return node
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One JSON object, as `json.loads` builds it: no key twice (which value counts would depend on
+    the parser), hex ids as the base64 that protobuf's JSON mapping expects."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise BadRequest(f"invalid JSON: key {dup!r} repeated in one object")
+    for k in _ID_KEYS.intersection(out):
+        v = out[k]
+        if isinstance(v, str):
+            try:
+                out[k] = base64.b64encode(bytes.fromhex(v)).decode()
+            except ValueError:
+                raise BadRequest(f"{k}: {v!r} is not a hex string") from None
+    return out
 
 
-def decode(signal: Signal, body: bytes, mt: str, exemplars: bool = False) -> Message:
-    """Parse an OTLP request; metrics come back as a shadow class (see module doc): the exemplar
-    probe unless `exemplars` asks for the full one."""
+# A `\\uD800`-`\\uDFFF` escape: only these give a decoded JSON string a lone surrogate, which upb
+# fails on with SystemError instead of ParseError.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(data: Any) -> None:
+    """Every key and string in `data` encodes as UTF-8 (iterative: `data` may nest deeply)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                raise BadRequest(f"invalid JSON: {node[:40]!r} is not valid Unicode (lone surrogate)") from None
+
+
+def _not_json(name: str) -> Any:
+    raise BadRequest(f"invalid JSON: {name} is not JSON (OTLP JSON writes it as the string \"{name}\")")
+
+
+def _short(err: Exception, limit: int = 300) -> str:
+    """protobuf's JSON errors quote the offending value, which may be most of the body."""
+    text = str(err)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def decode(signal: Signal, body: bytes, mt: str) -> Message:
+    """Parse an OTLP request; metrics come back as the shadow class (see module doc)."""
     if mt == JSON:
         try:
-            data = json.loads(body)
+            data = json.loads(body, object_pairs_hook=_json_object, parse_constant=_not_json)
+        except RecursionError:
+            raise BadRequest("invalid JSON: nested too deeply") from None
         except (UnicodeDecodeError, ValueError) as err:
             raise BadRequest(f"invalid JSON: {err}") from None
         if not isinstance(data, dict):
             raise BadRequest("invalid OTLP JSON: top level must be an object")
+        if _SURROGATE_ESCAPE.search(body):
+            _check_unicode(data)
         msg = signal.request()
         try:
-            json_format.ParseDict(_hex_ids_to_base64(data), msg, ignore_unknown_fields=True)
-        except (json_format.ParseError, binascii.Error, TypeError, ValueError) as err:
-            raise BadRequest(f"invalid OTLP JSON: {err}") from None
+            json_format.ParseDict(data, msg, ignore_unknown_fields=True)
+        except (json_format.ParseError, binascii.Error, TypeError, ValueError, OverflowError) as err:
+            raise BadRequest(f"invalid OTLP JSON: {_short(err)}") from None
         if signal.name != "metrics":
             return msg
         body = msg.SerializeToString()
     try:
         if signal.name == "metrics":
-            return (MetricsShadow if exemplars else MetricsProbe).FromString(body)
+            return MetricsShadow.FromString(body)
         return signal.request.FromString(body)
     except DecodeError as err:
         raise BadRequest(f"invalid protobuf {signal.request.DESCRIPTOR.name}: {err}") from None

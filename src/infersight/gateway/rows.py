@@ -17,10 +17,13 @@ import numpy as np
 import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from infersight.gateway.otlp import BadRequest, point_attribute
+
 MAP = pa.map_(pa.string(), pa.string())
 TS_NS = pa.timestamp("ns", tz="UTC")
 NS = 1_000_000_000
 MAX_U32 = 2**32 - 1
+MAX_NS = 2**63 - 1  # DateTime64(9) and Arrow's timestamp[ns] stop here (year 2262)
 
 SPAN_KIND = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODE = ("Unset", "Ok", "Error")
@@ -125,13 +128,13 @@ class AttrSets:
         if len(self.keys) > self.limit:
             self.reset()
 
-    def intern(self, raw: tuple[bytes, ...]) -> int:
+    def intern(self, raw: tuple[bytes, ...], parse: Any = KeyValue.FromString) -> int:
         i = self.ids.get(raw)
         if i is not None:
             return i
         d: dict[str, str] = {}
         for b in raw:
-            kv = KeyValue.FromString(b)  # DecodeError propagates: a malformed attribute
+            kv = parse(b)  # DecodeError propagates: a malformed attribute
             d[kv.key] = as_string(kv.value)
         i = len(self.keys)
         self.ids[raw] = i
@@ -144,8 +147,9 @@ class AttrSets:
         return self.intern(tuple(kv.SerializeToString() for kv in attrs))
 
     def ids_of_raw(self, raws: Any) -> list[int]:
+        """Ids of data points' raw attributes (shadow class), validated as the standard decoder would."""
         get, intern = self.ids.get, self.intern
-        return [get(t) or intern(t) for t in raws]
+        return [get(t) or intern(t, point_attribute) for t in raws]
 
     @property
     def generation(self) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -284,10 +288,6 @@ class MetricRows:
 
     def add_exemplars(self, per_point: list[Any], sets: AttrSets) -> None:
         """Exemplars become plain tuples now: interning happens on the request's thread only."""
-        if per_point and isinstance(per_point[0], bytes):  # the exemplar probe
-            if any(per_point):
-                raise NeedsExemplars
-            return
         if not self.any_exemplars:
             if not any(per_point):
                 return
@@ -295,7 +295,15 @@ class MetricRows:
             self.any_exemplars = True
         self.exemplars.extend(
             [[(sets.of(e.filtered_attributes), e.time_unix_nano, e.as_double + e.as_int,
-               hex_id(e.span_id), hex_id(e.trace_id)) for e in exs] for exs in per_point])
+               optional_id(e.span_id, 8, "exemplar span_id"), optional_id(e.trace_id, 16, "exemplar trace_id"))
+              for e in exs] for exs in per_point])
+
+
+def optional_id(b: bytes, size: int, what: str) -> str:
+    """An optional id: empty or all zero is none (''), any other length than `size` is an error."""
+    if len(b) not in (0, size):
+        raise BadRequest(f"{what} must be {size} bytes or empty, not {len(b)}")
+    return hex_id(b)
 
 
 def _exemplar_columns(per_point: list[Any] | None, n: int, gen: Any) -> dict[str, pa.Array]:
@@ -410,12 +418,14 @@ def metrics_rows(req: Any, sets: AttrSets) -> Result:
                 data = getattr(m, kind)
                 dps = data.data_points
                 if not m.name:
+                    sets.ids_of_raw([tuple(dp.attributes) for dp in dps])  # still validated
                     out.reject(len(dps), "metric with an empty name")
                     continue
                 if kind == "histogram":
                     bad = [i for i, dp in enumerate(dps)
                            if dp.bucket_counts and len(dp.bucket_counts) != len(dp.explicit_bounds) + 1]
                     if bad:
+                        sets.ids_of_raw([tuple(dps[i].attributes) for i in bad])  # still validated
                         out.reject(len(bad), f"histogram {m.name!r}: bucket_counts must have "
                                              "len(explicit_bounds)+1 entries")
                         keep = set(range(len(dps))) - set(bad)
@@ -464,6 +474,20 @@ def _id_ok(b: bytes, size: int) -> bool:
     return len(b) in (0, size)
 
 
+def _span_problem(s: Any) -> str | None:
+    """Why a span cannot be stored, or None."""
+    if len(s.trace_id) != 16 or len(s.span_id) != 8 or not any(s.trace_id) or not any(s.span_id) \
+            or not _id_ok(s.parent_span_id, 8):
+        return "trace_id must be 16 and span_id 8 non-zero bytes, parent_span_id 8 or none"
+    if any(len(ln.trace_id) != 16 or len(ln.span_id) != 8 or not any(ln.trace_id) or not any(ln.span_id)
+           for ln in s.links):
+        return "a link's trace_id must be 16 and span_id 8 non-zero bytes"
+    if s.start_time_unix_nano > MAX_NS or s.end_time_unix_nano > MAX_NS \
+            or any(e.time_unix_nano > MAX_NS for e in s.events):
+        return f"timestamps must be at most {MAX_NS} ns (year 2262)"
+    return None
+
+
 def traces_rows(req: Any, sets: AttrSets) -> Result:
     sets.maybe_reset()
     out = Result()
@@ -477,8 +501,9 @@ def traces_rows(req: Any, sets: AttrSets) -> Result:
         res = _resource(sets, rs.resource, rs.schema_url)
         for ss in rs.scope_spans:
             for s in ss.spans:
-                if len(s.trace_id) != 16 or len(s.span_id) != 8 or not _id_ok(s.parent_span_id, 8):
-                    out.reject(1, f"span {s.name!r}: trace_id must be 16 bytes and span_id 8 bytes")
+                problem = _span_problem(s)
+                if problem:
+                    out.reject(1, f"span {s.name!r}: {problem}")
                     continue
                 c["Timestamp"].append(s.start_time_unix_nano)
                 c["TraceId"].append(hex_id(s.trace_id))
@@ -543,7 +568,10 @@ def logs_rows(req: Any, sets: AttrSets) -> Result:
             scope_attrs = sets.of(sl.scope.attributes)
             for r in sl.log_records:
                 if not _id_ok(r.trace_id, 16) or not _id_ok(r.span_id, 8):
-                    out.reject(1, "log record: trace_id must be 16 bytes and span_id 8 bytes")
+                    out.reject(1, "log record: trace_id must be 16 bytes and span_id 8 bytes, or none")
+                    continue
+                if r.time_unix_nano > MAX_NS or r.observed_time_unix_nano > MAX_NS:
+                    out.reject(1, f"log record: timestamps must be at most {MAX_NS} ns (year 2262)")
                     continue
                 c["Timestamp"].append(r.time_unix_nano or r.observed_time_unix_nano)
                 c["TraceId"].append(hex_id(r.trace_id))
