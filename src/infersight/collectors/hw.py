@@ -11,23 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from infersight import semconv
 from infersight.collectors.base import AttrValue, MetricSpec, Point
 
 HwState = Literal["ok", "degraded", "failed"]
 STATES: tuple[HwState, ...] = ("ok", "degraded", "failed")
 
 # Every device-level point carries these.
-DEVICE = ("hw.id", "hw.type", "hw.name")
+DEVICE = (semconv.HW_ID, semconv.HW_TYPE, "hw.name")
 # Identity of the device, as far as its driver tells: NVML gives serial, driver, firmware and PCI bus;
 # Neuron gives the device type and, on EC2, where it runs (cloud.*, host.*).
 IDENTITY = ("hw.model", "hw.vendor", "hw.serial_number", "hw.driver_version", "hw.firmware_version",
             "infersight.gpu.pci_bus_id", "cloud.provider", "cloud.platform", "cloud.region",
             "cloud.availability_zone", "host.id", "host.type")
 
-HW_STATUS = MetricSpec("hw.status", "updowncounter", "1",
+HW_STATUS = MetricSpec(semconv.HW_STATUS, "updowncounter", "1",
                        "1 for the device's current state (ok, degraded, failed), 0 for the others",
                        DEVICE + ("hw.state",) + IDENTITY)
-HW_ERRORS = MetricSpec("hw.errors", "counter", "{error}",
+HW_ERRORS = MetricSpec(semconv.HW_ERRORS, "counter", "{error}",
                        "Hardware errors by type: xid (by code), volatile ECC, NVLink link errors (GPU); "
                        "DRAM and SRAM ECC events (Neuron)",
                        DEVICE + ("error.type", "hw.gpu.xid", "infersight.gpu.nvlink.link"))

@@ -5,38 +5,35 @@ rollups, SLOs, cost report and dashboards read one set of names whatever the ser
 """
 from __future__ import annotations
 
-from typing import Literal
-
+from infersight import semconv
 from infersight.collectors.base import MetricSpec
+from infersight.semconv import ServerKind as ServerKind  # re-exported: the dialects' kind
 
-# The server dialects, one module each in `servers/` (the values of SERVER_KIND).
-ServerKind = Literal["vllm", "tgi", "triton", "sglang"]
-
-# Attribute names the collector sets. Tenant is a fixed key the rollups read (docs/ROLLUPS.md).
-MODEL = "gen_ai.request.model"
-SERVER_KIND = "infersight.server.kind"
-ADDRESS = "server.address"
-TENANT = "infersight.tenant"
-OUTCOME = "infersight.request.outcome"
-ERROR_TYPE = "error.type"
-TOKEN_TYPE = "gen_ai.token.type"
+# Attribute names the collector sets (owned by semconv; the rollups read them, docs/ROLLUPS.md).
+MODEL = semconv.MODEL
+SERVER_KIND = semconv.SERVER_KIND
+ADDRESS = semconv.SERVER_ADDRESS
+TENANT = semconv.TENANT
+OUTCOME = semconv.OUTCOME
+ERROR_TYPE = semconv.ERROR_TYPE
+TOKEN_TYPE = semconv.TOKEN_TYPE
 # Server labels kept as they are: vLLM data-parallel engine, SGLang tensor-parallel rank, Triton model version.
 SERVER_LABELS = ("engine", "tp_rank", "version")
 
 _COMMON = (MODEL, SERVER_KIND, ADDRESS, TENANT, *SERVER_LABELS)
 
-REQUESTS = MetricSpec("infersight.inference.requests", "counter", "{request}",
+REQUESTS = MetricSpec(semconv.INFERENCE_REQUESTS, "counter", "{request}",
                       "Finished requests by outcome (good/bad) since the previous scrape",
                       (*_COMMON, OUTCOME, ERROR_TYPE))
-DURATION = MetricSpec("gen_ai.server.request.duration", "histogram", "s",
+DURATION = MetricSpec(semconv.SERVER_REQUEST_DURATION, "histogram", "s",
                       "End-to-end request latency measured by the server", _COMMON)
-TTFT = MetricSpec("gen_ai.server.time_to_first_token", "histogram", "s",
+TTFT = MetricSpec(semconv.SERVER_TTFT, "histogram", "s",
                   "Time to generate the first token", _COMMON)
-TPOT = MetricSpec("gen_ai.server.time_per_output_token", "histogram", "s",
+TPOT = MetricSpec(semconv.SERVER_TPOT, "histogram", "s",
                   "Time per output token after the first (inter-token latency)", _COMMON)
-QUEUE = MetricSpec("infersight.inference.request.queue_time", "histogram", "s",
+QUEUE = MetricSpec(semconv.INFERENCE_QUEUE_TIME, "histogram", "s",
                    "Time a request waited before it was scheduled", _COMMON)
-TOKENS = MetricSpec("gen_ai.client.token.usage", "counter", "{token}",
+TOKENS = MetricSpec(semconv.TOKEN_USAGE, "counter", "{token}",
                     "Tokens processed since the previous scrape; type input (includes cached), "
                     "output, or cached_input (the cached subset of input)", (*_COMMON, TOKEN_TYPE))
 RUNNING = MetricSpec("infersight.inference.requests.running", "gauge", "{request}",
