@@ -199,7 +199,7 @@ DIVERGENT = {
 
 
 def test_divergent_bodies_are_invalid_for_the_standard_decoder():
-    for why, body in DIVERGENT.items():
+    for body in DIVERGENT.values():
         with pytest.raises(DecodeError):
             ExportMetricsServiceRequest.FromString(body)
     ExportMetricsServiceRequest.FromString(_shadow_request(_nested(31)))  # the limit is exact

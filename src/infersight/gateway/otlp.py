@@ -163,9 +163,8 @@ class BodyReader:
             raise BadRequest(f"invalid gzip body: {err}") from None
 
     def finish(self) -> bytes:
-        if self._z is not None:
-            if not self._z.eof:
-                raise BadRequest("invalid gzip body: truncated stream")
+        if self._z is not None and not self._z.eof:
+            raise BadRequest("invalid gzip body: truncated stream")
         return b"".join(self._parts)
 
 
