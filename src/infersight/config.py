@@ -87,6 +87,9 @@ class StorageConfig(Strict):
 class QueryApiConfig(Strict):
     max_rows: int = 10_000
     max_execution_seconds: float = 10.0
+    max_memory_bytes: int = Field(1024 * 1024 * 1024, gt=0)  # per query (ClickHouse max_memory_usage)
+    max_result_bytes: int = Field(32 * 1024 * 1024, gt=0)  # the block and the JSON answer; over it: 413
+    max_concurrent_queries: int = Field(2, gt=0)  # more at once: 429
 
 
 class TokenConfig(Strict):
@@ -125,6 +128,8 @@ class ServerConfig(Strict):
     max_queue_rows: int = 1_000_000
     flush_rows: int = 10_000
     flush_interval_seconds: float = 1.0
+    # Decoded attribute sets kept for reuse across requests; cleared (between requests) past this.
+    attribute_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)
     storage: StorageConfig = StorageConfig()
     query: QueryApiConfig = QueryApiConfig()
     external_url: str | None = None

@@ -19,6 +19,13 @@ deltas) and GenAI spans (`gen_ai.request.model` set) from instrumented applicati
 histograms are re-bucketed onto the fixed bounds: each source bucket is counted in the first
 rollup bucket whose bound is >= its own upper bound, exact when the source bound is one of ours
 and never optimistic (a request is never counted faster than it may have been).
+
+The views never throw and never store saturated values: a view that throws fails the whole insert
+after its source rows are committed. Only finite counts in [0, MAX_ROLLUP_COUNT] are summed (the
+gateway rejects other delta points of the rolled-up metrics, with a partial success), span token
+attributes outside that range and costs outside [0, MAX_ROLLUP_COST_USD] count as 0, and latencies
+that are not finite and >= 0 are left out. The rollup tables deduplicate blocks like the source
+tables, so a deduplicated re-insert of a request is not counted twice.
 """
 from __future__ import annotations
 
@@ -48,6 +55,17 @@ TENANT_ATTRIBUTE = "infersight.tenant"
 # Resource attribute with the node's purchase option: on_demand, reserved or spot.
 CAPACITY_ATTRIBUTE = "infersight.capacity_type"
 SELF_HOSTED_KINDS = ("vllm", "tgi", "triton", "sglang")
+# Largest count one point (delta sum, histogram count or bucket, span token attribute) may add: with
+# it a 1M-row insert block sums below 2^52 (exact in Float64) and a UInt64 rollup column stays 4096
+# full blocks per minute and series away from overflow. 2^32 requests or tokens in one point is
+# far beyond any real server's scrape interval.
+MAX_ROLLUP_COUNT = 2**32
+MAX_ROLLUP_COST_USD = 1_000_000  # per span
+# Delta sums the requests rollup counts (the gateway checks their points against MAX_ROLLUP_COUNT).
+COUNTED_SUMS = ("infersight.inference.requests", "gen_ai.client.token.usage")
+# Same window as the source tables (storage.schema.DEDUP_WINDOW): a deduplicated source block is
+# still pushed to the views, whose inserts are deduplicated by the target table.
+_DEDUP = "non_replicated_deduplication_window = 1000"
 
 
 def _dims() -> str:
@@ -79,6 +97,7 @@ def _tenant(attrs: str, res: str) -> str:
     return f"if({attrs}['{t}'] != '', {attrs}['{t}'], {res}['{t}']) AS Tenant"
 
 
+ROLLUP_TABLES = ("infersight_requests_1m", "infersight_latency_1m", "infersight_nodes_1m")
 _GROUP = "Minute, " + ", ".join(DIMENSIONS)
 _METRIC_DIMS = (f"{_resource_dims('ResourceAttributes')}, Attributes['gen_ai.request.model'] AS Model, "
                 f"Attributes['infersight.server.kind'] AS ServerKind, {_tenant('Attributes', 'ResourceAttributes')}")
@@ -89,19 +108,30 @@ _SPAN_DIMS = (f"{_resource_dims('ResourceAttributes')}, SpanAttributes['gen_ai.r
 
 
 def _count(cond: str) -> str:
-    return f"toUInt64(greatest(0, round(sumIf(Value, {cond}))))"
+    ok = f"isFinite(Value) AND Value >= 0 AND Value <= {MAX_ROLLUP_COUNT}"
+    return f"toUInt64(round(sumIf(Value, {cond} AND {ok})))"
+
+
+def _bounded(expr: str) -> str:
+    """A span's token attribute as a count: 0 unless an integer in [0, MAX_ROLLUP_COUNT]."""
+    return f"if(toUInt64OrZero({expr}) <= {MAX_ROLLUP_COUNT}, toUInt64OrZero({expr}), 0)"
+
+
+def _latency_ok(seconds: str) -> str:
+    return f"isFinite({seconds}) AND {seconds} >= 0"
 
 
 def ddl(database: str) -> list[str]:
     db = f"`{database}`"
     key = ", ".join(DIMENSIONS)
-    req, tok = "MetricName = 'infersight.inference.requests'", "MetricName = 'gen_ai.client.token.usage'"
+    req, tok = (f"MetricName = '{n}'" for n in COUNTED_SUMS)
     latency_names = ", ".join(f"'{n}'" for n in LATENCY_METRICS)
     kind = "multiIf(" + ", ".join(f"MetricName = '{n}', '{k}'" for n, k in LATENCY_METRICS.items()) + ", '')"
     source_index = _bucket_index("u", "Bounds")
     cached = ("if(SpanAttributes['gen_ai.usage.cache_read.input_tokens'] != '', "
               "SpanAttributes['gen_ai.usage.cache_read.input_tokens'], "
               "SpanAttributes['gen_ai.usage.cache_read_input_tokens'])")
+    cost = "toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12)"
 
     def span_latency(name: str, kind_name: str, seconds: str, where: str) -> str:
         bounds = _array(LATENCY_BOUNDS[kind_name])
@@ -112,7 +142,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, {_SPAN_DIMS}, '{kind_name}' AS Kind
         AS BucketCounts,
     count() AS Count, sum({seconds}) AS Sum
 FROM {db}.`otel_traces`
-WHERE SpanAttributes['gen_ai.request.model'] != ''{where}
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND {_latency_ok(seconds)}{where}
 GROUP BY {_GROUP}, Kind, Bounds"""
 
     return [
@@ -127,7 +157,8 @@ GROUP BY {_GROUP}, Kind, Bounds"""
     `ReportedCostUSD` Decimal(38, 12)
 ) ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, {key})""",
+ORDER BY (Minute, {key})
+SETTINGS {_DEDUP}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.`infersight_latency_1m` (
     `Minute` DateTime,
     {_dims()},
@@ -138,7 +169,8 @@ ORDER BY (Minute, {key})""",
     `Sum` Float64
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(Minute)
-ORDER BY (Kind, Minute, {key})""",
+ORDER BY (Kind, Minute, {key})
+SETTINGS {_DEDUP}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.`infersight_nodes_1m` (
     `Minute` DateTime,
     `CloudProvider` LowCardinality(String),
@@ -149,7 +181,10 @@ ORDER BY (Kind, Minute, {key})""",
     `Samples` UInt64
 ) ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HostType, CapacityType)""",
+ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HostType, CapacityType)
+SETTINGS {_DEDUP}""",
+        # Databases created before the views deduplicated.
+        *(f"ALTER TABLE {db}.`{t}` MODIFY SETTING {_DEDUP}" for t in ROLLUP_TABLES),
         # Scraped servers: request and token deltas.
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_metrics_mv`
 TO {db}.`infersight_requests_1m` AS
@@ -175,7 +210,8 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, {_METRIC_DIMS}, {kind} AS Kind,
 FROM (SELECT *, BucketCounts AS SourceCounts, Count AS SourceCount, Sum AS SourceSum
       FROM {db}.`otel_metrics_histogram`
       WHERE AggregationTemporality = 1 AND MetricName IN ({latency_names}) AND Count > 0
-        AND length(BucketCounts) = length(ExplicitBounds) + 1)
+        AND length(BucketCounts) = length(ExplicitBounds) + 1 AND Count <= {MAX_ROLLUP_COUNT}
+        AND arrayAll(c -> c <= {MAX_ROLLUP_COUNT}, BucketCounts) AND {_latency_ok('Sum')})
 GROUP BY {_GROUP}, Kind, Bounds""",
         # Instrumented applications: one request per GenAI span.
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_traces_mv`
@@ -183,10 +219,10 @@ TO {db}.`infersight_requests_1m` AS
 SELECT toStartOfMinute(Timestamp) AS Minute, {_SPAN_DIMS},
     count() AS Requests,
     countIf(StatusCode = 'Error') AS BadRequests,
-    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])) AS InputTokens,
-    sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS OutputTokens,
-    sum(toUInt64OrZero({cached})) AS CachedTokens,
-    sum(toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12)) AS ReportedCostUSD
+    sum({_bounded("SpanAttributes['gen_ai.usage.input_tokens']")}) AS InputTokens,
+    sum({_bounded("SpanAttributes['gen_ai.usage.output_tokens']")}) AS OutputTokens,
+    sum({_bounded(cached)}) AS CachedTokens,
+    sum(if({cost} BETWEEN 0 AND {MAX_ROLLUP_COST_USD}, {cost}, toDecimal128(0, 12))) AS ReportedCostUSD
 FROM {db}.`otel_traces`
 WHERE SpanAttributes['gen_ai.request.model'] != ''
 GROUP BY {_GROUP}""",

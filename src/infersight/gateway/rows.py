@@ -18,6 +18,7 @@ import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from infersight.gateway.otlp import BadRequest, point_attribute
+from infersight.rollups import COUNTED_SUMS, LATENCY_METRICS, MAX_ROLLUP_COUNT
 
 MAP = pa.map_(pa.string(), pa.string())
 TS_NS = pa.timestamp("ns", tz="UTC")
@@ -110,12 +111,17 @@ def hex_id(b: bytes) -> str:
 class AttrSets:
     """Interns attribute lists (as tuples of serialized KeyValues) → small ints.
 
-    Stringifying is done once per distinct set; the table is reset when it grows past `limit`
-    (only between requests, never while one is being built).
+    Stringifying is done once per distinct set; the table is reset when it holds more than `limit`
+    sets or about `max_bytes` (the serialized attributes plus their strings, counted by `held_bytes`),
+    only between requests, never while one is being built: what it holds is bounded by `max_bytes`
+    plus one request's attributes (plus generations still referenced by queued rows).
     """
 
-    def __init__(self, limit: int = 200_000) -> None:
+    SET_OVERHEAD_BYTES = 200  # dict entry, tuples and list slots of one set, roughly
+
+    def __init__(self, limit: int = 200_000, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
         self.reset()
 
     def reset(self) -> None:
@@ -123,9 +129,10 @@ class AttrSets:
         self.ids: dict[tuple[bytes, ...], int] = {(): 0}
         self.keys: list[tuple[str, ...]] = [()]
         self.values: list[tuple[str, ...]] = [()]
+        self.held_bytes = 0
 
     def maybe_reset(self) -> None:
-        if len(self.keys) > self.limit:
+        if len(self.keys) > self.limit or self.held_bytes > self.max_bytes:
             self.reset()
 
     def intern(self, raw: tuple[bytes, ...], parse: Any = KeyValue.FromString) -> int:
@@ -140,6 +147,8 @@ class AttrSets:
         self.ids[raw] = i
         self.keys.append(tuple(d))
         self.values.append(tuple(d.values()))
+        self.held_bytes += (self.SET_OVERHEAD_BYTES + sum(len(b) for b in raw)
+                            + sum(len(k) + len(v) for k, v in d.items()))
         return i
 
     def of(self, attrs: Any) -> int:
@@ -402,6 +411,37 @@ def _common_points(t: MetricRows, dps: Any, sets: AttrSets) -> None:
         t.add_exemplars([dp.exemplars for dp in dps], sets)
 
 
+DELTA = 1  # AggregationTemporality
+
+
+def _count_ok(v: float) -> bool:
+    return math.isfinite(v) and 0 <= v <= MAX_ROLLUP_COUNT
+
+
+def _rollable(out: Result, name: str, kind: str, dps: Any) -> Any:
+    """The delta points the rollups can count; the others are rejected, not stored.
+
+    A point that is not a finite count in [0, MAX_ROLLUP_COUNT] (NaN, ±Inf, negative or absurdly
+    large) cannot be summed into the UInt64 rollups; storing it would also be ambiguous.
+    """
+    if kind == "sum" and name in COUNTED_SUMS:
+        bad = [i for i, dp in enumerate(dps) if not _count_ok(dp.as_double + dp.as_int)]
+        why = f"delta sum {name!r}: value must be a finite count in [0, {MAX_ROLLUP_COUNT}]"
+    elif kind == "histogram" and name in LATENCY_METRICS:
+        bad = [i for i, dp in enumerate(dps) if not (
+            dp.count <= MAX_ROLLUP_COUNT and all(c <= MAX_ROLLUP_COUNT for c in dp.bucket_counts)
+            and math.isfinite(dp.sum) and dp.sum >= 0)]
+        why = (f"delta histogram {name!r}: count and bucket counts must be <= {MAX_ROLLUP_COUNT}, "
+               "sum finite and >= 0")
+    else:
+        return dps
+    if not bad:
+        return dps
+    out.reject(len(bad), f"{why} ({len(bad)} point(s) rejected)")
+    skip = set(bad)
+    return [dp for i, dp in enumerate(dps) if i not in skip]
+
+
 def metrics_rows(req: Any, sets: AttrSets) -> Result:
     """Rows for an ExportMetricsServiceRequest parsed with the shadow class."""
     sets.maybe_reset()
@@ -430,6 +470,8 @@ def metrics_rows(req: Any, sets: AttrSets) -> Result:
                                              "len(explicit_bounds)+1 entries")
                         keep = set(range(len(dps))) - set(bad)
                         dps = [dp for i, dp in enumerate(dps) if i in keep]
+                if kind in ("sum", "histogram") and data.aggregation_temporality == DELTA:
+                    dps = _rollable(out, m.name, kind, dps)
                 if not len(dps):
                     continue
                 name = _KIND_TABLE[kind]
