@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 import uuid
 
 import pyarrow as pa
 import pytest
 
 from conftest import FIXTURES
-from infersight.storage.base import QueryError
+from infersight.storage.base import DataError, LimitExceeded, QueryError, StorageError, Timeout, Unavailable
+from infersight.storage.errors import classify
 from infersight.storage.schema import (OTEL_TABLES, SCHEMA_VERSION, SchemaMismatch, SchemaOptions,
                                        ensure_schema, render_otel_ddl)
 
@@ -133,3 +136,48 @@ def test_contract_bad_sql_is_a_query_error(backend):
         backend.query("SELEC 1")
     with pytest.raises(QueryError):
         backend.query(f"SELECT nope FROM `{backend.database}`.otel_metrics_gauge")
+
+
+def test_contract_errors_are_typed_the_same_on_both_backends(backend):
+    """One classifier: what the SQL did wrong, what the rows did wrong, and time limits, on either backend."""
+    for sql in ("SELECT * FROM nosuch_db.t", "SELECT throwIf(1, 'boom')", "SELECT nosuchfunction(1)",
+                "SELECT 1 SETTINGS nosuch_setting = 1"):
+        with pytest.raises(QueryError):
+            backend.query(sql)
+    with pytest.raises(DataError):
+        backend.query("SELECT toUInt8('x')")
+    with pytest.raises(Timeout):
+        backend.query("SELECT count() FROM system.numbers", {"max_execution_time": 0.2,
+                                                             "timeout_overflow_mode": "throw"})
+    backend.ping()
+
+
+def test_classifier_maps_codes_to_kinds():
+    assert type(classify("Code: 81. DB::Exception: Database x does not exist. (UNKNOWN_DATABASE)")) is QueryError
+    assert type(classify("Code: 70. DB::Exception: Value out of range (CANNOT_CONVERT_TYPE)")) is DataError
+    assert type(classify("Code: 159. DB::Exception: Timeout exceeded (TIMEOUT_EXCEEDED)")) is Timeout
+    assert type(classify("Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT_EXCEEDED)")) is LimitExceeded
+    for msg in ("Code: 243. DB::Exception: Not enough space (NOT_ENOUGH_SPACE)", "Connection refused"):
+        assert type(classify(msg)) is Unavailable
+    assert all(issubclass(k, StorageError) for k in (QueryError, DataError, Timeout, LimitExceeded, Unavailable))
+
+
+def test_reads_do_not_wait_for_a_slow_query(store):
+    """A query holds its own connection: inserts, statements, other reads and ping go on meanwhile."""
+    store.insert_arrow("otel_metrics_gauge", _gauge_rows(1))  # warm: the first insert through Python() is slow
+    slow = threading.Thread(target=lambda: pytest.raises(Timeout, store.query, SLOW_QUERY,
+                                                         {"max_execution_time": 3, "timeout_overflow_mode": "throw"}))
+    slow.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    store.insert_arrow("otel_metrics_gauge", _gauge_rows(2))
+    store.execute(f"INSERT INTO `{store.database}`.otel_logs (Body) VALUES ('x')")
+    n = store.query(f"SELECT count() AS n FROM `{store.database}`.otel_metrics_gauge")
+    store.ping()
+    took = time.monotonic() - t0
+    slow.join()
+    assert n == [{"n": 3}]
+    assert took < 1.0, took  # on one connection each waited for the 3 s query
+
+
+SLOW_QUERY = "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 3"

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import time
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +10,10 @@ from google.protobuf.message import DecodeError
 
 from infersight.config import ServerConfig
 from infersight.gateway import auth, otlp
+from infersight.gateway.query import QueryApi
 from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
 from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown, WriteFailed
-from infersight.storage.base import QueryError, Storage, StorageError
+from infersight.storage.base import Storage, StorageError
 
 WRITER = web.AppKey("infersight_writer", BatchWriter)
 STORAGE = web.AppKey("infersight_storage", Storage)
@@ -89,53 +88,6 @@ class Gateway:
                             content_type=mt)
 
 
-def _query_sql(text: str, max_rows: int) -> str:
-    sql = text.strip().rstrip(";").strip()
-    if not sql:
-        raise QueryError("empty query")
-    # A subquery only parses SELECT (and WITH/EXPLAIN-free SELECT forms): DDL and INSERT fail here.
-    return f"SELECT * FROM (\n{sql}\n) LIMIT {int(max_rows) + 1}"
-
-
-async def query_handler(request: web.Request) -> web.Response:
-    app = request.app
-    storage = app[STORAGE]
-    cfg: ServerConfig = app[CONFIG]
-    raw = await request.read()
-    if request.content_type == "application/json":
-        try:
-            data = json.loads(raw)
-            sql = data["sql"]
-            if not isinstance(sql, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": 'body must be JSON {"sql": "SELECT ..."}'}, status=400)
-    else:
-        sql = raw.decode("utf-8", "replace")
-    limits = cfg.query
-    settings = {"readonly": 1, "max_execution_time": limits.max_execution_seconds,
-                "max_result_rows": limits.max_rows + 1, "result_overflow_mode": "break"}
-    started = time.monotonic()
-    try:
-        wrapped = _query_sql(sql, limits.max_rows)
-        rows = await asyncio.get_running_loop().run_in_executor(None, storage.query, wrapped, settings)
-    except QueryError as err:
-        return web.json_response({"error": str(err)}, status=400)
-    except StorageError as err:
-        msg = str(err)
-        if "Code: 159." in msg:  # TIMEOUT_EXCEEDED
-            return web.json_response({"error": msg}, status=400)
-        if any(f"Code: {c}." in msg for c in (36, 43, 46, 53, 164, 336, 497, 801)):
-            return web.json_response({"error": msg}, status=400)
-        return web.json_response({"error": msg}, status=503, headers={"Retry-After": "5"})
-    truncated = len(rows) > limits.max_rows
-    rows = rows[: limits.max_rows]
-    return web.json_response({"rows": rows, "row_count": len(rows), "truncated": truncated,
-                              "elapsed_seconds": round(time.monotonic() - started, 6)},
-                             dumps=lambda o: json.dumps(o, default=str))
-
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -143,12 +95,13 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     storage = request.app[STORAGE]
     writer = request.app[WRITER]
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, storage.query, "SELECT 1 AS ok")
-    except StorageError as err:
-        return web.json_response({"status": "unavailable", "error": str(err)}, status=503)
+    # From the writer's state and a ping that never queues behind queries (not a query of its own).
     if writer.down:
         return web.json_response({"status": "unavailable", "error": writer.last_error}, status=503)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, storage.ping)
+    except StorageError as err:
+        return web.json_response({"status": "unavailable", "error": str(err)}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -171,7 +124,7 @@ def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
 
     for name, signal in otlp.SIGNALS.items():
         app.router.add_post(f"/v1/{name}", route(signal))
-    app.router.add_post("/api/v1/query", query_handler)
+    app.router.add_post("/api/v1/query", QueryApi(cfg.query, storage).handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 

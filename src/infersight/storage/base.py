@@ -8,11 +8,27 @@ if TYPE_CHECKING:
 
 
 class StorageError(Exception):
-    """The store refused or failed an operation (retryable unless it is a query error)."""
+    """The store refused or failed an operation (retryable unless a subclass says otherwise)."""
+
+
+class Unavailable(StorageError):
+    """The store is down, full or broken: retry later."""
 
 
 class QueryError(StorageError):
     """The SQL itself is wrong or not allowed; not retryable."""
+
+
+class LimitExceeded(QueryError):
+    """A bound on the query (memory, result size) stopped it; the same query fails again."""
+
+
+class Timeout(LimitExceeded):
+    """The query ran past its time limit."""
+
+
+class DataError(StorageError):
+    """The store refused the rows themselves (a constraint, a value it cannot convert): retrying cannot help."""
 
 
 class Storage(Protocol):
@@ -26,5 +42,8 @@ class Storage(Protocol):
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
         """Insert an Arrow table whose column names match `table`; idempotent per dedup_token."""
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the store answers; never waits behind running queries."""
 
     def close(self) -> None: ...

@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from infersight.storage.base import QueryError, StorageError
+from infersight.storage.base import QueryError, Unavailable
+from infersight.storage.errors import classify
 
 
 def _settings_clause(settings: dict[str, Any] | None) -> str:
@@ -20,15 +21,64 @@ def _settings_clause(settings: dict[str, Any] | None) -> str:
     return " SETTINGS " + ", ".join(parts)
 
 
+def _run(session: Any, sql: str, fmt: str) -> Any:
+    try:
+        return session.query(sql, fmt)
+    except Exception as err:
+        msg = str(err)
+        # chDB keeps a failed query's partial output and prepends it to the next result.
+        try:
+            session.query("SELECT 1", "CSV")
+        except Exception:  # noqa: BLE001 -- draining is best effort
+            pass
+        raise classify(msg) from None
+
+
 class _Shared:
-    """chDB allows one data path per process; every EmbeddedStorage on it shares one session."""
+    """chDB allows one data path per process; every EmbeddedStorage on it shares these connections.
+
+    One connection (behind `lock`) runs statements and inserts; reads take a connection of their
+    own from `readers`, so a slow query never holds up an insert or another read. chDB runs
+    queries on different connections of one path concurrently (measured: an insert took 0.02 s
+    while a 3 s query ran on another connection; on the same connection it waited 2.7 s).
+    """
 
     def __init__(self, path: str) -> None:
         from chdb import session
 
+        self.path = path
         self.session = session.Session(path)
         self.lock = threading.Lock()
+        self.readers: list[Any] = []  # idle read connections
+        self.readers_lock = threading.Lock()
         self.refs = 0
+        self.closed = False
+
+    def take_reader(self) -> Any:
+        from chdb import session
+
+        with self.readers_lock:
+            if self.closed:
+                raise Unavailable(f"embedded store at {self.path} is closed")
+            if self.readers:
+                return self.readers.pop()
+        return session.Session(self.path)  # ~1 ms; one per concurrent read at most
+
+    def give_back(self, reader: Any) -> None:
+        with self.readers_lock:
+            if not self.closed:
+                self.readers.append(reader)
+                return
+        reader.close()
+
+    def close(self) -> None:
+        with self.readers_lock:
+            self.closed = True
+            idle, self.readers = self.readers, []
+        for reader in idle:
+            reader.close()
+        with self.lock:
+            self.session.close()
 
 
 _SHARED: dict[str, _Shared] = {}
@@ -36,7 +86,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 class EmbeddedStorage:
-    """chDB on `data_dir`. Calls are serialised: chDB sessions are not thread-safe.
+    """chDB on `data_dir`. Writes are serialised on one connection; reads run concurrently on others.
 
     Several instances (e.g. one per database in tests) may share a path within a process.
     """
@@ -52,34 +102,25 @@ class EmbeddedStorage:
                 try:
                     shared = _SHARED[key] = _Shared(key)
                 except Exception as err:  # another path already open in this process, or locked
-                    raise StorageError(f"cannot open embedded store at {key}: {err}") from err
+                    raise Unavailable(f"cannot open embedded store at {key}: {err}") from err
             shared.refs += 1
         self._shared = shared
         self._lock = shared.lock
         self._session = shared.session
         self._closed = False
 
-    def _run(self, sql: str, fmt: str = "CSV") -> Any:
-        with self._lock:
-            try:
-                return self._session.query(sql, fmt)
-            except Exception as err:
-                msg = str(err)
-                # chDB keeps a failed query's partial output and prepends it to the next result.
-                try:
-                    self._session.query("SELECT 1", "CSV")
-                except Exception:  # noqa: BLE001 -- draining is best effort
-                    pass
-                if "Code: 62." in msg or "Code: 47." in msg or "Code: 60." in msg or "Code: 164." in msg:
-                    raise QueryError(msg) from None
-                raise StorageError(msg) from None
-
     def execute(self, sql: str, settings: dict[str, Any] | None = None) -> None:
-        self._run(sql + _settings_clause(settings))
+        with self._lock:
+            _run(self._session, sql + _settings_clause(settings), "CSV")
 
     def query(self, sql: str, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        res = self._run(sql + _settings_clause(settings), "JSON")
-        raw = res.bytes() if hasattr(res, "bytes") else bytes(res)
+        text = sql + _settings_clause(settings)
+        reader = self._shared.take_reader()
+        try:
+            res = _run(reader, text, "JSON")
+            raw = res.bytes() if hasattr(res, "bytes") else bytes(res)
+        finally:
+            self._shared.give_back(reader)
         if not raw.strip():
             return []
         return json.loads(raw)["data"]
@@ -94,7 +135,11 @@ class EmbeddedStorage:
                 self._session.query(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM Python(arrow_data)"
                                     + _settings_clause(settings))
             except Exception as err:
-                raise StorageError(str(err)) from None
+                raise classify(str(err)) from None
+
+    def ping(self) -> None:
+        """A `SELECT 1` on a read connection of its own: it never waits for the writer or a query."""
+        self.query("SELECT 1 AS ok")
 
     def close(self) -> None:
         with _SHARED_LOCK:
@@ -103,6 +148,5 @@ class EmbeddedStorage:
             self._closed = True
             self._shared.refs -= 1
             if self._shared.refs == 0:
-                with self._lock:
-                    self._session.close()
+                self._shared.close()
                 _SHARED.pop(str(self.data_dir), None)

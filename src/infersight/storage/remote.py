@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from infersight.storage.base import QueryError, StorageError
+from infersight.storage.base import Unavailable
+from infersight.storage.errors import classify
 
 
 class ClickHouseStorage:
@@ -20,26 +21,19 @@ class ClickHouseStorage:
                 username=user, password=password, secure=u.scheme == "https", verify=verify_tls,
                 autogenerate_session_id=False)
         except Exception as err:
-            raise StorageError(f"cannot connect to ClickHouse at {url}: {err}") from err
-
-    @staticmethod
-    def _wrap(err: Exception) -> StorageError:
-        msg = str(err)
-        if any(f"Code: {c}." in msg for c in (62, 47, 60, 164, 81)):
-            return QueryError(msg)
-        return StorageError(msg)
+            raise Unavailable(f"cannot connect to ClickHouse at {url}: {err}") from err
 
     def execute(self, sql: str, settings: dict[str, Any] | None = None) -> None:
         try:
             self._client.command(sql, settings=settings)
         except Exception as err:
-            raise self._wrap(err) from None
+            raise classify(str(err)) from None
 
     def query(self, sql: str, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         try:
             res = self._client.query(sql, settings=settings)
         except Exception as err:
-            raise self._wrap(err) from None
+            raise classify(str(err)) from None
         return list(res.named_results())
 
     def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
@@ -47,7 +41,12 @@ class ClickHouseStorage:
         try:
             self._client.insert_arrow(table, data, database=self.database, settings=settings)
         except Exception as err:
-            raise self._wrap(err) from None
+            raise classify(str(err)) from None
+
+    def ping(self) -> None:
+        """The server's /ping: no query, so it never queues behind running ones."""
+        if not self._client.ping():
+            raise Unavailable("ClickHouse does not answer /ping")
 
     def close(self) -> None:
         self._client.close()
