@@ -90,9 +90,6 @@ class QueryApiConfig(Strict):
     max_memory_bytes: int = Field(1024 * 1024 * 1024, gt=0)  # per query (ClickHouse max_memory_usage)
     max_result_bytes: int = Field(32 * 1024 * 1024, gt=0)  # the block and the JSON answer; over it: 413
     max_concurrent_queries: int = Field(2, gt=0)  # more at once: 429
-    max_memory_bytes: int = Field(1024 * 1024 * 1024, gt=0)  # per query (ClickHouse max_memory_usage)
-    max_result_bytes: int = Field(32 * 1024 * 1024, gt=0)  # the block and the JSON answer; over it: 413
-    max_concurrent_queries: int = Field(2, gt=0)  # more at once: 429
 
 
 class TokenConfig(Strict):
