@@ -13,8 +13,14 @@ import pytest
 from conftest import FIXTURES
 from infersight.storage.base import DataError, LimitExceeded, QueryError, StorageError, Timeout, Unavailable
 from infersight.storage.errors import classify
-from infersight.storage.schema import (OTEL_TABLES, SCHEMA_VERSION, SchemaMismatch, SchemaOptions,
-                                       ensure_schema, render_otel_ddl)
+from infersight.storage.schema import (
+    OTEL_TABLES,
+    SCHEMA_VERSION,
+    SchemaMismatch,
+    SchemaOptions,
+    ensure_schema,
+    render_otel_ddl,
+)
 
 pytest.importorskip("chdb")
 
