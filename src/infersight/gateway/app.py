@@ -12,7 +12,7 @@ from infersight.config import ServerConfig
 from infersight.gateway import auth, otlp
 from infersight.gateway.query import QueryApi
 from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
-from infersight.gateway.writer import BatchWriter, QueueFull, StorageDown, WriteFailed
+from infersight.gateway.writer import BatchWriter, KeyConflict, QueueFull, StorageDown, WriteFailed
 from infersight.storage.base import Storage, StorageError
 
 WRITER = web.AppKey("infersight_writer", BatchWriter)
@@ -38,7 +38,7 @@ class Gateway:
     def __init__(self, cfg: ServerConfig, writer: BatchWriter) -> None:
         self.cfg = cfg
         self.writer = writer
-        self.sets = AttrSets()
+        self.sets = AttrSets(max_bytes=cfg.attribute_cache_bytes)
 
     async def _body(self, request: web.Request) -> bytes:
         reader = otlp.BodyReader(request.headers.get("Content-Encoding"), self.cfg.max_body_bytes)
@@ -60,11 +60,18 @@ class Gateway:
             return _status(mt, 413, str(err))
         except otlp.BadRequest as err:
             return _status(mt, 400, str(err))
+        # Keys are per client (one client cannot acknowledge another's batch away); the digest
+        # tells a re-send from a different body under a reused key (400).
         given = request.headers.get(IDEMPOTENCY_HEADER)
-        key = (f"{signal.name}:key:{given}" if given else
-               f"{signal.name}:sha256:{hashlib.sha256(body).hexdigest()}")
-        if self.writer.known(key):
-            return web.Response(body=otlp.encode_response(signal, mt, 0, ""), content_type=mt)
+        digest = hashlib.sha256(body).hexdigest()
+        client = auth.client_of(request)
+        scope = f"{signal.name}:client={client}:" if client else f"{signal.name}:"
+        key = f"{scope}key:{given}" if given else f"{scope}sha256:{digest}"
+        try:
+            if self.writer.known(key, digest):
+                return web.Response(body=otlp.encode_response(signal, mt, 0, ""), content_type=mt)
+        except KeyConflict as err:
+            return _status(mt, 400, str(err))
         try:
             try:
                 result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt), self.sets)
@@ -77,7 +84,9 @@ class Gateway:
             return _status(mt, 400, f"invalid {signal.request.DESCRIPTOR.name}: attributes: {err}")
         if result.rows:
             try:
-                await self.writer.submit(key, result.tables, result.rows)
+                await self.writer.submit(key, digest, result.tables, result.rows)
+            except KeyConflict as err:
+                return _status(mt, 400, str(err))
             except QueueFull as err:
                 return _status(mt, 429, str(err), RETRY_QUEUE_SECONDS)
             except StorageDown as err:

@@ -1,21 +1,29 @@
 """Batched, idempotent writes: one insert per table per flush, acknowledged only when stored.
 
-Retries never duplicate rows:
-- a flush's composition is fixed once it is attempted; each table's insert carries a
-  deduplication token derived from the flush's request keys, so retrying a flush that failed
-  half-way is deduplicated by the table (`non_replicated_deduplication_window`);
-- after the data, the flush's request keys are stored (`infersight_gateway_requests`); a later
-  re-send of one of them is acknowledged without writing, also after a restart;
-- a re-send of a request still queued or in a failed flush waits for that flush instead of adding
-  its rows again.
-When the store rejects the rows themselves (a constraint, a type error) and nothing of the flush
-was written yet, its requests are written one by one, so only the offending one is refused (500).
+The unit of deduplication is the request, whichever flush it lands in:
+- a flush gets an id when it is first attempted; each table's insert carries the token
+  `<flush>:<table>`, so retrying a flush that failed half-way is deduplicated by the table
+  (`non_replicated_deduplication_window`, also on the rollups the views fill);
+- before the rows, the flush's request keys are journaled as pending, with the flush id and their
+  tables; after the rows, as done (`infersight_gateway_requests`). A re-send of a done key is
+  acknowledged without writing, also after a restart;
+- after a crash between the two, views have recorded which blocks of the flush were stored
+  (`infersight_gateway_blocks`): a re-send of a pending key writes only its rows the store lacks;
+- a re-send of a request still queued or in a failed flush waits for that flush.
+One insert per request and table would make each request its own block too, but a part costs
+about 25 ms in chDB whatever its size: ingest ran 9x slower (bench/ingest.py).
+
+When the store rejects rows themselves (a constraint, a type error), retrying cannot succeed: that
+table's rows are written request by request (tokens `<flush>:<table>:<key>`, nothing of the
+combined block was stored) and only the offending request is refused (500), at once. A view that
+throws after the source block is stored ("while pushing to view") does not refuse the requests
+(their rows are stored; that view misses the block) and is logged; the shipped views never throw.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,18 +31,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from infersight.gateway.rows import MetricRows, combine
-from infersight.gateway.store import KEYS_TABLE
-from infersight.storage.base import Storage, StorageError
+from infersight.gateway.store import BLOCKS_TABLE, KEYS_TABLE
+from infersight.storage.base import DataError, Storage, StorageError
 
 log = logging.getLogger(__name__)
 Part = pa.Table | MetricRows
-# ClickHouse errors about the rows themselves (not the store being unavailable): retrying the
-# same rows cannot succeed, so the request causing them is isolated and refused.
-DATA_ERROR_CODES = (6, 27, 38, 41, 53, 69, 70, 469, 800, 1002)
-
-
-def is_data_error(message: str) -> bool:
-    return any(f"Code: {c}." in message for c in DATA_ERROR_CODES)
+VIEW_ERROR = "while pushing to view"  # in a DataError: the source block was stored before the view threw
 
 
 class QueueFull(Exception):
@@ -45,6 +47,10 @@ class WriteFailed(Exception):
     """These rows can never be written (refused by the store, or a gateway bug): answer 500."""
 
 
+class KeyConflict(Exception):
+    """The idempotency key was already used for a different body: answer 400."""
+
+
 class StorageDown(Exception):
     """The store failed the last write: answer 503; the rows are kept and retried."""
 
@@ -52,24 +58,24 @@ class StorageDown(Exception):
 @dataclass
 class _Entry:
     key: str
+    digest: str  # of the request's body: a key reused for another body is refused
     tables: dict[str, Part]
     rows: int
     future: asyncio.Future
+    done: set[str] = field(default_factory=set)  # tables already holding this request's rows
+    refused: Exception | None = None  # the store rejected its rows (or a bug): never retried
 
 
 @dataclass
 class _Flush:
     entries: list[_Entry]
-    done: set[str] = field(default_factory=set)
-    built: dict[str, pa.Table] = field(default_factory=dict)  # reused when the flush is retried
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    journaled: bool = False
+    built: dict[str, tuple[list[str], pa.Table]] = field(default_factory=dict)  # reused on retries
 
     @property
-    def token(self) -> str:
-        h = hashlib.sha256()
-        for k in sorted(e.key for e in self.entries):
-            h.update(k.encode())
-            h.update(b"\n")
-        return h.hexdigest()
+    def live(self) -> list[_Entry]:
+        return [e for e in self.entries if e.refused is None]
 
     @property
     def rows(self) -> int:
@@ -90,9 +96,9 @@ class BatchWriter:
         self._pending_rows = 0
         self._queued_rows = 0  # pending + being written + kept for retry
         self._by_key: dict[str, _Entry] = {}
-        self._written: OrderedDict[str, None] = OrderedDict()
+        self._written: OrderedDict[str, str] = OrderedDict()  # key -> body digest
+        self._partial: dict[str, tuple[str, set[str]]] = {}  # pending after a crash: digest, tables stored
         self._retry: _Flush | None = None
-        self._isolate: list[_Entry] = []  # entries of a rejected flush, written one at a time
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
@@ -105,36 +111,73 @@ class BatchWriter:
         return self._retry is not None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._pool, self.storage.query, (
-            f"SELECT Key FROM `{self.storage.database}`.`{KEYS_TABLE}` "
-            f"ORDER BY Time DESC LIMIT {int(self.remember_keys)}"))
-        for r in reversed(rows):
-            self._written[r["Key"]] = None
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
         self._task = asyncio.create_task(self._run(), name="infersight-writer")
         self._task.add_done_callback(self._crashed)
+
+    def _load(self) -> None:
+        """The journal's latest keys; keys of a flush interrupted by a crash are resolved by its blocks."""
+        db = f"`{self.storage.database}`"
+        rows = self.storage.query(
+            f"SELECT Key, argMax(Digest, Done) AS D, argMax(Flush, Done) AS F, argMax(Tables, Done) AS T, "
+            f"max(Done) AS Stored FROM {db}.`{KEYS_TABLE}` "
+            f"GROUP BY Key ORDER BY max(Time) DESC LIMIT {int(self.remember_keys)}")
+        pending = [r for r in rows if not int(r["Stored"])]
+        tokens: set[str] = set()
+        if pending:
+            flushes = ", ".join(sorted({f"'{r['F']}'" for r in pending if r["F"].isalnum()})) or "''"
+            tokens = {r["Token"] for r in self.storage.query(
+                f"SELECT DISTINCT Token FROM {db}.`{BLOCKS_TABLE}` "
+                f"WHERE splitByChar(':', Token)[1] IN ({flushes})")}
+        for r in reversed(rows):
+            key, digest, flush, tables = r["Key"], r["D"], r["F"], set(r["T"])
+            stored = {t for t in tables if f"{flush}:{t}" in tokens or f"{flush}:{t}:{key}" in tokens}
+            if int(r["Stored"]) or stored >= tables:
+                self._written[key] = digest
+            else:
+                self._partial[key] = (digest, stored)
+        if pending:
+            log.warning("%d requests were being written when the gateway stopped; %d of them are "
+                        "stored, the others are written when re-sent", len(pending),
+                        len(pending) - sum(1 for r in pending if r["Key"] in self._partial))
 
     def _crashed(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("writer stopped", exc_info=task.exception())
 
-    def known(self, key: str) -> bool:
-        """True when the request with this key is already stored."""
-        return key in self._written
+    def known(self, key: str, digest: str) -> bool:
+        """True when the request with this key is already stored (KeyConflict: with another body)."""
+        stored = self._written.get(key)
+        if stored is None:
+            return False
+        self._check(key, stored, digest)
+        return True
 
-    async def submit(self, key: str, tables: dict[str, Part], rows: int) -> None:
+    @staticmethod
+    def _check(key: str, stored: str, digest: str) -> None:
+        if stored and stored != digest:
+            raise KeyConflict(f"idempotency key {key.rsplit(':key:', 1)[-1]!r} was already used for a "
+                              "different request body; use a new key for new data")
+
+    async def submit(self, key: str, digest: str, tables: dict[str, Part], rows: int) -> None:
         """Queue a request's rows and wait until they are stored (or raise)."""
-        if key in self._written:
+        if self.known(key, digest):
             return
         entry = self._by_key.get(key)
-        if entry is None:
+        if entry is not None:
+            self._check(key, entry.digest, digest)
+        else:
             if self._stopping:
                 raise StorageDown("server is shutting down")
             if self.down:
                 raise StorageDown(f"storage unavailable: {self.last_error}")
             if self._queued_rows + rows > self.max_queue_rows:
                 raise QueueFull(f"write queue full ({self._queued_rows} rows waiting)")
-            entry = _Entry(key, tables, rows, asyncio.get_running_loop().create_future())
+            entry = _Entry(key, digest, tables, rows, asyncio.get_running_loop().create_future())
+            partial = self._partial.pop(key, None)
+            if partial is not None:
+                self._check(key, partial[0], digest)
+                entry.done = set(partial[1])
             self._by_key[key] = entry
             self._pending.append(entry)
             self._pending_rows += rows
@@ -160,8 +203,6 @@ class BatchWriter:
         while True:
             if self._retry is not None:
                 batch = self._retry
-            elif self._isolate:
-                batch = _Flush([self._isolate.pop(0)])
             else:
                 if not self._pending:
                     if self._stopping:
@@ -181,16 +222,6 @@ class BatchWriter:
             try:
                 await loop.run_in_executor(self._pool, self._write, batch)
             except StorageError as err:
-                if is_data_error(str(err)) and not batch.done:
-                    if len(batch.entries) > 1:
-                        log.warning("store rejected %d rows; writing their requests one by one: %s",
-                                    batch.rows, err)
-                        self._retry = None
-                        self._isolate = batch.entries + self._isolate
-                    else:
-                        log.error("store rejected the rows of one request: %s", err)
-                        self._dropped(batch, err)
-                    continue
                 self._failed(batch, str(err))
                 if self._stopping:
                     self._give_up(batch)
@@ -203,25 +234,63 @@ class BatchWriter:
                 continue
             except Exception as err:  # a bug turning rows into Arrow: not retried, never hangs
                 log.exception("cannot write %d rows", batch.rows)
-                self._dropped(batch, err)
+                self._dropped(batch.entries, err)
                 continue
             self._stored(batch)
 
     def _write(self, batch: _Flush) -> None:
-        """In the writer thread: every table once, then the keys, all with dedup tokens."""
-        token = batch.token
-        names = sorted({n for e in batch.entries for n in e.tables})
-        for name in names:
-            if name in batch.done:
+        """In the writer thread: journal the keys, every table once, then mark the keys done."""
+        if not batch.journaled:
+            self._journal(batch, batch.live, done=False)
+            batch.journaled = True
+        for name in sorted({n for e in batch.live for n in e.tables}):
+            entries = [e for e in batch.live if name in e.tables and name not in e.done]
+            if not entries:
                 continue
-            table = batch.built.get(name)
-            if table is None:
-                table = batch.built[name] = combine([e.tables[name] for e in batch.entries
-                                                     if name in e.tables])
-            self.storage.insert_arrow(name, table, f"{token}:{name}")
-            batch.done.add(name)
-        keys = pa.table({"Key": pa.array([e.key for e in batch.entries], pa.string())})
-        self.storage.insert_arrow(KEYS_TABLE, keys, f"{token}:keys")
+            cached = batch.built.get(name)
+            if cached is None or cached[0] != [e.key for e in entries]:
+                cached = batch.built[name] = ([e.key for e in entries], combine([e.tables[name] for e in entries]))
+            table = cached[1]
+            try:
+                self.storage.insert_arrow(name, table, f"{batch.id}:{name}")
+            except DataError as err:
+                if VIEW_ERROR in str(err):
+                    log.error("a view failed on %d rows stored in %s (the view misses them): %s",
+                              table.num_rows, name, err)
+                else:
+                    self._one_by_one(batch, name, entries, err)
+            for e in entries:
+                if e.refused is None:
+                    e.done.add(name)
+        live = batch.live
+        if live:
+            self._journal(batch, live, done=True)
+
+    def _one_by_one(self, batch: _Flush, name: str, entries: list[_Entry], err: DataError) -> None:
+        log.warning("store rejected %d rows in %s; writing their requests one by one: %s",
+                    sum(e.tables[name].num_rows for e in entries), name, err)
+        for e in entries:
+            try:
+                part = e.tables[name]
+                self.storage.insert_arrow(name, part if isinstance(part, pa.Table) else combine([part]),
+                                          f"{batch.id}:{name}:{e.key}")
+            except DataError as one:
+                log.error("store rejected the rows of request %s in %s: %s", e.key, name, one)
+                e.refused = one
+            except Exception as bug:  # a bug turning rows into Arrow: not retried, never hangs
+                log.exception("cannot write the rows of request %s in %s", e.key, name)
+                e.refused = bug
+            else:
+                e.done.add(name)  # a retry after a later failure skips it
+
+    def _journal(self, batch: _Flush, entries: list[_Entry], done: bool) -> None:
+        keys = pa.table({
+            "Key": pa.array([e.key for e in entries], pa.string()),
+            "Digest": pa.array([e.digest for e in entries], pa.string()),
+            "Flush": pa.array([batch.id] * len(entries), pa.string()),
+            "Tables": pa.array([sorted(e.tables) for e in entries], pa.list_(pa.string())),
+            "Done": pa.array([int(done)] * len(entries), pa.uint8())})
+        self.storage.insert_arrow(KEYS_TABLE, keys, f"{batch.id}:keys:{int(done)}")
 
     def _failed(self, batch: _Flush, error: str) -> None:
         log.warning("write of %d rows failed (will retry): %s", batch.rows, error)
@@ -230,15 +299,14 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         # Requests queued behind the failed flush are answered too, rather than left hanging;
         # their rows stay queued and are written once the store is back.
-        for e in batch.entries + self._isolate + self._pending:
+        for e in batch.entries + self._pending:
             if not e.future.done():
                 e.future.set_exception(StorageDown(f"storage unavailable: {error}"))
                 e.future.exception()  # retrieved: no "never retrieved" warning without waiters
             e.future = loop.create_future()
 
-    def _dropped(self, batch: _Flush, err: Exception) -> None:
-        self._retry = None
-        for e in batch.entries:
+    def _dropped(self, entries: list[_Entry], err: Exception) -> None:
+        for e in entries:
             self._by_key.pop(e.key, None)
             self._queued_rows -= e.rows
             if not e.future.done():
@@ -246,8 +314,8 @@ class BatchWriter:
                 e.future.exception()
 
     def _give_up(self, batch: _Flush) -> None:
-        entries = batch.entries + self._isolate + self._pending
-        self._pending, self._isolate = [], []
+        entries = batch.entries + self._pending
+        self._pending = []
         log.error("shutting down with %d unwritten rows (never acknowledged)",
                   sum(e.rows for e in entries))
         for e in entries:
@@ -262,8 +330,11 @@ class BatchWriter:
         self.flushes += 1
         log.debug("flush %d: stored %d rows of %d requests", self.flushes, batch.rows, len(batch.entries))
         for e in batch.entries:
+            if e.refused is not None:
+                self._dropped([e], e.refused)
+                continue
             self._by_key.pop(e.key, None)
-            self._written[e.key] = None
+            self._written[e.key] = e.digest
             self._queued_rows -= e.rows
             if not e.future.done():
                 e.future.set_result(None)
