@@ -22,6 +22,7 @@ throws after the source block is stored ("while pushing to view") does not refus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import OrderedDict
@@ -215,7 +216,7 @@ class BatchWriter:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                 batch = _Flush(self._pending)
                 self._pending, self._pending_rows = [], 0
@@ -226,10 +227,8 @@ class BatchWriter:
                 if self._stopping:
                     self._give_up(batch)
                     return
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.retry_seconds)
-                except asyncio.TimeoutError:
-                    pass
                 self._wake.clear()
                 continue
             except Exception as err:  # a bug turning rows into Arrow: not retried, never hangs
