@@ -22,9 +22,11 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from infersight.agent.loop import ScopedPoints  # noqa: E402
 from infersight.collectors.base import MetricSpec  # noqa: E402
 from infersight.collectors.host import HostCollector  # noqa: E402
-from infersight.exporters.otlp import HttpSender, ScopedPoints, encode, to_metrics_data  # noqa: E402
+from infersight.exporters.encode import encode, to_metrics_data  # noqa: E402
+from infersight.exporters.senders import HttpSender  # noqa: E402
 from infersight.exporters.spool import Spool  # noqa: E402
 
 BATCHES = 40

@@ -14,7 +14,7 @@ from test_cloud import aws_app
 
 from conftest import free_port
 from infersight.config import ExporterConfig
-from infersight.exporters.otlp import GrpcSender, HttpSender, make_sender
+from infersight.exporters.senders import GrpcSender, HttpSender, make_sender
 
 
 class ThreadedApp:
@@ -101,7 +101,7 @@ def test_agent_side_runs_without_the_server_extra(tmp_path):
     cfg.write_text("collectors:\n  - {type: host}\n")
     code = ("import sys\n"
             "for m in ('pyarrow', 'chdb', 'clickhouse_connect'): sys.modules[m] = None\n"
-            "from infersight.cli import main\n"
+            "from infersight.cli.main import main\n"
             f"sys.exit(main(['collect', '--config', {str(cfg)!r}, '--format', 'json']))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

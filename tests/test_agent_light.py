@@ -17,7 +17,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked: server extra absent)")
         return None
 sys.meta_path.insert(0, Block())
-from infersight.cli import main
+from infersight.cli.main import main
 code = main(sys.argv[1:])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not loaded, loaded

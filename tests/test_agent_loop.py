@@ -14,7 +14,7 @@ from infersight.agent.loop import Agent, ScheduledCollector
 from infersight.collectors.base import MetricSpec
 from infersight.collectors.host import HostCollector
 from infersight.config import AgentConfig, ExporterConfig
-from infersight.exporters.otlp import HttpSender
+from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool
 
 TICK = MetricSpec("test.tick", "counter", "{tick}", "calls so far")

@@ -9,8 +9,10 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
+from infersight.agent.loop import ScopedPoints
 from infersight.collectors.base import MetricSpec, Point
-from infersight.exporters.otlp import GrpcSender, ScopedPoints, encode, to_metrics_data
+from infersight.exporters.encode import encode, to_metrics_data
+from infersight.exporters.senders import GrpcSender
 
 GAUGE = MetricSpec("system.cpu.utilization", "gauge", "1", "cpu", ("cpu.mode",))
 COUNTER = MetricSpec("system.network.io", "counter", "By", "net", ("network.io.direction",))

@@ -38,7 +38,8 @@ async def gateway(store, port):
 async def post_points(url: str, points, store, table_rows_expected: int, resource: dict = RESOURCE,
                       scope: str = "infersight.collectors.nvml", seconds_ago: int = 0) -> None:
     """Export points as the agent does (OTLP protobuf), stamped `seconds_ago`, and wait until stored."""
-    from infersight.exporters.otlp import ScopedPoints, encode, to_metrics_data
+    from infersight.agent.loop import ScopedPoints
+    from infersight.exporters.encode import encode, to_metrics_data
 
     now = time.time_ns()
     body = encode(to_metrics_data([ScopedPoints(scope, points)], resource,

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from infersight.agent.loop import ScopedPoints
+from infersight.cli.cost import ServerSource
 from infersight.collectors.inference import Endpoint, InferenceCollector
-from infersight.cost.usage import ServerSource
-from infersight.exporters.otlp import ScopedPoints, encode, to_metrics_data
+from infersight.exporters.encode import encode, to_metrics_data
 from tests.test_cost import CATALOG
 from tests.test_inference_collector import MODEL, add_series, fixture, observe, pages, set_value  # noqa: F401
 

@@ -70,7 +70,7 @@ async def _until(pred, timeout: float = 30.0, what: str = "condition"):
 
 
 async def test_server_slo_end_to_end(tmp_path, hook, capsys):
-    from infersight.cli import main
+    from infersight.cli.main import main
 
     async def cli(*args: str) -> subprocess.CompletedProcess:
         """In-process for the commands that only talk HTTP (no second chDB path in this process)."""

@@ -166,7 +166,7 @@ def test_openslo_alert_conditions_become_tiers():
 
 
 def _cli(capsys, *args):
-    from infersight.cli import main
+    from infersight.cli.main import main
 
     code = main(list(args))
     out = capsys.readouterr()

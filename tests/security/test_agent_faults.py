@@ -22,7 +22,7 @@ from agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
 from infersight.agent.loop import Agent, ScheduledCollector
 from infersight.collectors.base import MetricSpec
 from infersight.config import AgentConfig, ExporterConfig
-from infersight.exporters.otlp import HttpSender, retry_after
+from infersight.exporters.senders import HttpSender, retry_after
 from infersight.exporters.spool import Spool
 from otlp_recorder import Received, Recorder
 

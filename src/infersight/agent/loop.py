@@ -1,4 +1,5 @@
-"""When to collect and when to export. How to ship is `exporters.otlp`; what survives is `exporters.spool`.
+"""When to collect and when to export. What a batch is: `exporters.encode`; how it ships: `exporters.senders`;
+what survives: `exporters.spool`.
 
 One task per collector runs `collect()` on its interval in a thread, bounded by its timeout;
 one export task turns the buffered points into a batch, spools it and drains the spool,
@@ -19,7 +20,8 @@ from typing import Any, TypeVar
 from infersight.agent.selfmetrics import AgentStats
 from infersight.collectors.base import Collector, Point
 from infersight.config import AgentConfig
-from infersight.exporters.otlp import ScopedPoints, Sender, encode, to_metrics_data
+from infersight.exporters.encode import encode, to_metrics_data
+from infersight.exporters.senders import Sender
 from infersight.exporters.spool import DrainReport, Spool
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,14 @@ T = TypeVar("T")
 
 SELF_SCOPE = "infersight.agent"
 MAX_RETRY_AFTER_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedPoints:
+    """Points from one collector, exported under its own instrumentation scope."""
+
+    scope: str
+    points: Sequence[Point]
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,10 @@
-"""What was used in a time window, read from the store or through the server's query API.
+"""What was used in a time window, read from any `Source`: the store, or the server's query API (`cli.cost`).
 
 API traffic comes from GenAI spans (one row per request, so context-length tiers apply per
 request); self-hosted traffic from the request rollups; node uptime from `infersight_nodes_1m`.
 """
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,10 +15,6 @@ class Source(Protocol):
     def query(self, sql: str) -> list[dict[str, Any]]: ...
 
 
-class UsageError(Exception):
-    """The usage could not be read (server unreachable, query refused)."""
-
-
 class StoreSource:
     """A `Storage` (embedded chDB or ClickHouse) read directly."""
 
@@ -30,36 +23,6 @@ class StoreSource:
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         return self._storage.query(sql.replace("{db}", f"`{self._storage.database}`"))
-
-
-class ServerSource:
-    """`POST /api/v1/query` of a running `infersight server` whose tables are in `database`."""
-
-    def __init__(self, url: str, database: str = "otel", token: str | None = None,
-                 timeout_seconds: float = 60.0) -> None:
-        self._url = url.rstrip("/") + "/api/v1/query"
-        self._database = database
-        self._token = token
-        self._timeout = timeout_seconds
-
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        body = json.dumps({"sql": sql.replace("{db}", f"`{self._database}`")}).encode()
-        req = urllib.request.Request(self._url, data=body,
-                                     method="POST", headers={"Content-Type": "application/json"})
-        if self._token:
-            req.add_header("Authorization", f"Bearer {self._token}")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(req, timeout=self._timeout) as resp:
-                return json.load(resp)["rows"]
-        except urllib.error.HTTPError as err:
-            try:
-                msg = json.load(err).get("error", "")
-            except ValueError:
-                msg = ""
-            raise UsageError(f"{self._url}: HTTP {err.code}: {msg}") from None
-        except (urllib.error.URLError, OSError) as err:
-            raise UsageError(f"{self._url}: {getattr(err, 'reason', err)}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infersight.exporters.otlp import Sender, SendResult
+from infersight.exporters.senders import Sender, SendResult
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ MAX_COST_HOURS = 24 * 31
 def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     """Serve the UI at `/ui/` (`/` and `/ui` redirect there); `cfg` is the server's Config."""
     from infersight.cost.catalog import CatalogError
-    from infersight.cost.cli import build_catalog, build_report
+    from infersight.cost.report import build_catalog, build_report
     from infersight.cost.derive import as_dict
     from infersight.cost.usage import StoreSource
 

@@ -16,6 +16,7 @@ import yaml
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """`up`."""
     p = sub.add_parser("up", help="run server (embedded store) + agent for this node")
     p.add_argument("--data-dir", default="./data", type=Path)
     p.add_argument("--listen", default="127.0.0.1:4318")

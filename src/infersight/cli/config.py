@@ -6,10 +6,12 @@ import sys
 
 import yaml
 
+from infersight.cli._common import fail
 from infersight.config import ConfigError, effective_config, load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """`config check`."""
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     check = csub.add_parser("check", help="validate FILE and print the effective configuration")
@@ -21,7 +23,6 @@ def _check(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.file)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err, 2)
     sys.stdout.write(yaml.safe_dump(effective_config(cfg), sort_keys=False))
     return 0

@@ -1,18 +1,19 @@
-"""`infersight server` (gateway + storage + query API) and `infersight query` (its client)."""
+"""`infersight server` (gateway + storage + query API + SLO engine + web UI) and `infersight query` (its client)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from infersight.cli._common import ApiClient, ApiError, Tokens, fail, table
 from infersight.config import Config, ConfigError, load_config
+from infersight.storage import SchemaMismatch, StorageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """`server` and `query`."""
     p = sub.add_parser("server", help="run the OTLP gateway, storage and query API")
     p.add_argument("--config", type=Path, help="YAML configuration file")
     p.add_argument("--data-dir", type=Path, help="data directory (overrides server.data_dir)")
@@ -47,62 +48,35 @@ def server_config(cfg: Config, data_dir: Path | None, listen: str | None, slo: l
 
 
 def _server(args: argparse.Namespace) -> int:
-    from infersight.server import run_server
-    from infersight.storage import SchemaMismatch, StorageError
+    from infersight.server import run_server  # the server extra (pyarrow, chDB): not loaded for agent commands
 
     try:
         cfg = server_config(load_config(args.config), args.data_dir, args.listen, args.slo)
         return run_server(cfg)
     except (ConfigError, SchemaMismatch, StorageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err, 2)
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _cells(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no rows)"
     cols = list(rows[0])
-    cells = [[c if isinstance(c, str) else json.dumps(c) for c in (r.get(k) for k in cols)]
-             for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(cols)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(cols, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    return table(cols, [[c if isinstance(c, str) else json.dumps(c) for c in (r.get(k) for k in cols)]
+                        for r in rows], rule=True)
 
 
 def _query(args: argparse.Namespace) -> int:
-    token = args.token
-    if token is None and args.config is not None:
-        from infersight.gateway.auth import client_token
-
-        try:
-            token = client_token(load_config(args.config).server, "read")
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-    req = urllib.request.Request(f"{args.server.rstrip('/')}/api/v1/query",
-                                 data=json.dumps({"sql": args.sql}).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
+    client = ApiClient(args.server, Tokens(args.token, args.config), timeout_seconds=60)
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            result = json.load(resp)
-    except urllib.error.HTTPError as err:
-        try:
-            msg = json.load(err).get("error", "")
-        except ValueError:
-            msg = ""
-        print(f"error: HTTP {err.code}: {msg}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as err:
-        print(f"error: cannot reach {args.server}: {err.reason}", file=sys.stderr)
-        return 1
+        result = client.query(args.sql)
+    except ConfigError as err:
+        return fail(err, 2)
+    except ApiError as err:
+        return fail(err, 1)
     if args.format == "json":
         print(json.dumps(result["rows"], indent=2, default=str))
     else:
-        print(_table(result["rows"]))
+        print(_cells(result["rows"]))
         if result.get("truncated"):
             print(f"(truncated to {result['row_count']} rows)", file=sys.stderr)
     return 0

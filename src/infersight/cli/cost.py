@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from infersight.cli._common import ApiClient, CliError, Tokens, fail, offline_store, table
 from infersight.config import Config, ConfigError, load_config
-from infersight.cost.catalog import Catalog, CatalogError, combine, load_catalog
-from infersight.cost.derive import DIMENSIONS, Report, as_dict, derive
-from infersight.cost.importers import load_import
-from infersight.cost.usage import ServerSource, Source, StoreSource, UsageError, api_usage, node_uptime, served_usage
+from infersight.cost.catalog import CatalogError
+from infersight.cost.derive import DIMENSIONS, Report, as_dict
+from infersight.cost.report import build_catalog, build_report
+from infersight.cost.usage import Source, StoreSource
+from infersight.storage import StorageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TABLE_COLUMNS = ("requests", "input_tokens", "output_tokens", "spend_usd", "api_usd", "node_usd",
@@ -21,7 +25,20 @@ TABLE_COLUMNS = ("requests", "input_tokens", "output_tokens", "spend_usd", "api_
                  "unpriced_requests", "unpriced_tokens", "unpriced_node_hours")
 
 
+class ServerSource:
+    """Usage read through `POST /api/v1/query` of a running `infersight server` whose tables are in `database`."""
+
+    def __init__(self, url: str, database: str = "otel", token: str | None = None,
+                 timeout_seconds: float = 60.0) -> None:
+        self._api = ApiClient(url, Tokens(token, None), timeout_seconds)
+        self._database = database
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        return self._api.query(sql.replace("{db}", f"`{self._database}`"))["rows"]
+
+
 def parse_since(text: str) -> int:
+    """`90m`, `24h`, `7d` as seconds."""
     m = re.fullmatch(r"(\d+)([smhd])", text.strip())
     if not m or int(m.group(1)) == 0:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 90m, 24h, 7d)")
@@ -29,6 +46,7 @@ def parse_since(text: str) -> int:
 
 
 def parse_by(text: str) -> tuple[str, ...]:
+    """Comma-separated report dimensions."""
     dims = tuple(d.strip() for d in text.split(",") if d.strip())
     bad = [d for d in dims if d not in DIMENSIONS]
     if bad or not dims:
@@ -37,6 +55,7 @@ def parse_by(text: str) -> tuple[str, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """`cost report`."""
     p = sub.add_parser("cost", help="inference cost")
     csub = p.add_subparsers(dest="cost_command", required=True)
     r = csub.add_parser("report", help="spend, tokens, $/1M tokens and unpriced volume")
@@ -54,55 +73,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_report)
 
 
-def build_catalog(cfg: Config, extra: list[Path]) -> Catalog:
-    catalogs = [load_catalog(p) for p in extra]
-    catalogs += [load_catalog(p) for p in cfg.cost.catalogs]
-    catalogs += [load_import(i.format, i.path, i.provider) for i in cfg.cost.imports]
-    return combine(catalogs)
-
-
-def _source(args: argparse.Namespace, cfg: Config) -> tuple[Source, Any]:
+@contextlib.contextmanager
+def _source(args: argparse.Namespace, cfg: Config) -> Iterator[Source]:
     if args.server:
-        from infersight.gateway.auth import client_token
-
-        token = args.token or client_token(cfg.server, "read")
-        return ServerSource(args.server, cfg.server.storage.database, token), None
-    from infersight.storage import open_storage
-
-    data_dir = args.data_dir or cfg.server.data_dir
-    if not (data_dir / "clickhouse").exists() and cfg.server.storage.backend == "embedded":
-        raise UsageError(f"{data_dir}: no embedded store here (expected {data_dir / 'clickhouse'})")
-    storage = open_storage(cfg.server.storage, data_dir, create_schema=False)
-    return StoreSource(storage), storage
-
-
-def build_report(src: Source, catalog: Catalog, start: int, end: int, by: tuple[str, ...],
-                 default_capacity_type: str) -> Report:
-    return derive(catalog, api_usage(src, start, end, catalog.tier_thresholds()), served_usage(src, start, end),
-                  node_uptime(src, start, end), by, default_capacity_type)  # type: ignore[arg-type]
+        token = args.token or Tokens(None, cfg)("read")
+        yield ServerSource(args.server, cfg.server.storage.database, token)
+        return
+    with offline_store(cfg, args.data_dir, create_schema=False) as storage:
+        yield StoreSource(storage)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from infersight.storage import StorageError
-
     try:
         cfg = load_config(args.config)
         catalog = build_catalog(cfg, args.prices)
     except (ConfigError, CatalogError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err, 2)
     end = int(time.time()) // 60 * 60 + 60
     start = end - args.since
-    storage = None
     try:
-        src, storage = _source(args, cfg)
-        report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type)
-    except (UsageError, StorageError, ConfigError) as err:  # ConfigError: an unreadable token_file
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        if storage is not None:
-            storage.close()
+        with _source(args, cfg) as src:
+            report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type)
+    except (CliError, StorageError, ConfigError) as err:  # ConfigError: an unreadable token_file
+        return fail(err, 1)
     if args.format == "json":
         doc = {"start": start, "end": end, "by": list(report.by),
                "lines": [as_dict(report, ln) for ln in report.lines], "total": as_dict(report, report.total)}
@@ -114,13 +107,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def format_table(report: Report) -> str:
+    """One line per group, then the total and what could not be priced."""
     cols = [*report.by, *TABLE_COLUMNS]
     rows = [as_dict(report, ln) for ln in report.lines] + [as_dict(report, report.total)]
     cells = [["-" if r[c] is None else str(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     unpriced = sorted(report.total.unpriced)
-    out.append("unpriced: " + ("; ".join(unpriced) if unpriced else "none"))
-    return "\n".join(out)
+    return table(cols, cells, rule=True) + "\nunpriced: " + ("; ".join(unpriced) if unpriced else "none")

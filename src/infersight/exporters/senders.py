@@ -1,93 +1,22 @@
-"""How a batch is shipped: Points → OTel SDK data model → OTLP protobuf → one send.
+"""How a batch is shipped: one attempt over OTLP/HTTP or OTLP/gRPC, its outcome classified.
 
-Stateless on purpose: the agent loop decides when to export, the spool decides what
-is retried. A sender makes exactly one attempt and classifies the outcome, because the
-SDK exporters' own retry loops would hide whether a failure is worth keeping on disk.
+Stateless on purpose: the agent loop decides when to export, the spool decides what is retried.
+A sender makes exactly one attempt and classifies the outcome, because the SDK exporters' own retry
+loops would hide whether a failure is worth keeping on disk. What the bytes are is `exporters.encode`.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal, Protocol
 from urllib.parse import urlparse
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from infersight import __version__
-from infersight.collectors.base import Point
 from infersight.config import ExporterConfig
-
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-_TEMPORALITY = {"cumulative": AggregationTemporality.CUMULATIVE, "delta": AggregationTemporality.DELTA}
-
-
-@dataclass(frozen=True, slots=True)
-class ScopedPoints:
-    """Points from one collector, exported under its own instrumentation scope."""
-
-    scope: str
-    points: Sequence[Point]
-
-
-def to_metrics_data(batches: Iterable[ScopedPoints], resource: Mapping[str, str],
-                    default_start_ns: int, now_ns: int | None = None) -> MetricsData:
-    """Group points into SDK `Metric`s (one per name/kind/unit/temporality) per scope."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    # One ScopeMetrics per scope name: the SDK encoder keys scopes by identity and would keep only the last.
-    by_scope: dict[str, dict[tuple, list[Point]]] = {}
-    for batch in batches:
-        grouped = by_scope.setdefault(batch.scope, {})
-        for p in batch.points:
-            grouped.setdefault((p.name, p.kind, p.unit, p.description, p.temporality), []).append(p)
-    scopes = [ScopeMetrics(scope=InstrumentationScope(scope, __version__), schema_url="",
-                           metrics=[_metric(key, pts, default_start_ns, now_ns) for key, pts in grouped.items()])
-              for scope, grouped in by_scope.items() if grouped]
-    return MetricsData(resource_metrics=[ResourceMetrics(resource=Resource(dict(resource)),
-                                                         scope_metrics=scopes, schema_url="")])
-
-
-def _metric(key: tuple, points: list[Point], default_start_ns: int, now_ns: int) -> Metric:
-    name, kind, unit, description, temporality = key
-    if kind == "histogram":
-        data = Histogram(
-            data_points=[HistogramDataPoint(
-                attributes=dict(p.attributes), start_time_unix_nano=p.start_time_ns or default_start_ns,
-                time_unix_nano=p.time_ns or now_ns, count=p.count, sum=p.value,
-                bucket_counts=list(p.bucket_counts), explicit_bounds=list(p.bounds), min=None, max=None)
-                for p in points],
-            aggregation_temporality=_TEMPORALITY[temporality])
-    else:
-        dps = [NumberDataPoint(attributes=dict(p.attributes),
-                               start_time_unix_nano=0 if kind == "gauge" else p.start_time_ns or default_start_ns,
-                               time_unix_nano=p.time_ns or now_ns, value=p.value) for p in points]
-        if kind == "gauge":
-            data = Gauge(data_points=dps)
-        else:
-            data = Sum(data_points=dps, aggregation_temporality=_TEMPORALITY[temporality],
-                       is_monotonic=kind == "counter")
-    return Metric(name=name, description=description, unit=unit, data=data)
-
-
-def encode(data: MetricsData) -> bytes:
-    """The OTLP `ExportMetricsServiceRequest` bytes, via the SDK's own encoder."""
-    return encode_metrics(data).SerializeToString()
+from infersight.semconv import IDEMPOTENCY_HEADER
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,61 @@
+"""The node agent assembled from its configuration: collectors, spool, sender and the loop, until a signal.
+
+This is the agent's composition root (what `infersight agent` runs); `agent.loop` decides when to
+collect and export, the exporters how to ship.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from infersight.agent.loop import Agent, ScheduledCollector
+from infersight.agent.resource import resolve_resource
+from infersight.collectors.registry import collector_class
+from infersight.config import Config
+from infersight.exporters.senders import make_sender
+from infersight.exporters.spool import Spool, SpoolInUse
+
+log = logging.getLogger(__name__)
+
+
+def build_collectors(cfg: Config) -> tuple[list[ScheduledCollector], list[str]]:
+    """Instantiate each configured collector; one that cannot start is reported, not fatal."""
+    out, errors = [], []
+    for entry in cfg.collectors:
+        name = entry.name or entry.type
+        try:
+            collector = collector_class(entry.type).from_config(entry)
+        except Exception as err:  # noqa: BLE001 (e.g. no NVML on this node)
+            errors.append(f"collector {name} could not start: {type(err).__name__}: {err}")
+            continue
+        out.append(ScheduledCollector(name, collector, entry.interval_seconds, entry.timeout_seconds))
+    return out, errors
+
+
+async def run_agent(cfg: Config) -> int:
+    """Collect and export until SIGTERM/SIGINT; 2 when the spool cannot be opened."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    resource = await resolve_resource(cfg.resource)
+    collectors, errors = build_collectors(cfg)
+    for e in errors:
+        log.error("%s", e)
+    ex = cfg.agent.exporter
+    try:
+        spool = Spool(ex.spool_dir, ex.max_spool_bytes, max_rejected_bytes=ex.max_rejected_bytes,
+                      max_rejected_batches=ex.max_rejected_batches)
+    except (SpoolInUse, OSError) as err:
+        log.error("cannot open the spool: %s", err)
+        return 2
+    agent = Agent(cfg.agent, collectors, make_sender(ex), spool, resource)
+    log.info("agent started: %d collectors, exporting to %s (%s), spool %s",
+             len(collectors), ex.endpoint, ex.protocol, ex.spool_dir)
+    try:
+        await agent.run(stop)
+    finally:
+        spool.close()
+    log.info("agent stopped; %d batches left in the spool", len(spool.entries()))
+    return 0

@@ -1,0 +1,32 @@
+"""`infersight`'s parser: the command groups are listed here, in the order `--help` shows them."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from infersight.cli import agent, config, cost, notify, server, silence, slo, up
+
+# Each module has `register(subparsers)` and owns the commands it adds.
+COMMAND_GROUPS = (config, agent, server, up, slo, silence, notify, cost)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command of every group, each with its handler as `func`."""
+    parser = argparse.ArgumentParser(prog="infersight", description="`infersight` command line.")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv`, set up logging and run the command; its return value is the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""`infersight slo validate|status|import-openslo`: SLO specs, and their state read from a server or a store."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.parse
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from infersight.cli._common import ApiClient, Tokens, fail, offline_store, table
+from infersight.config import load_config
+from infersight.slo.alerts import label_name
+from infersight.slo.evaluator import Evaluator
+from infersight.slo.model import compile_spec, load_slos, render_rules
+from infersight.slo.openslo import convert
+from infersight.slo.spec import SpecError, load_file, parse_documents
+from infersight.slo.store import StateStore
+from infersight.slo.views import instance_json, parse_time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """`slo validate`, `slo status` and `slo import-openslo`."""
+    slo = sub.add_parser("slo", help="SLO specs and status").add_subparsers(dest="slo_command", required=True)
+    v = slo.add_parser("validate", help="validate SLO spec files and print the generated alert rules")
+    v.add_argument("files", nargs="+", type=Path)
+    v.add_argument("--rules", action="store_true", help="print the generated rules as YAML")
+    v.set_defaults(func=_validate)
+
+    s = slo.add_parser("status", help="SLI, budget remaining, burn rates and alert state per SLO instance")
+    target_args(s)
+    s.add_argument("--slo", action="append", default=[], type=Path, help="spec file or folder (offline mode)")
+    s.add_argument("--at", help="evaluate at this past moment (RFC 3339 or Unix seconds)")
+    s.add_argument("--format", choices=("table", "json"), default="table")
+    s.set_defaults(func=_status)
+
+    i = slo.add_parser("import-openslo", help="convert OpenSLO v1 documents to infersight/v1 specs")
+    i.add_argument("file", type=Path)
+    i.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    i.set_defaults(func=_import)
+
+
+def target_args(p: argparse.ArgumentParser) -> None:
+    """--server (a running server) or --config/--data-dir (the store of a stopped one), and --token."""
+    p.add_argument("--server", help="a running server's URL (e.g. http://127.0.0.1:4318)")
+    p.add_argument("--config", type=Path, help="YAML configuration (data dir, storage, slo.paths, token)")
+    p.add_argument("--data-dir", type=Path, help="embedded store of a stopped server (offline mode)")
+    p.add_argument("--token", help="bearer token for --server (default: server.auth_token of --config)")
+
+
+def client(args: argparse.Namespace) -> ApiClient:
+    """The API client of --server, with --token or the tokens of --config."""
+    return ApiClient(args.server, Tokens(args.token, args.config))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    failed = False
+    rendered = []
+    for f in args.files:
+        try:
+            docs = load_file(f)
+            slos = [compile_spec(d, str(f)) for d in docs]
+        except (SpecError, ValueError) as err:
+            print(str(err), file=sys.stderr)
+            failed = True
+            continue
+        print(f"{f}: ok ({len(slos)} SLO{'s' if len(slos) != 1 else ''}: {', '.join(s.name for s in slos)})")
+        rendered.extend(render_rules(s) for s in slos)
+    if args.rules and rendered:
+        print(yaml.safe_dump_all(rendered, sort_keys=False), end="")
+    return 1 if failed else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        if args.server:
+            api = client(args)
+            data = api.get("/api/v1/slos/status" + (f"?at={urllib.parse.quote(args.at)}" if args.at else ""))
+            instances, at = data["instances"], data["at"]
+            alerts = api.get("/api/v1/alerts")["alerts"] if not args.at else []
+        else:
+            at = parse_time(args.at) if args.at else time.time()
+            cfg = load_config(args.config)
+            with offline_store(cfg, args.data_dir, create_schema=True) as storage:
+                slos = load_slos(args.slo or cfg.slo.paths)
+                instances = [instance_json(r) for r in Evaluator(storage).evaluate(slos, at)]
+                alerts = [] if args.at else [
+                    {"labels": a.labels, "state": a.state} for a in StateStore(storage).load_alerts()]
+    except Exception as err:  # noqa: BLE001 -- every failure becomes one clear line
+        return fail(err, 2)
+    if args.format == "json":
+        print(json.dumps({"at": at, "instances": instances, "alerts": alerts}, indent=2))
+        return 0
+    print(_status_table(instances, alerts, at))
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.3f}%"
+
+
+def _status_table(instances: list[dict], alerts: list[dict], at: float) -> str:
+    def alerts_of(inst: dict) -> str:
+        want = {label_name(k): v for k, v in inst["group"].items()}
+        return " ".join(f"{a['labels'].get('tier')}:{a['state']}" for a in alerts
+                        if a["labels"].get("slo") == inst["slo"]
+                        and all(a["labels"].get(k) == v for k, v in want.items())) or "-"
+
+    rows = []
+    for i in instances:
+        burns = " ".join(f"{w}={b:.3g}" for w, b in i["burn_rates"].items() if b is not None) or "-"
+        firing = ",".join(t["name"] for t in i["tiers"] if t["active"]) or "-"
+        rows.append([i["slo"], ",".join(f"{k}={v}" for k, v in i["group"].items()) or "-",
+                     i["state"] + (f" ({i['error'][:60]})" if i.get("error") else ""), _pct(i["sli"]),
+                     i["objective_percent"] + "%", _pct(i["budget_remaining"]), burns, firing,
+                     alerts_of(i)])
+    header = ("SLO", "GROUP", "STATE", "SLI", "OBJECTIVE", "BUDGET LEFT", "BURN RATES", "TIERS FIRING", "ALERTS")
+    return f"at {datetime.fromtimestamp(at, UTC).isoformat()}\n" + table(header, rows, pad_last=False)
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        docs = list(yaml.safe_load_all(args.file.read_text()))
+    except (OSError, yaml.YAMLError) as err:
+        return fail(f"{args.file}: {err}", 2)
+    res = convert(docs, str(args.file))
+    for w in res.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    try:
+        parse_documents(res.documents, f"{args.file} (converted)")
+    except SpecError as err:
+        return fail(err, 2)
+    text = yaml.safe_dump_all(res.documents, sort_keys=False) if res.documents else ""
+    if args.output:
+        args.output.write_text(text)
+    else:
+        print(text, end="")
+    return 0 if res.documents else 1
