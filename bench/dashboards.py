@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from infersight.rollups import LATENCY_BOUNDS  # noqa: E402
+from infersight.server.tables import all_ddl  # noqa: E402
 from infersight.storage.embedded import EmbeddedStorage  # noqa: E402
 from infersight.storage.schema import SchemaOptions, ensure_schema  # noqa: E402
 from test_dashboards_expand import ALL, expand  # noqa: E402
@@ -78,7 +79,7 @@ def timed(store: EmbeddedStorage, sql: str) -> tuple[float, int]:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStorage(Path(tmp) / "chdb", "bench")
-        ensure_schema(store, SchemaOptions("bench"))
+        ensure_schema(store, SchemaOptions("bench"), all_ddl())
         t0 = time.perf_counter()
         rows = fill(store)
         print(f"rollup rows: {rows:,} requests + {2 * rows:,} latency ({len(GROUPS)} groups × {DAYS} d), "

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from infersight.rollups import LATENCY_BOUNDS
+from infersight.server.tables import all_ddl
 from infersight.slo.alerts import AlertTracker, desired_alerts
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.model import compile_spec
@@ -136,7 +137,7 @@ def timed(ev: Evaluator, slo_list, runs: int) -> tuple[float, list]:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStorage(Path(tmp) / "ch", "bench")
-        ensure_schema(store, SchemaOptions("bench"))
+        ensure_schema(store, SchemaOptions("bench"), all_ddl())
         t = time.perf_counter()
         sizes = generate(store)
         gen_s = time.perf_counter() - t

@@ -31,12 +31,13 @@ def chdb_dir(tmp_path_factory) -> Path:
 def store(chdb_dir):
     """An embedded store with the full schema in a fresh database of its own."""
     pytest.importorskip("chdb")
+    from infersight.server.tables import all_ddl
     from infersight.storage.embedded import EmbeddedStorage
     from infersight.storage.schema import SchemaOptions, ensure_schema
 
     db = f"t_{uuid.uuid4().hex[:12]}"
     s = EmbeddedStorage(chdb_dir, db)
-    ensure_schema(s, SchemaOptions(database=db))
+    ensure_schema(s, SchemaOptions(database=db), all_ddl())
     yield s
     s.execute(f"DROP DATABASE IF EXISTS `{db}`")
     s.close()

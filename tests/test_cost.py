@@ -312,10 +312,11 @@ def test_cost_report_cli_on_a_data_dir(tmp_path):
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from infersight.storage.embedded import EmbeddedStorage
+        from infersight.server.tables import all_ddl
         from infersight.storage.schema import SchemaOptions, ensure_schema
         from tests.test_cost import populate
         s = EmbeddedStorage({str(data / "clickhouse")!r}, "otel")
-        ensure_schema(s, SchemaOptions(database="otel"))
+        ensure_schema(s, SchemaOptions(database="otel"), all_ddl())
         populate(s, int(time.time()))
         s.close()
     """)

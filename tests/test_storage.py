@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import FIXTURES
+from infersight.server.tables import all_ddl
 from infersight.storage.base import DataError, LimitExceeded, QueryError, StorageError, Timeout, Unavailable
 from infersight.storage.errors import classify
 from infersight.storage.schema import (
@@ -59,12 +60,12 @@ def test_tables_deduplicate_retried_inserts(store):
 
 def test_schema_version_is_recorded_and_a_mismatch_is_refused(store):
     opts = SchemaOptions(database=store.database)
-    ensure_schema(store, opts)  # idempotent on a current database
+    ensure_schema(store, opts, all_ddl())  # idempotent on a current database
     rows = store.query(f"SELECT Version FROM `{store.database}`.infersight_schema FINAL")
     assert [int(r["Version"]) for r in rows] == [SCHEMA_VERSION]
     store.execute(f"INSERT INTO `{store.database}`.infersight_schema (Component, Version) VALUES ('otel', 99)")
     with pytest.raises(SchemaMismatch, match="version 99.*expects 1"):
-        ensure_schema(store, opts)
+        ensure_schema(store, opts, all_ddl())
 
 
 def test_ttl_rendered_per_table_and_accepted(store):
@@ -108,7 +109,7 @@ def backend(request, store):
 
     remote = ClickHouseStorage(os.environ["CLICKHOUSE_URL"], os.environ.get("CLICKHOUSE_USER", "default"),
                                os.environ.get("CLICKHOUSE_PASSWORD", ""), store.database)
-    ensure_schema(remote, SchemaOptions(database=store.database))
+    ensure_schema(remote, SchemaOptions(database=store.database), all_ddl())
     return remote
 
 

@@ -20,7 +20,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from conftest import free_port
 from infersight.config import parse_config
 from infersight.gateway.auth import client_of
-from infersight.server import build_app
+from infersight.server.app import build_app
+from infersight.server.components import default_components
 from slo_support import slo_doc
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -39,7 +40,7 @@ async def serve(store, port: int, server: dict | None = None, slo: dict | None =
     cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.02,
                                    "storage": {"database": store.database}, **(server or {})},
                         "slo": {"interval_seconds": 60, **(slo or {})}})
-    app = build_app(cfg, store)
+    app = build_app(cfg, store, default_components(cfg, store))
     for path, handler in routes:
         app.router.add_get(path, handler)
     runner = web.AppRunner(app)
@@ -98,7 +99,7 @@ async def test_allowed_hosts_is_configurable_and_off_loopback_any_host_with_a_to
     # to a foreign origin): the config's listen address says where the server is reachable.
     cfg = parse_config({"server": {"listen": "0.0.0.0:4318", "auth_token": "t0ken",
                                    "storage": {"database": store.database}}})
-    runner = web.AppRunner(build_app(cfg, store))
+    runner = web.AppRunner(build_app(cfg, store, default_components(cfg, store)))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:

@@ -16,6 +16,7 @@ from typing import Any
 from infersight.config import Config, load_config
 from infersight.gateway.auth import client_token, scope_needed
 from infersight.storage import Storage, open_storage
+from infersight.storage.schema import DdlSource
 
 TokenSource = Callable[[str], "str | None"]  # scope -> bearer token (None: send none)
 
@@ -102,16 +103,17 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], *, rule: bool = 
 
 
 @contextlib.contextmanager
-def offline_store(cfg: Config, data_dir: Path | None, create_schema: bool) -> Iterator[Storage]:
+def offline_store(cfg: Config, data_dir: Path | None, ddl: Sequence[DdlSource] | None) -> Iterator[Storage]:
     """The store of a server that is not running (`data_dir` or server.data_dir, or its ClickHouse), closed after.
 
-    `create_schema` adds missing tables (for commands that write state); without it the store is read as found.
+    `ddl` (commands that write state pass `server.tables.all_ddl()`): missing tables are created; None reads
+    the store as found.
     """
     data_dir = data_dir or cfg.server.data_dir
     if cfg.server.storage.backend == "embedded" and not (data_dir / "clickhouse").is_dir():
         raise CliError(f"no infersight store in {data_dir}: no embedded store here (expected "
                        f"{data_dir / 'clickhouse'}); use --data-dir, --config or --server URL")
-    storage = open_storage(cfg.server.storage, data_dir, create_schema=create_schema)
+    storage = open_storage(cfg.server.storage, data_dir, ddl)
     try:
         yield storage
     finally:

@@ -79,7 +79,7 @@ def _source(args: argparse.Namespace, cfg: Config) -> Iterator[Source]:
         token = args.token or Tokens(None, cfg)("read")
         yield ServerSource(args.server, cfg.server.storage.database, token)
         return
-    with offline_store(cfg, args.data_dir, create_schema=False) as storage:
+    with offline_store(cfg, args.data_dir, None) as storage:
         yield StoreSource(storage)
 
 

@@ -48,7 +48,7 @@ def server_config(cfg: Config, data_dir: Path | None, listen: str | None, slo: l
 
 
 def _server(args: argparse.Namespace) -> int:
-    from infersight.server import run_server  # the server extra (pyarrow, chDB): not loaded for agent commands
+    from infersight.server.app import run_server  # the server extra (pyarrow, chDB): not loaded for agent commands
 
     try:
         cfg = server_config(load_config(args.config), args.data_dir, args.listen, args.slo)

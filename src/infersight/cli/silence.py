@@ -11,6 +11,7 @@ import time
 from infersight.cli._common import fail, offline_store
 from infersight.cli.slo import client, target_args
 from infersight.config import load_config
+from infersight.server.tables import all_ddl
 from infersight.slo.engine import create_silence, expire_silence
 from infersight.slo.spec import parse_duration
 from infersight.slo.store import StateStore
@@ -57,7 +58,7 @@ def _add(args: argparse.Namespace) -> int:
                                                          "createdBy": args.author, "comment": args.comment})
             print(out["silenceID"])
             return 0
-        with offline_store(load_config(args.config), args.data_dir, create_schema=True) as storage:
+        with offline_store(load_config(args.config), args.data_dir, all_ddl()) as storage:
             now = time.time()
             s = create_silence(StateStore(storage), matchers, now, now + seconds, None, args.author, args.comment)
         print(s.id)
@@ -69,7 +70,7 @@ def _add(args: argparse.Namespace) -> int:
 def _rows(args: argparse.Namespace) -> list[dict]:
     if args.server:
         return client(args).get("/api/v1/silences")["silences"]
-    with offline_store(load_config(args.config), args.data_dir, create_schema=True) as storage:
+    with offline_store(load_config(args.config), args.data_dir, all_ddl()) as storage:
         now = time.time()
         return [silence_json(s, now) for s in StateStore(storage).load_silences()]
 
@@ -91,7 +92,7 @@ def _expire(args: argparse.Namespace) -> int:
         if args.server:
             client(args).delete(f"/api/v1/silences/{args.id}")
         else:
-            with offline_store(load_config(args.config), args.data_dir, create_schema=True) as storage:
+            with offline_store(load_config(args.config), args.data_dir, all_ddl()) as storage:
                 st = StateStore(storage)
                 expire_silence(st, st.load_silences(), args.id, time.time())
     except KeyError:

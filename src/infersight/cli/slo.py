@@ -13,6 +13,7 @@ import yaml
 
 from infersight.cli._common import ApiClient, Tokens, fail, offline_store, table
 from infersight.config import load_config
+from infersight.server.tables import all_ddl
 from infersight.slo.alerts import label_name
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.model import compile_spec, load_slos, render_rules
@@ -58,7 +59,7 @@ def client(args: argparse.Namespace) -> ApiClient:
 
 def _validate(args: argparse.Namespace) -> int:
     failed = False
-    rendered = []
+    rendered: list[dict] = []
     for f in args.files:
         try:
             docs = load_file(f)
@@ -84,7 +85,7 @@ def _status(args: argparse.Namespace) -> int:
         else:
             at = parse_time(args.at) if args.at else time.time()
             cfg = load_config(args.config)
-            with offline_store(cfg, args.data_dir, create_schema=True) as storage:
+            with offline_store(cfg, args.data_dir, all_ddl()) as storage:
                 slos = load_slos(args.slo or cfg.slo.paths)
                 instances = [instance_json(r) for r in Evaluator(storage).evaluate(slos, at)]
                 alerts = [] if args.at else [

@@ -59,12 +59,14 @@ def to_metrics_data(batches: Iterable[Scoped], resource: Mapping[str, str],
 
 def _metric(key: tuple, points: list[Point], default_start_ns: int, now_ns: int) -> Metric:
     name, kind, unit, description, temporality = key
+    data: Histogram | Gauge | Sum
     if kind == "histogram":
         data = Histogram(
             data_points=[HistogramDataPoint(
                 attributes=dict(p.attributes), start_time_unix_nano=p.start_time_ns or default_start_ns,
                 time_unix_nano=p.time_ns or now_ns, count=p.count, sum=p.value,
-                bucket_counts=list(p.bucket_counts), explicit_bounds=list(p.bounds), min=None, max=None)
+                bucket_counts=list(p.bucket_counts), explicit_bounds=list(p.bounds),
+                min=None, max=None)  # type: ignore[arg-type]  # unknown; the SDK encoder omits None
                 for p in points],
             aggregation_temporality=_TEMPORALITY[temporality])
     else:

@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal, Protocol
 from urllib.parse import urlparse
 
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError
 
 from infersight.config import ExporterConfig
 from infersight.semconv import IDEMPOTENCY_HEADER

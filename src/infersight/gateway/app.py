@@ -1,4 +1,8 @@
-"""aiohttp routes: OTLP/HTTP receiver, health, bearer-token auth and the read-only query API."""
+"""aiohttp routes: OTLP/HTTP receiver, health, bearer-token auth and the read-only query API.
+
+`base_app` is the guarded HTTP surface every server app starts from; `attach_receiver` and
+`attach_query` add the gateway's two components (`server.components` lists them with the others).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -13,13 +17,13 @@ from infersight.gateway import auth, otlp
 from infersight.gateway.query import QueryApi
 from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
 from infersight.gateway.writer import BatchWriter, KeyConflict, QueueFull, StorageDown, WriteFailed
+from infersight.semconv import IDEMPOTENCY_HEADER
 from infersight.storage.base import Storage, StorageError
 
 WRITER = web.AppKey("infersight_writer", BatchWriter)
 STORAGE = web.AppKey("infersight_storage", Storage)
 CONFIG = web.AppKey("infersight_server_config", ServerConfig)
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_QUEUE_SECONDS = 1
 RETRY_STORAGE_SECONDS = 5
 # google.rpc.Code values for the Status body of error responses.
@@ -114,12 +118,33 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
-    """The gateway application; the writer starts with the app and flushes on cleanup."""
+def base_app(cfg: ServerConfig) -> web.Application:
+    """No routes yet: the Host, cross-site and token guards, the security headers and the body size limit."""
+    public = auth.PublicPaths()
     # The gateway gunzips bodies itself, with a cap, so aiohttp must hand them over as sent.
-    app = web.Application(middlewares=[auth.middleware(cfg)], client_max_size=cfg.max_body_bytes,
+    app = web.Application(middlewares=[auth.middleware(cfg, public)], client_max_size=cfg.max_body_bytes,
                           handler_args={"auto_decompress": False})
+    app[auth.PUBLIC] = public
     app.on_response_prepare.append(auth.security_headers)
+    return app
+
+
+def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
+    """The gateway alone (OTLP receiver and query API), as tests serve it; `server.app.build_app` composes more."""
+    app = base_app(cfg)
+    attach_receiver(app, cfg, storage)
+    attach_query(app, cfg, storage)
+    return app
+
+
+def attach_query(app: web.Application, cfg: ServerConfig, storage: Storage) -> None:
+    """The read-only SQL API: POST /api/v1/query."""
+    app.router.add_post("/api/v1/query", QueryApi(cfg.query, storage).handle)
+
+
+def attach_receiver(app: web.Application, cfg: ServerConfig, storage: Storage) -> None:
+    """OTLP/HTTP on /v1/{metrics,traces,logs} and the health checks; the writer starts with the app, flushes on
+    cleanup."""
     writer = BatchWriter(storage, cfg.flush_rows, cfg.flush_interval_seconds, cfg.max_queue_rows)
     app[WRITER] = writer
     app[STORAGE] = storage
@@ -133,9 +158,9 @@ def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
 
     for name, signal in otlp.SIGNALS.items():
         app.router.add_post(f"/v1/{name}", route(signal))
-    app.router.add_post("/api/v1/query", QueryApi(cfg.query, storage).handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    auth.allow_public(app, ("/healthz", "/readyz"))
 
     async def start(app: web.Application) -> None:
         await writer.start()
@@ -149,4 +174,3 @@ def create_app(cfg: ServerConfig, storage: Storage) -> web.Application:
     app.on_startup.append(start)
     app.on_shutdown.append(drain)
     app.on_cleanup.append(stop)
-    return app

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import ipaddress
 import logging
 import math
@@ -29,10 +28,6 @@ _CLIENT = "infersight_client"
 SCOPES = ("ingest", "read", "admin")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_POSTS = frozenset({"/api/v1/query"})  # POSTs that only read: the `read` scope suffices
-OPEN_PATHS = ("/healthz", "/readyz")
-# Modules whose OPEN_PATHS / OPEN_PREFIXES a browser loads without a token (the web UI's page and
-# static assets; the page then sends the token with every API call).
-PUBLIC_PATH_MODULES = ("infersight.webui",)
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 TOKEN_RECHECK_SECONDS = 1.0
 MAX_TRACKED_ADDRESSES = 10_000
@@ -287,32 +282,35 @@ def refuse(request: web.Request, status: int, message: str, headers: dict[str, s
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def public_paths() -> tuple[frozenset[str], tuple[str, ...]]:
-    paths, prefixes = set(OPEN_PATHS), []
-    for name in PUBLIC_PATH_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name and name.startswith(err.name):
-                continue
-            raise
-        paths.update(getattr(module, "OPEN_PATHS", ()))
-        prefixes.extend(getattr(module, "OPEN_PREFIXES", ()))
-    return frozenset(paths), tuple(prefixes)
+class PublicPaths:
+    """The paths served without a bearer token; whoever adds such a route declares it (`allow_public`)."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.prefixes: tuple[str, ...] = ()
+
+    def __contains__(self, path: str) -> bool:
+        if path in self.paths:
+            return True
+        return path.startswith(self.prefixes) and ".." not in path.split("/")
 
 
-def is_public(path: str, paths: frozenset[str], prefixes: tuple[str, ...]) -> bool:
-    if path in paths:
-        return True
-    return path.startswith(prefixes) and ".." not in path.split("/")
+PUBLIC = web.AppKey("infersight_public_paths", PublicPaths)
 
 
-def middleware(cfg: ServerConfig, clock: Callable[[], float] = time.monotonic):
+def allow_public(app: web.Application, paths: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()) -> None:
+    """Serve `paths` and everything under `prefixes` without a token (health checks; the UI's page and assets,
+    which then send the token with every API call). Declared next to the route, so no app can miss it."""
+    public = app[PUBLIC]
+    public.paths.update(paths)
+    public.prefixes += prefixes
+
+
+def middleware(cfg: ServerConfig, public: PublicPaths, clock: Callable[[], float] = time.monotonic):
     """Host check, cross-site refusal, token and scope check, JSON-only state changes; in that order."""
     tokens = Tokens(cfg, clock)
     limiter = FailureLimiter(cfg.auth_max_failures, cfg.auth_failure_window_seconds, clock)
     hosts = allowed_hosts(cfg)
-    paths, prefixes = public_paths()
 
     @web.middleware
     async def guard(request: web.Request, handler):
@@ -324,7 +322,7 @@ def middleware(cfg: ServerConfig, clock: Callable[[], float] = time.monotonic):
             return refuse(request, 403, why)
         given = request.headers.get("Authorization", "")
         bearer = given.startswith("Bearer ")
-        if tokens and not is_public(request.path, paths, prefixes):
+        if tokens and request.path not in public:
             address = request.remote or ""
             wait = limiter.retry_after(address)
             if wait:

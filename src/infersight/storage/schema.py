@@ -5,8 +5,8 @@ Column names and types are the OpenTelemetry Collector ClickHouse exporter's new
 """
 from __future__ import annotations
 
-import importlib
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 
@@ -26,8 +26,8 @@ OTEL_TABLES = {
     "otel_metrics_exponential_histogram": "TimeUnix",
     "otel_metrics_summary": "TimeUnix",
 }
-# Modules that contribute tables of their own; each has `ddl(database: str) -> list[str]`.
-EXTRA_DDL_MODULES = ("infersight.rollups", "infersight.slo.store", "infersight.gateway.store")
+# An area's own tables: database -> CREATE statements. The callers say which areas (`server.tables.all_ddl`).
+DdlSource = Callable[[str], list[str]]
 
 
 class SchemaMismatch(Exception):
@@ -88,15 +88,8 @@ def meta_ddl(database: str) -> str:
             "ENGINE = ReplacingMergeTree ORDER BY Component")
 
 
-def extra_ddl(database: str) -> list[str]:
-    out: list[str] = []
-    for name in EXTRA_DDL_MODULES:
-        out.extend(importlib.import_module(name).ddl(database))
-    return out
-
-
-def ensure_schema(storage: Storage, opts: SchemaOptions) -> None:
-    """Create what is missing; refuse to run on a database of another schema version."""
+def ensure_schema(storage: Storage, opts: SchemaOptions, ddl: Sequence[DdlSource]) -> None:
+    """Create what is missing (the OTel tables, then each of `ddl`); refuse a database of another schema version."""
     statements = render_otel_ddl(opts)
     storage.execute(statements[0])  # CREATE DATABASE
     storage.execute(meta_ddl(opts.database))
@@ -109,8 +102,9 @@ def ensure_schema(storage: Storage, opts: SchemaOptions) -> None:
     for stmt in statements[1:]:
         storage.execute(stmt)
     if not opts.cluster:
-        for stmt in extra_ddl(opts.database):
-            storage.execute(stmt)
+        for source in ddl:
+            for stmt in source(opts.database):
+                storage.execute(stmt)
     if not rows:
         storage.execute(f"INSERT INTO `{opts.database}`.`infersight_schema` (Component, Version) "
                         f"VALUES ('otel', {SCHEMA_VERSION})")

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from infersight.config import ConfigError
+from infersight.gateway.auth import allow_public
 from infersight.storage.base import Storage, StorageError
 
 STATIC = Path(str(files("infersight.webui").joinpath("static")))
@@ -28,8 +29,8 @@ MAX_COST_HOURS = 24 * 31
 def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     """Serve the UI at `/ui/` (`/` and `/ui` redirect there); `cfg` is the server's Config."""
     from infersight.cost.catalog import CatalogError
-    from infersight.cost.report import build_catalog, build_report
     from infersight.cost.derive import as_dict
+    from infersight.cost.report import build_catalog, build_report
     from infersight.cost.usage import StoreSource
 
     priced = bool(cfg.cost.catalogs or cfg.cost.imports)
@@ -89,3 +90,4 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     app.router.add_get("/ui/meta.json", meta)
     app.router.add_get("/ui/cost.json", cost)
     app.router.add_get("/ui/static/{name}", asset)
+    allow_public(app, OPEN_PATHS, OPEN_PREFIXES)

@@ -1,35 +1,31 @@
-"""`infersight server`: OTLP gateway + storage + query API (+ extensions such as the SLO engine)."""
+"""`infersight server`: the guarded HTTP surface plus an explicit list of components over one store."""
 from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import logging
 import signal
+from collections.abc import Sequence
 
 from aiohttp import web
 
 from infersight.config import Config, ConfigError
-from infersight.gateway.app import create_app
+from infersight.gateway.app import base_app
 from infersight.gateway.auth import Tokens, is_loopback, parse_listen
+from infersight.server.component import Component
+from infersight.server.components import default_components
+from infersight.storage import open_storage, schema_options
 from infersight.storage.base import Storage
+from infersight.storage.schema import ensure_schema
 
 log = logging.getLogger(__name__)
 
-# Modules with `attach(app, cfg, storage)`; each may add routes and startup/cleanup hooks.
-EXTENSIONS = ("infersight.slo.service", "infersight.webui")
 
-
-def build_app(cfg: Config, storage: Storage) -> web.Application:
-    app = create_app(cfg.server, storage)
-    for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name and name.startswith(err.name):
-                continue  # that area has not landed yet
-            raise
-        module.attach(app, cfg, storage)
+def build_app(cfg: Config, storage: Storage, components: Sequence[Component]) -> web.Application:
+    """The server's application: each component attached in order (routes, hooks, public paths)."""
+    app = base_app(cfg.server)
+    for component in components:
+        component.attach(app)
     return app
 
 
@@ -41,14 +37,15 @@ def check_auth(cfg: Config) -> None:
                           f"({cfg.server.listen}); or give each client its own in server.tokens")
 
 
-async def serve(cfg: Config, storage: Storage, stop: asyncio.Event | None = None) -> None:
+async def serve(cfg: Config, storage: Storage, components: Sequence[Component],
+                stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop`), then stop accepting and flush the write queue."""
     host, port = parse_listen(cfg.server.listen)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_app(cfg, storage), handle_signals=False)
+    runner = web.AppRunner(build_app(cfg, storage, components), handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -63,14 +60,15 @@ async def serve(cfg: Config, storage: Storage, stop: asyncio.Event | None = None
 
 
 def run_server(cfg: Config) -> int:
-    from infersight.storage import open_storage
-
+    """Open the store, create the tables of the default components, serve until a signal."""
     check_auth(cfg)
     # The hot path allocates many short-lived containers; fewer gen-0 collections keep it fast.
     gc.set_threshold(50_000, 20, 20)
     storage = open_storage(cfg.server.storage, cfg.server.data_dir)
     try:
-        asyncio.run(serve(cfg, storage))
+        components = default_components(cfg, storage)
+        ensure_schema(storage, schema_options(cfg.server.storage), [d for c in components for d in c.ddl])
+        asyncio.run(serve(cfg, storage, components))
     finally:
         storage.close()
     return 0

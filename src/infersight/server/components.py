@@ -1,0 +1,25 @@
+"""The components `infersight server` runs, in order: the only module that knows every area of the server.
+
+A new HTTP area adds one entry here (and its tables to `tables`); nothing is found by name.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+from infersight import webui
+from infersight.config import Config
+from infersight.gateway import app as gateway
+from infersight.server.component import Attached, Component
+from infersight.server.tables import RECEIVER_TABLES, SLO_TABLES
+from infersight.slo import service as slo_service
+from infersight.storage.base import Storage
+
+
+def default_components(cfg: Config, storage: Storage) -> list[Component]:
+    """OTLP receiver (with health checks), query API, SLO engine and web UI over one store."""
+    return [
+        Attached("otlp-receiver", RECEIVER_TABLES, partial(gateway.attach_receiver, cfg=cfg.server, storage=storage)),
+        Attached("query-api", (), partial(gateway.attach_query, cfg=cfg.server, storage=storage)),
+        Attached("slo-engine", SLO_TABLES, partial(slo_service.attach, cfg=cfg, storage=storage)),
+        Attached("web-ui", (), partial(webui.attach, cfg=cfg, storage=storage)),
+    ]
