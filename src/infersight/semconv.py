@@ -39,6 +39,21 @@ SERVER_KIND = "infersight.server.kind"
 # Attribute (point/span, else resource) naming the tenant; the rollups read it.
 TENANT = "infersight.tenant"
 OUTCOME = "infersight.request.outcome"
+HTTP_STATUS = "http.response.status_code"
+RESPONSE_MODEL = "gen_ai.response.model"
+# Synthetic traffic: every point the probe collector emits carries TRAFFIC = TRAFFIC_PROBE, so
+# user-traffic SLIs can leave it out and probe SLOs can select it.
+TRAFFIC = "infersight.traffic"
+TRAFFIC_PROBE = "probe"
+PROBE_ENDPOINT = "infersight.probe.endpoint"
+# Region the provider says served the request (Azure `x-ms-region`), which may differ from cloud.region.
+SERVING_REGION = "infersight.serving_region"
+# LLM gateways (LiteLLM): the upstream deployment a model group routes to.
+DEPLOYMENT = "infersight.deployment"
+# What a remaining rate limit counts: requests or tokens.
+RATELIMIT_KIND = "infersight.ratelimit.kind"
+# Why a request waits (vLLM `num_requests_waiting_by_reason`: capacity, deferred; `other` = the rest).
+WAIT_REASON = "infersight.wait.reason"
 
 # -- hardware (OTel semconv hw.*) ------------------------------------------------------------------
 HW_ID = "hw.id"
@@ -54,11 +69,22 @@ SERVER_REQUEST_DURATION = "gen_ai.server.request.duration"
 SERVER_TTFT = "gen_ai.server.time_to_first_token"
 SERVER_TPOT = "gen_ai.server.time_per_output_token"
 HW_STATUS = "hw.status"
+# Client-side GenAI metrics (OTel semconv gen_ai.client.*): what the probe measures.
+CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+CLIENT_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+CLIENT_TIME_PER_OUTPUT_CHUNK = "gen_ai.client.operation.time_per_output_chunk"
+PROBE_REQUESTS = "infersight.probe.requests"
+PROBE_TIME_TO_HEADERS = "infersight.probe.time_to_headers"
+PROBE_TOKENS_TODAY = "infersight.probe.tokens_today"
+PROBE_SKIPPED = "infersight.probe.skipped"
+RATELIMIT_REMAINING = "infersight.ratelimit.remaining"
+INFERENCE_SPEND = "infersight.inference.spend"
+DEPLOYMENT_STATE = "infersight.inference.deployment.state"
 HW_ERRORS = "hw.errors"
 
 # -- server kinds ----------------------------------------------------------------------------------
-ServerKind = Literal["vllm", "tgi", "triton", "sglang"]
-SERVER_KINDS: tuple[ServerKind, ...] = ("vllm", "tgi", "triton", "sglang")
+ServerKind = Literal["vllm", "tgi", "triton", "sglang", "dynamo", "trtllm", "llmd", "litellm"]
+SERVER_KINDS: tuple[ServerKind, ...] = ("vllm", "tgi", "triton", "sglang", "dynamo", "trtllm", "llmd", "litellm")
 
 # -- HTTP headers ----------------------------------------------------------------------------------
 # One per exported batch; the gateway acknowledges a re-send without storing it twice.

@@ -29,6 +29,9 @@ class Endpoint(Strict):
     # Served model name, for servers whose series carry none (TGI) or to override the label.
     model: str | None = None
     tenant: str | None = None
+    # Rename the server's model names (matched case-insensitively), e.g. a `--served-model-name`
+    # alias or a lower-cased id → the name the other sources of this model use.
+    model_names: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -66,8 +69,8 @@ class InferenceCollector:
                  tenant_label: str | None = None, timeout_seconds: float = 5.0,
                  fetch: Callable[[str, float], str] = http_get,
                  clock: Callable[[], int] = time.time_ns) -> None:
-        self._targets = [Target(ep.url, None if ep.kind == "auto" else ep.kind, ep.model, ep.tenant or tenant)
-                         for ep in endpoints]
+        self._targets = [Target(ep.url, None if ep.kind == "auto" else ep.kind, ep.model, ep.tenant or tenant,
+                                dict(ep.model_names)) for ep in endpoints]
         self._scraper = Scraper(fetch, timeout_seconds, clock, tenant_label)
 
     @classmethod

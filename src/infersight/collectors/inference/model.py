@@ -42,16 +42,25 @@ class Context:
     model: str | None = None
     tenant: str | None = None
     tenant_label: str | None = None
+    # Server model name (case-folded) → the name to report: relabelled or case-folded served names.
+    model_names: Mapping[str, str] = field(default_factory=dict)
     base: dict[str, AttrValue] = field(init=False)
 
     def __post_init__(self) -> None:
         self.base = {SERVER_KIND: self.kind, ADDRESS: self.address}
+        self.model_names = {k.casefold(): v for k, v in self.model_names.items()}
+
+    def model_of(self, name: str | None) -> str:
+        """The reported model for a server's model name: configured `model`, else renamed, else as is."""
+        model = self.model or name
+        if not model:
+            return "unknown"
+        return self.model_names.get(model.casefold(), model)
 
     def attrs(self, labels: Mapping[str, str], model_label: str | None) -> dict[str, AttrValue]:
         """Normalised attributes for a server series: model, kept labels, tenant."""
         out = dict(self.base)
-        model = self.model or (labels.get(model_label) if model_label else None)
-        out[MODEL] = model or "unknown"
+        out[MODEL] = self.model_of(labels.get(model_label) if model_label else None)
         for name in SERVER_LABELS:
             if name in labels:
                 out[name] = labels[name]

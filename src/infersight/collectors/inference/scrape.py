@@ -20,7 +20,8 @@ from infersight.collectors.base import Point
 from infersight.collectors.inference.delta import Delta, DeltaTracker
 from infersight.collectors.inference.metrics import ADDRESS, SERVER_KIND, TENANT, UP, ServerKind
 from infersight.collectors.inference.model import Context, Reading
-from infersight.collectors.inference.servers import SERVERS
+from infersight.collectors.inference.servers import SERVERS, explain_json
+from infersight.semconv import SERVER_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Target:
     kind: ServerKind | None
     model: str | None
     tenant: str | None
+    model_names: dict[str, str] = field(default_factory=dict)
     address: str = field(init=False)
     tracker: DeltaTracker = field(default_factory=DeltaTracker)
     last_ns: int | None = None
@@ -104,6 +106,8 @@ class Scraper:
         """Gauges as read, counters and histograms as deltas since the previous scrape (none at the first)."""
         text = self.fetch(t.url, self.timeout)
         now = self.clock()
+        if text.lstrip()[:1] in ("{", "["):
+            raise ScrapeError(f"{t.url}: {explain_json(text)}")
         if t.kind is not None:
             text = prefilter(text, _WANTED[t.kind])
         try:
@@ -114,7 +118,7 @@ class Scraper:
             t.kind = detect_kind(families)
             if t.kind is None:
                 raise ScrapeError(f"{t.url}: cannot detect the server kind from its metric names; "
-                                  "set `kind` (vllm, tgi, triton or sglang)")
+                                  f"set `kind` ({', '.join(SERVER_KINDS)})")
         readings = list(SERVERS[t.kind].readings(families, self._context(t, t.kind)))
         start = families.get(START_TIME)
         start_time = start.samples[0].value if start is not None and start.samples else None
@@ -140,7 +144,7 @@ class Scraper:
         model = t.model
         if model is None and kind == "tgi":
             model = self._tgi_model(t.url)
-        ctx = Context(kind, t.address, model, t.tenant, self.tenant_label)
+        ctx = Context(kind, t.address, model, t.tenant, self.tenant_label, t.model_names)
         if model is not None or kind != "tgi":  # an unanswered TGI /info is asked again next scrape
             t.ctx = ctx
         return ctx

@@ -1,6 +1,9 @@
 """SGLang (`--enable-metrics`): `sglang:` families; gauges carry `tp_rank`, kept as is.
 
-The captured version exposes no failure counter, so every finished request counts as good.
+Older versions expose no failure counter: every finished request counts as good. Newer ones count
+aborted requests (`sglang:num_aborted_requests_total`); an aborted request also finishes, so it is
+in `num_requests_total` too: good = finished - aborted of the same series, bad = aborted
+(`error.type` = `abort`), never counted twice.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from prometheus_client.metrics_core import Metric
 
 from infersight.collectors.inference.metrics import (
     DURATION,
+    ERROR_TYPE,
     KV_CACHE,
     OUTCOME,
     QUEUE,
@@ -21,14 +25,15 @@ from infersight.collectors.inference.metrics import (
     TTFT,
     WAITING,
 )
-from infersight.collectors.inference.model import Context, Reading, first, histograms, values
+from infersight.collectors.inference.model import Context, Reading, first, histograms, samples_by_labels, values
 
 PREFIX = "sglang:"
 _M = "model_name"
 
 # Every family `readings` reads: the collector parses only these lines.
 FAMILIES = frozenset({
-    "sglang:num_requests", "sglang:e2e_request_latency_seconds", "sglang:time_to_first_token_seconds",
+    "sglang:num_requests", "sglang:num_aborted_requests", "sglang:e2e_request_latency_seconds",
+    "sglang:time_to_first_token_seconds",
     "sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds", "sglang:queue_time_seconds",
     "sglang:prompt_tokens", "sglang:generation_tokens", "sglang:cached_tokens", "sglang:num_running_reqs",
     "sglang:num_queue_reqs", "sglang:token_usage"})
@@ -36,8 +41,16 @@ FAMILIES = frozenset({
 
 def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
     fam = families.get("sglang:num_requests")
+    aborted = families.get("sglang:num_aborted_requests")
+    bad = samples_by_labels(aborted) if aborted is not None else {}
     if fam is not None:
-        yield from values(fam, ctx, REQUESTS, _M, {OUTCOME: "good"})
+        for r in values(fam, ctx, REQUESTS, _M, {OUTCOME: "good"}):
+            b = bad.get(r.key[1])
+            if b is not None:
+                r.value = max(r.value - b.value, 0.0)
+            yield r
+    if aborted is not None:
+        yield from values(aborted, ctx, REQUESTS, _M, {OUTCOME: "bad", ERROR_TYPE: "abort"})
     for spec, names in ((DURATION, ("sglang:e2e_request_latency_seconds",)),
                         (TTFT, ("sglang:time_to_first_token_seconds",)),
                         (TPOT, ("sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds")),

@@ -1,4 +1,12 @@
-"""vLLM: V0 names and V1 names (every V1 series carries an `engine` label, kept as is)."""
+"""vLLM: V0 names and V1 names (every V1 series carries an `engine` label, kept as is).
+
+2025-26 additions: `inter_token_latency_seconds` (the rename of the deprecated
+`time_per_output_token_seconds`, preferred over it), `prompt_tokens_by_source_total{source}`
+(where `prompt_tokens_cached_total`, their cached sum, is absent: cached input = the
+`local_cache_hit` and `external_kv_transfer` sources; `local_compute` was computed)
+and `num_requests_waiting_by_reason{reason}` (waiting per reason; what the reasons do not cover
+of `num_requests_waiting` is reason `other`, so the reasons always sum to the total).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -17,6 +25,7 @@ from infersight.collectors.inference.metrics import (
     TOKENS,
     TPOT,
     TTFT,
+    WAIT_REASON,
     WAITING,
 )
 from infersight.collectors.inference.model import Context, Reading, first, histograms, values
@@ -33,7 +42,9 @@ FAMILIES = frozenset({
     "vllm:inter_token_latency_seconds", "vllm:request_queue_time_seconds", "vllm:prompt_tokens",
     "vllm:generation_tokens", "vllm:prompt_tokens_cached", "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits",
     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc"})
+    "vllm:gpu_cache_usage_perc", "vllm:prompt_tokens_by_source", "vllm:num_requests_waiting_by_reason"})
+# prompt_tokens_by_source sources that were not computed by this engine.
+CACHED_SOURCES = frozenset({"local_cache_hit", "external_kv_transfer"})
 
 
 def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
@@ -55,21 +66,48 @@ def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
     for spec, names in ((DURATION, ("vllm:e2e_request_latency_seconds",)),
                         (TTFT, ("vllm:time_to_first_token_seconds",)),
                         (TPOT, ("vllm:request_time_per_output_token_seconds",
-                                "vllm:time_per_output_token_seconds", "vllm:inter_token_latency_seconds")),
+                                "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")),
                         (QUEUE, ("vllm:request_queue_time_seconds",))):
         fam = first(families, *names)
         if fam is not None:
             yield from histograms(fam, ctx, spec, _M)
+    by_source = families.get("vllm:prompt_tokens_by_source")
     for token_type, names in (("input", ("vllm:prompt_tokens",)),
                               ("output", ("vllm:generation_tokens",)),
                               ("cached_input", ("vllm:prompt_tokens_cached", "vllm:prefix_cache_hits",
                                                 "vllm:gpu_prefix_cache_hits"))):
+        if token_type == "cached_input" and "vllm:prompt_tokens_cached" not in families and by_source is not None:
+            yield from (r for r in values(by_source, ctx, TOKENS, _M, {TOKEN_TYPE: token_type})
+                        if dict(r.key[1]).get("source") in CACHED_SOURCES)
+            continue
         fam = first(families, *names)
         if fam is not None:
             yield from values(fam, ctx, TOKENS, _M, {TOKEN_TYPE: token_type})
+    yield from _waiting(families, ctx)
     for spec, names in ((RUNNING, ("vllm:num_requests_running",)),
-                        (WAITING, ("vllm:num_requests_waiting",)),
                         (KV_CACHE, ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"))):
         fam = first(families, *names)
         if fam is not None:
             yield from values(fam, ctx, spec, _M)
+
+
+def _waiting(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
+    """Waiting requests, per reason where vLLM says; the rest of the total is reason `other`."""
+    total = families.get("vllm:num_requests_waiting")
+    by_reason = families.get("vllm:num_requests_waiting_by_reason")
+    if by_reason is None:
+        if total is not None:
+            yield from values(total, ctx, WAITING, _M)
+        return
+    covered: dict[tuple, float] = {}
+    for r in values(by_reason, ctx, WAITING, _M):
+        r.attrs[WAIT_REASON] = dict(r.key[1]).get("reason", "other")
+        rest = tuple(sorted((k, v) for k, v in r.key[1] if k != "reason"))
+        covered[rest] = covered.get(rest, 0.0) + r.value
+        yield r
+    for r in values(total, ctx, WAITING, _M) if total is not None else ():
+        other = r.value - covered.get(r.key[1], 0.0)
+        if other > 0 or r.key[1] not in covered:
+            r.attrs[WAIT_REASON] = "other"
+            r.value = max(other, 0.0)
+            yield r
