@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ class Clock:
         self.t += seconds
 
 
+def distinct() -> str:
+    """A SETTINGS clause that makes this insert its own block: the rollups deduplicate identical blocks
+    (non_replicated_deduplication_window), and a test's repeated insert stands for another batch."""
+    return f" SETTINGS insert_deduplication_token = '{uuid.uuid4().hex}' "
+
+
 def insert_requests(store, rows: list[dict[str, Any]]) -> None:
     """rows: {minute (epoch s), requests, bad, provider, region, model, ...}."""
     values = []
@@ -41,7 +48,7 @@ def insert_requests(store, rows: list[dict[str, Any]]) -> None:
                       + f", {int(r['requests'])}, {int(r.get('bad', 0))}, {int(r.get('input_tokens', 0))}, "
                       f"{int(r.get('output_tokens', 0))}, {int(r.get('cached_tokens', 0))})")
     store.execute(f"INSERT INTO `{store.database}`.infersight_requests_1m (Minute, {', '.join(DIMS)}, Requests, "
-                  f"BadRequests, InputTokens, OutputTokens, CachedTokens) VALUES " + ", ".join(values))
+                  f"BadRequests, InputTokens, OutputTokens, CachedTokens)" + distinct() + "VALUES " + ", ".join(values))
 
 
 def steady_requests(store, start: int, minutes: int, per_minute: int, bad_per_minute: int = 0, **dims) -> None:
@@ -50,7 +57,7 @@ def steady_requests(store, start: int, minutes: int, per_minute: int, bad_per_mi
          dims.get("model", "llama"), dims.get("server_kind", "vllm"), dims.get("tenant", "")]
     store.execute(
         f"INSERT INTO `{store.database}`.infersight_requests_1m (Minute, {', '.join(DIMS)}, Requests, BadRequests, "
-        f"InputTokens, OutputTokens, CachedTokens) SELECT toDateTime({start} + number * 60), "
+        f"InputTokens, OutputTokens, CachedTokens){distinct()}SELECT toDateTime({start} + number * 60), "
         + ", ".join(f"'{x}'" for x in d)
         + f", {per_minute}, {bad_per_minute}, {dims.get('input_tokens', 0)}, {dims.get('output_tokens', 0)}, "
         f"{dims.get('cached_tokens', 0)} FROM numbers({minutes})")
@@ -61,7 +68,7 @@ def insert_latency(store, minute: int, kind: str, bounds: list[float], counts: l
          dims.get("model", "llama"), dims.get("server_kind", "vllm"), dims.get("tenant", "")]
     store.execute(
         f"INSERT INTO `{store.database}`.infersight_latency_1m (Minute, {', '.join(DIMS)}, Kind, Bounds, "
-        f"BucketCounts, Count, Sum) VALUES (toDateTime({minute}), " + ", ".join(f"'{x}'" for x in d)
+        f"BucketCounts, Count, Sum){distinct()}VALUES (toDateTime({minute}), " + ", ".join(f"'{x}'" for x in d)
         + f", '{kind}', {list(map(float, bounds))}, {counts}, {sum(counts)}, 0)")
 
 
@@ -104,7 +111,7 @@ def insert_hw(store, rows: list[dict[str, Any]], table: str = "otel_metrics_sum"
                           f"toDateTime({r['t']}), {float(r['value'])})")
     cols = ("ResourceAttributes, ServiceName, MetricName, Attributes, StartTimeUnix, TimeUnix, Value"
             + (", AggregationTemporality, IsMonotonic" if table == "otel_metrics_sum" else ""))
-    store.execute(f"INSERT INTO `{store.database}`.{table} ({cols}) VALUES " + ", ".join(values))
+    store.execute(f"INSERT INTO `{store.database}`.{table} ({cols}){distinct()}VALUES " + ", ".join(values))
 
 
 def hw_status(t: int, gpu: str, state: str = "ok", **kw) -> list[dict[str, Any]]:

@@ -215,6 +215,8 @@ spec:
     rolling: 30d
   group_by: [cloud.provider, cloud.region, gen_ai.request.model]
   min_events: 10
+  alerting:  # the budget alert of a window holding one minute of data (docs/slo.md: coverage rule off)
+    budget_exhausted_min_coverage_percent: 0
 """
 
 

@@ -3,11 +3,15 @@
 Semantics follow Alertmanager: fingerprints are its FNV-64a label hash, groups flush after
 `group_wait`, changes go out after `group_interval`, unchanged firing groups repeat after
 `repeat_interval`, and muted (silenced or inhibited) alerts are left out of notifications.
+
+`AlertPolicy` holds the rules that keep alerts honest (docs/slo.md, "When alerts fire"): a no-data
+alert needs data that was lost (or a grace period of watching), a budget alert needs a window that
+holds enough data, and a firing alert keeps firing `keep_firing_for` after its condition last held.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -50,6 +54,51 @@ def _dur(seconds: float | None) -> str:
     return "".join(f"{v}{u}" for v, u in ((d, "d"), (h, "h"), (m, "m"), (s, "s")) if v) or "0s"
 
 
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Server-wide defaults of the alert rules; an SLO's own alerting settings win."""
+
+    keep_firing_for_s: float = 0.0
+    no_data_grace_s: float | None = None  # None: the SLO's no_data_after
+    budget_min_coverage: Fraction = Fraction(1, 2)
+
+    @classmethod
+    def from_settings(cls, settings: SloSettings) -> AlertPolicy:
+        return cls(settings.keep_firing_for_seconds, settings.no_data_grace_seconds,
+                   Fraction(str(settings.budget_exhausted_min_coverage_percent)) / 100)
+
+    def keep_for(self, slo: Slo | None) -> float:
+        if slo is not None and slo.keep_firing_for_s is not None:
+            return float(slo.keep_firing_for_s)
+        return self.keep_firing_for_s
+
+    def grace(self, slo: Slo) -> float:
+        return float(slo.no_data_after_s) if self.no_data_grace_s is None else self.no_data_grace_s
+
+    def min_coverage(self, slo: Slo) -> Fraction:
+        return self.budget_min_coverage if slo.budget_min_coverage is None else slo.budget_min_coverage
+
+    def no_data_means_it(self, r: InstanceResult, watched_since: float | None, now: float) -> bool:
+        """Data in the budget window that stopped, or no data at all after `grace` of watching."""
+        if r.period is not None and r.period.events > 0:
+            return True
+        return watched_since is not None and now - watched_since >= self.grace(r.slo)
+
+    def budget_alert_means_it(self, r: InstanceResult, now: float) -> bool:
+        """An exhausted budget alerts once the window holds enough data to mean it.
+
+        A USD spend budget is spent for good. An event-weighted budget is diluted by the events still
+        to come, so it alerts when the share `f` of the window since its first data reaches the
+        minimum coverage, or when consumed × f >= 1: even a perfect rest of the window at the same
+        traffic could not bring the budget back.
+        """
+        if r.slo.budget_is_absolute or r.coverage is None:
+            return True
+        f = r.coverage.observed_fraction(now)
+        consumed = r.budget_consumed()
+        return f >= self.min_coverage(r.slo) or (consumed is not None and consumed * f >= 1)
+
+
 @dataclass
 class Desired:
     labels: dict[str, str]
@@ -57,8 +106,17 @@ class Desired:
     for_s: int = 0
 
 
-def desired_alerts(results: Iterable[InstanceResult]) -> tuple[dict[str, Desired], set[str]]:
-    """Alerts whose condition holds now, and the SLOs evaluated without error (others keep their state)."""
+def desired_alerts(results: Iterable[InstanceResult], policy: AlertPolicy | None = None,
+                   watched_since: Mapping[str, float] | None = None, now: float | None = None,
+                   tracked: Container[str] = ()) -> tuple[dict[str, Desired], set[str]]:
+    """Alerts whose condition holds now, and the SLOs evaluated without error (others keep their state).
+
+    `policy` gates the no-data and budget alerts (by SLO: `watched_since` its first evaluation by this
+    engine); an alert already `tracked` (pending or firing) is not held back by a gate, so a restart
+    never resolves what is still true.
+    """
+    policy = policy or AlertPolicy()
+    watched = watched_since or {}
     out: dict[str, Desired] = {}
     ok_slos: set[str] = set()
     errored: set[str] = set()
@@ -95,12 +153,20 @@ def desired_alerts(results: Iterable[InstanceResult]) -> tuple[dict[str, Desired
             out[fp] = Desired(labels, ann, t.tier.for_s)
         if s.budget_exhausted_alert and r.state == "exhausted":
             labels = {**base, "alertname": BUDGET_EXHAUSTED, "tier": "budget-exhausted", "severity": "ticket"}
-            out[fingerprint(labels)] = Desired(labels, {
+            fp = fingerprint(labels)
+            at = r.evaluated_at if now is None else now
+            if fp not in tracked and not policy.budget_alert_means_it(r, at):
+                continue
+            out[fp] = Desired(labels, {
                 "summary": f"SLO {s.name} ({group_text}) has exhausted its error budget",
                 "budget_remaining": remaining, **s.annotations})
         if s.no_data_alert and r.state == "no_data":
             labels = {**base, "alertname": NO_DATA, "tier": "no-data", "severity": "ticket"}
-            out[fingerprint(labels)] = Desired(labels, {
+            fp = fingerprint(labels)
+            at = r.evaluated_at if now is None else now
+            if fp not in tracked and not policy.no_data_means_it(r, watched.get(s.name), at):
+                continue
+            out[fp] = Desired(labels, {
                 "summary": f"SLO {s.name} ({group_text}) has no data for "
                            f"{format_duration(s.no_data_after_s)}", **s.annotations})
     return out, ok_slos - errored
@@ -111,9 +177,14 @@ class AlertTracker:
 
     def __init__(self, records: Iterable[AlertRecord] = ()) -> None:
         self.alerts: dict[str, AlertRecord] = {r.fingerprint: r for r in records}
+        # When each alert's condition last held (memory only: after a restart, from its start).
+        self.last_held: dict[str, float] = {}
 
-    def update(self, desired: dict[str, Desired], evaluated_slos: set[str], now: float
+    def update(self, desired: dict[str, Desired], evaluated_slos: set[str], now: float,
+               keep_for: Callable[[AlertRecord], float] = lambda rec: 0.0
                ) -> tuple[list[AlertRecord], list[AlertRecord]]:
+        """Apply one evaluation. A firing alert whose condition no longer holds keeps firing until
+        `keep_for(rec)` after it last held (its `ends_at` meanwhile says when it will resolve)."""
         changed: list[AlertRecord] = []
         deleted: list[AlertRecord] = []
         for fp, rec in list(self.alerts.items()):
@@ -123,12 +194,25 @@ class AlertTracker:
             if d is None:
                 if rec.state == "pending":
                     deleted.append(self.alerts.pop(fp))
+                    self.last_held.pop(fp, None)
                 elif rec.state == "firing":
-                    rec.state, rec.ends_at = "resolved", now
-                    changed.append(rec)
+                    first = rec.ends_at is None
+                    if first:  # the condition just stopped holding
+                        held = self.last_held.get(fp, rec.starts_at or rec.active_at)
+                        rec.ends_at = held + keep_for(rec)
+                    if now >= rec.ends_at:  # type: ignore[operator]
+                        rec.state, rec.ends_at = "resolved", now
+                        self.last_held.pop(fp, None)
+                        changed.append(rec)
+                    elif first:
+                        changed.append(rec)  # stored: a restart keeps the resolve time
                 continue
+            self.last_held[fp] = now
             rec.annotations = d.annotations  # observed burn rates: refreshed in memory, stored on transitions
             before = rec.state
+            if rec.state == "firing" and rec.ends_at is not None:  # held again within keep_firing_for
+                rec.ends_at = None
+                changed.append(rec)
             if rec.state == "resolved":  # fires again: a new incident
                 rec.state, rec.active_at, rec.starts_at, rec.ends_at = "pending", now, None, None
             if rec.state == "pending" and now - rec.active_at >= d.for_s:
@@ -139,6 +223,7 @@ class AlertTracker:
             if fp in self.alerts:
                 continue
             rec = AlertRecord(fp, d.labels, d.annotations, "pending", now)
+            self.last_held[fp] = now
             if d.for_s <= 0:
                 rec.state, rec.starts_at = "firing", now
             self.alerts[fp] = rec

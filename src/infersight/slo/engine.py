@@ -17,7 +17,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from infersight.slo import views
-from infersight.slo.alerts import AlertTracker, Dispatcher, desired_alerts, silenced
+from infersight.slo.alerts import AlertPolicy, AlertTracker, Dispatcher, desired_alerts, silenced
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.model import Slo
 from infersight.slo.notifiers import DeliveryError, render, send
@@ -69,6 +69,8 @@ class SloEngine:
         self.outbox: list[Notification] = self.store.pending_notifications()
         self.results: list[InstanceResult] = []
         self.evaluated_at: float | None = None
+        # SLO name -> this engine's first evaluation of it (the no-data grace period counts from there).
+        self.watched_since: dict[str, float] = {}
         self.pruned_at = 0.0
         self.metrics.outbox.set(len(self.outbox))
 
@@ -96,9 +98,14 @@ class SloEngine:
         for r in results:
             if r.state == "error":
                 log.warning("slo %s: %s", r.slo.name, r.error)
-        desired, evaluated = desired_alerts(results)
         with self.lock:
-            changed, deleted = self.tracker.update(desired, evaluated, now)
+            policy = AlertPolicy.from_settings(self.settings)
+            for s in slos:
+                self.watched_since.setdefault(s.name, now)
+            tracked = {fp for fp, r in self.tracker.alerts.items() if r.state in ("pending", "firing")}
+            desired, evaluated = desired_alerts(results, policy, self.watched_since, now, tracked)
+            changed, deleted = self.tracker.update(
+                desired, evaluated, now, lambda rec: policy.keep_for(self.slos.get(rec.labels.get("slo", ""))))
             # Transitions not yet stored (a failed write is retried next cycle).
             for r in changed:
                 self._unsaved[r.fingerprint] = r
@@ -114,9 +121,10 @@ class SloEngine:
         self.metrics.duration.observe(time.perf_counter() - started)
         return results
 
-    def status_at(self, at: float) -> list[InstanceResult]:
-        """Evaluate at a past moment without touching alert state (`slo status --at`)."""
-        return self.evaluator.evaluate(list(self.slos.values()), at)
+    def status_at(self, at: float, point_in_time: bool = True) -> list[InstanceResult]:
+        """Evaluate without touching alert state: at a past moment (`slo status --at`, windows ending at
+        `at` rounded down to the minute), or live (`point_in_time=False`: the current minute counts)."""
+        return self.evaluator.evaluate(list(self.slos.values()), at, point_in_time=point_in_time)
 
     # -- grouping and outbox ------------------------------------------------------------------------
     def muted(self, now: float) -> tuple[set[str], set[str]]:

@@ -6,6 +6,7 @@ resolve. The kinds themselves live in `slo/sli/`: nothing here branches on them.
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -16,6 +17,12 @@ from infersight.slo.sli import SOURCES
 from infersight.slo.sli.base import Reader, slots
 from infersight.slo.sli.layout import ROLLUPS, Layout
 from infersight.storage.base import StorageError
+
+
+def point_in_time_instant(at: float) -> int:
+    """The instant a point-in-time evaluation at `at` uses: `at` rounded down to the minute."""
+    t = math.floor(at)
+    return t - t % 60
 
 
 class Evaluator:
@@ -31,9 +38,14 @@ class Evaluator:
     def db(self) -> str:
         return f"`{self.storage.database}`"
 
-    def evaluate(self, slos: Sequence[Slo], now: float) -> list[InstanceResult]:
-        """One result per SLO and group at `now`; a failed batch gives "error" results for its SLOs."""
-        now_i = int(now)
+    def evaluate(self, slos: Sequence[Slo], now: float, point_in_time: bool = False) -> list[InstanceResult]:
+        """One result per SLO and group at `now`; a failed batch gives "error" results for its SLOs.
+
+        Every window is half-open and ends at `now` (`sli.base`). A live evaluation counts the current
+        minute with what it holds so far; a `point_in_time` one (`slo status --at T`) is evaluated at T
+        rounded down to the minute, since the rollup of T's minute also holds data from after T.
+        """
+        now_i = point_in_time_instant(now) if point_in_time else math.ceil(now)
         batches: dict[Hashable, list[Slo]] = defaultdict(list)
         for s in slos:
             batches[(s.sli_kind, SOURCES[s.sli_kind].batch_key(s))].append(s)

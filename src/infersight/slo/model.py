@@ -172,10 +172,24 @@ class Slo:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    keep_firing_for_s: int | None = None  # None: the settings' default
+    budget_min_coverage: Fraction | None = None  # None: the settings' default
 
     @property
     def sli_kind(self) -> str:
         return self.sli.kind
+
+    @property
+    def budget_is_absolute(self) -> bool:
+        """A spend budget in USD is spent for good; event-weighted budgets are diluted by later events."""
+        return isinstance(self.sli, CostSli) and self.sli.metric == "spend_usd"
+
+    @property
+    def unit(self) -> str:
+        """The SLI's unit: `ratio` (good share), `USD` (spend) or `USD/1M tokens`."""
+        if isinstance(self.sli, CostSli):
+            return "USD" if self.sli.metric == "spend_usd" else "USD/1M tokens"
+        return "ratio"
 
     @property
     def budget(self) -> Fraction:
@@ -236,6 +250,12 @@ def _tiers(alerting: sp.AlertingSpec, period: int) -> list[Tier]:
     return tiers
 
 
+def _keep(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return 0 if text in ("0", "0s") else parse_duration(text)
+
+
 def compile_spec(doc: SloDocument, source: str = "") -> Slo:
     """One validated spec document as the internal model; raises ValueError on duplicate tier names."""
     s = doc.spec
@@ -256,7 +276,10 @@ def compile_spec(doc: SloDocument, source: str = "") -> Slo:
         min_events=s.min_events, tiers=tuple(tiers), alertname=s.alerting.name,
         budget_exhausted_alert=s.alerting.budget_exhausted, no_data_alert=s.alerting.no_data,
         no_data_after_s=no_data_after, labels={**doc.metadata.labels, **s.alerting.labels},
-        annotations=dict(s.alerting.annotations), source=source)
+        annotations=dict(s.alerting.annotations), source=source,
+        keep_firing_for_s=_keep(s.alerting.keep_firing_for),
+        budget_min_coverage=(None if s.alerting.budget_exhausted_min_coverage_percent is None
+                             else _frac(s.alerting.budget_exhausted_min_coverage_percent) / 100))
 
 
 def load_slos(paths: Iterable[Path]) -> list[Slo]:
@@ -315,11 +338,18 @@ def render_rules(slo: Slo) -> dict[str, Any]:
                      + (f" and events({format_duration(t.long_s)}) >= {slo.min_events}" if slo.min_events else "")),
         })
     if slo.budget_exhausted_alert:
+        cov = "min_coverage" if slo.budget_min_coverage is None else exact_text(slo.budget_min_coverage)
         rules.append({"alert": "SLOErrorBudgetExhausted", "tier": "budget-exhausted", "severity": "ticket",
-                      "expr": "budget_remaining <= 0"})
+                      "expr": "budget_remaining <= 0" if slo.budget_is_absolute else
+                      f"budget_remaining <= 0 and (observed_coverage >= {cov} or "
+                      f"budget_consumed * observed_coverage >= 1)"})
     if slo.no_data_alert:
         rules.append({"alert": "SLONoData", "tier": "no-data", "severity": "ticket",
-                      "expr": f"events({format_duration(slo.no_data_after_s)}) == 0"})
+                      "expr": f"events({format_duration(slo.no_data_after_s)}) == 0 and "
+                              f"(events(window) > 0 or watched >= no_data_grace)"})
+    if slo.keep_firing_for_s is not None:
+        for r in rules:
+            r["keep_firing_for"] = format_duration(slo.keep_firing_for_s) if slo.keep_firing_for_s else "0s"
     return {
         "slo": slo.name,
         "sli": slo.sli_kind,

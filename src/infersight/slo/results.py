@@ -30,6 +30,36 @@ class WindowResult:
         return self.consumed / self.allowance
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the budget window holds data: minutes with data, and the first and last of them.
+
+    `fraction` is minutes with data ÷ the window's minutes; `observed_fraction(now)` is the share of
+    the window since the first minute with data (a low-traffic SLO has gaps, not missing history).
+    """
+
+    window_start: float
+    window_seconds: float
+    minutes_with_data: int = 0
+    first_data_at: float | None = None
+    last_data_at: float | None = None
+
+    @property
+    def window_minutes(self) -> int:
+        return max(1, -(-int(self.window_seconds) // 60))
+
+    @property
+    def fraction(self) -> Fraction:
+        return min(Fraction(1), Fraction(self.minutes_with_data, self.window_minutes))
+
+    def observed_fraction(self, now: float) -> Fraction:
+        """The share of the window from its first minute with data to `now` (0 without data)."""
+        if self.first_data_at is None:
+            return Fraction(0)
+        since = max(self.first_data_at, self.window_start)
+        return max(Fraction(0), min(Fraction(1), Fraction(int(now - since)) / Fraction(int(self.window_seconds))))
+
+
 @dataclass
 class TierResult:
     tier: Tier
@@ -52,6 +82,7 @@ class InstanceResult:
     windows: dict[int, WindowResult] = field(default_factory=dict)
     tiers: list[TierResult] = field(default_factory=list)
     error: str | None = None
+    coverage: Coverage | None = None
 
     def budget_consumed(self) -> Fraction | None:
         return None if self.budget_remaining is None else 1 - self.budget_remaining

@@ -19,6 +19,7 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infersight.slo.engine import SloEngine
+from infersight.slo.evaluator import point_in_time_instant
 from infersight.slo.model import load_slos
 from infersight.slo.notifiers import DeliveryError, send_test
 from infersight.slo.spec import SpecError, parse_duration
@@ -137,8 +138,11 @@ async def _status(request: web.Request) -> web.Response:
         when = parse_time(at) if at else engine.clock()
     except ValueError as err:
         return _bad(str(err))
-    results = await asyncio.to_thread(engine.status_at, when)
-    return web.json_response({"at": when, "instances": [instance_json(r) for r in results]})
+    # ?at=T: windows end at T rounded down to the minute (half-open); without it: live, now.
+    results = await asyncio.to_thread(engine.status_at, when, at is not None)
+    used = point_in_time_instant(when) if at else when
+    return web.json_response({"at": used, **({"requested_at": when} if at else {}),
+                              "instances": [instance_json(r, used) for r in results]})
 
 
 async def _reload(request: web.Request) -> web.Response:

@@ -74,6 +74,16 @@ class SloSettings(_Strict):
     outbox_retention_days: float = Field(7.0, gt=0)
     # Backlink put in webhook payloads (externalURL) and alerts' generatorURL.
     external_url: str = "http://127.0.0.1:4318"
+    # Resolve hysteresis: a firing alert whose condition stops holding keeps firing this long after the
+    # last evaluation in which it held (Prometheus' keep_firing_for); an SLO's alerting.keep_firing_for wins.
+    keep_firing_for_seconds: float = Field(300.0, ge=0)
+    # An SLO that never had data in its window raises its no-data alert only after the engine has
+    # watched it this long (default: the SLO's own no_data_after). One that had data and lost it: at once.
+    no_data_grace_seconds: float | None = Field(None, ge=0)
+    # The budget-exhausted alert waits until this percent of the budget window lies after the window's
+    # first data (or until so much is spent that a perfect rest of the window could not save it);
+    # an SLO's alerting.budget_exhausted_min_coverage_percent wins. See docs/slo.md.
+    budget_exhausted_min_coverage_percent: float = Field(50.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _receivers_exist(self) -> SloSettings:

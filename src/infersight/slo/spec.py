@@ -192,10 +192,17 @@ class AlertingSpec(_Strict):
     no_data: bool = False
     # No events for this long makes the instance "no data" (default: the fastest tier's long window).
     no_data_after: str | None = None
+    # A firing alert keeps firing this long after its condition last held ("0s": resolve at once);
+    # default: the server's slo.keep_firing_for_seconds.
+    keep_firing_for: str | None = None
+    # The budget-exhausted alert needs this percent of the window covered (default: slo settings).
+    budget_exhausted_min_coverage_percent: Decimal | None = Field(None, ge=0, le=100)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
     _d = field_validator("no_data_after")(lambda cls, v: None if v is None else _dur(v))
+    _k = field_validator("keep_firing_for")(lambda cls, v: None if v is None else v if v in ("0", "0s") else _dur(v))
+    _exact = field_validator("budget_exhausted_min_coverage_percent", mode="before")(lambda cls, v: _exact(v))
 
 
 class TimesliceSpec(_Strict):

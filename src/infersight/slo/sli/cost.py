@@ -14,7 +14,18 @@ from typing import ClassVar
 from infersight import semconv as sc
 from infersight.slo.model import CostSli, Slo
 from infersight.slo.results import EvaluationError, InstanceResult, WindowResult, finish
-from infersight.slo.sli.base import Cumulative, Reader, Rows, Scan, cumulative_by, filters_key, group_of, occurrence_sql
+from infersight.slo.sli.base import (
+    Cumulative,
+    Reader,
+    Rows,
+    Scan,
+    SlotCoverage,
+    coverage_by,
+    cumulative_by,
+    filters_key,
+    group_of,
+    occurrence_sql,
+)
 
 MILLION = 1_000_000
 Models = Mapping[str, Cumulative]  # model -> sums of (requests, input, output, cached tokens)
@@ -54,9 +65,10 @@ def _cost_sli(sli: CostSli) -> Callable[[WindowResult], Fraction | None]:
     return value
 
 
-def _instance(s: Slo, group: tuple, models: Models, now: int) -> InstanceResult:
+def _instance(s: Slo, group: tuple, models: Models, now: int, cov: SlotCoverage | None) -> InstanceResult:
     res = InstanceResult(s, group, now)
     pstart, plen = s.window.bounds(now)
+    res.coverage = (cov or SlotCoverage([], {})).coverage(pstart, plen)
     try:
         for w in s.windows:
             res.windows[w] = _window(s, models, now - w, w, plen)
@@ -85,8 +97,10 @@ class CostSource:
 
     def fold(self, slos: Sequence[Slo], rows: Rows, starts: Sequence[int], now: int) -> list[InstanceResult]:
         group_by = slos[0].group_by
-        sums = cumulative_by(rows, starts, lambda r: (group_of(r, group_by), str(r["model"])))
+        detail = [r for r in rows if not int(r.get("cov", 0))]
+        covs = coverage_by([r for r in rows if int(r.get("cov", 0))], starts, lambda r: group_of(r, group_by))
+        sums = cumulative_by(detail, starts, lambda r: (group_of(r, group_by), str(r["model"])))
         by_group: dict[tuple, dict[str, Cumulative]] = defaultdict(dict)
         for (g, model), cum in sums.items():
             by_group[g][model] = cum
-        return [_instance(s, g, models, now) for s in slos for g, models in sorted(by_group.items())]
+        return [_instance(s, g, models, now, covs.get(g)) for s in slos for g, models in sorted(by_group.items())]

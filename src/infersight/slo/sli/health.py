@@ -12,7 +12,7 @@ from typing import ClassVar
 from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
 from infersight.slo.model import HealthSli, Slo
 from infersight.slo.results import InstanceResult
-from infersight.slo.sli.base import Reader, Rows, filters_key, fold_events, slot_expr, where
+from infersight.slo.sli.base import Reader, Rows, coverage_columns, filters_key, fold_events, slot_expr, where
 
 _DIMS = {a: f"`{c}`" for a, c in HEALTH_COLUMNS.items()}
 
@@ -32,7 +32,7 @@ def _per_device(slo: Slo, gcols: list[str], gnames: list[str], read: Reader, lo:
         f"SELECT {', '.join(gcols + ['Minute AS m', 'HwId AS id', 'HwSeries AS series'])}, max(BadStatus) AS sbad, "
         f"sum(StatusSamples) AS seen, sum(ErrorsDelta) AS dsum, max(ErrorsMax) AS cmax, "
         f"min(ErrorsMin) AS cmin, sum(ErrorsSamples) AS cn FROM {read.db}.`{HEALTH}` "
-        f"WHERE {where(_DIMS, filters)} AND Minute >= toDateTime({lo}) AND Minute <= toDateTime({now}) "
+        f"WHERE {where(_DIMS, filters)} AND Minute >= toDateTime({lo}) AND Minute < toDateTime({now}) "
         f"GROUP BY {', '.join(gnames + ['m', 'id', 'series'])}")
 
 
@@ -58,7 +58,7 @@ class HealthSource:
             f"FROM ({with_prev}) WHERE m >= toDateTime({starts[-1]}) GROUP BY {', '.join(gnames + ['m'])}")
         return read.query(
             f"SELECT {', '.join(gnames)}{',' if gnames else ''} {slot_expr('m', starts)} AS slot, "
-            f"countIf(has) AS m0, countIf(has AND bad) AS m1 FROM ({per_minute}) "
+            f"countIf(has) AS m0, countIf(has AND bad) AS m1, {coverage_columns('m', 'has')} FROM ({per_minute}) "
             f"GROUP BY {', '.join(gnames + ['slot'])}")
 
     def fold(self, slos: Sequence[Slo], rows: Rows, starts: Sequence[int], now: int) -> list[InstanceResult]:

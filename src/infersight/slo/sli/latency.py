@@ -57,7 +57,7 @@ class LatencySource:
                 for t in thr}
         if slos[0].budgeting != "timeslices":
             measures = [f"sum({lay.count})"] + [f"sum({lay.count}) - sum({good[t]})" for t in thr]
-            return read.query(occurrence_sql(scan, read, slos, starts, now, measures))
+            return read.query(occurrence_sql(scan, read, slos, starts, now, measures, has=f"{lay.count} > 0"))
         inner = [("t", f"sum({lay.count})")] + [(f"g{i}", f"sum({good[t]})") for t, i in thr.items()]
         bad = [f"countIf(g{thr[t]} * {target.denominator} < {target.numerator} * t)"
                for target, t in _slice_keys(slos)]
@@ -80,7 +80,7 @@ class LatencySource:
         rows = read.query(
             f"SELECT DISTINCT {lay.bounds} AS b FROM {read.db}.`{scan.table}` WHERE {scan.where} AND "
             f"{where(scan.dims, slos[0].sli.filters)} AND {scan.minute} >= toDateTime({start}) AND "
-            f"{scan.minute} <= toDateTime({now}) AND ({cond}) LIMIT 5")
+            f"{scan.minute} < toDateTime({now}) AND ({cond}) LIMIT 5")
         if rows:
             bounds = [float(x) for x in rows[0]["b"]]
             bad = [t for t in thrs if float(t) not in bounds]

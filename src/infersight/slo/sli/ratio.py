@@ -25,7 +25,8 @@ class RatioSource:
         scan = Scan(lay.requests_table, lay.minute, lay.dims, lay.requests_where)
         if slos[0].budgeting != "timeslices":
             return read.query(occurrence_sql(scan, read, slos, starts, now,
-                                             [f"sum({lay.requests})", f"sum({lay.bad})"]))
+                                             [f"sum({lay.requests})", f"sum({lay.bad})"],
+                                             has=f"{lay.requests} > 0"))
         # A minute is bad when its good share is under the slice target: (t - b) / t < n / d.
         bad = [f"countIf((t - b) * {t.denominator} < {t.numerator} * t)" for t in _targets(slos)]
         inner = [("t", f"sum({lay.requests})"), ("b", f"sum({lay.bad})")]
