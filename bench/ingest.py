@@ -105,26 +105,27 @@ def ceiling(bodies: list[bytes], core: int | None, flush_rows: int) -> tuple[flo
     import pyarrow as pa
 
     from infersight.gateway import otlp, rows
+    from infersight.server.tables import all_ddl
     from infersight.storage.embedded import EmbeddedStorage
     from infersight.storage.schema import SchemaOptions, ensure_schema
 
     if core is not None:  # before chDB and Arrow start their thread pools, which inherit it
         os.sched_setaffinity(0, {core})
     sets = rows.AttrSets()
-    per_table: dict[str, list[rows.MetricRows]] = {}
+    per_table: dict[str, list[rows.Part]] = {}
     for body in bodies:
         res = rows.metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], body, otlp.PROTOBUF), sets)
-        for name, part in res.tables.items():
+        for name, part in res.parts.items():
             per_table.setdefault(name, []).append(part)
     batches: list[tuple[str, pa.Table]] = []
     for name, parts in per_table.items():
         step = max(1, flush_rows // parts[0].num_rows)
         for i in range(0, len(parts), step):
-            batches.append((name, rows.combine(parts[i:i + step])))
+            batches.append((name, rows.to_arrow(parts[i:i + step])))
     data_dir = tempfile.mkdtemp(prefix="infersight-bench-ceiling-")
     try:
         store = EmbeddedStorage(data_dir, "otel")
-        ensure_schema(store, SchemaOptions("otel"))
+        ensure_schema(store, SchemaOptions("otel"), all_ddl())
         me = psutil.Process()
         cpu0 = cpu_seconds(me)
         start = time.perf_counter()

@@ -117,14 +117,55 @@ def _gauge(value: float, attr: str) -> bytes:
 
 def test_parts_from_several_requests_and_attribute_generations_combine():
     from infersight.gateway import otlp
-    from infersight.gateway.rows import AttrSets, combine, metrics_rows
+    from infersight.gateway.rows import AttrSets, metrics_rows, to_arrow
 
     sets = AttrSets(limit=1)  # forces a new generation for every request
     parts = [metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], _gauge(i, f"v{i}"), otlp.PROTOBUF), sets)
-             .tables["otel_metrics_gauge"] for i in range(3)]
-    assert len({id(p.gen[0]) for p in parts}) == 3
-    table = combine(parts)
+             .parts["otel_metrics_gauge"] for i in range(3)]
+    assert len({p.gen for p in parts}) == 3
+    table = to_arrow(parts)
     assert table.column("MetricName").to_pylist() == ["g.v0", "g.v1", "g.v2"]
     assert table.column("Attributes").to_pylist() == [[("k", "v0")], [("k", "v1")], [("k", "v2")]]
     assert table.column("Value").to_pylist() == [0, 1, 2]
     assert table.column("MetricName").num_chunks == 1
+
+
+def _spans_and_logs(i: int) -> tuple[bytes, bytes]:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    traces = ExportTraceServiceRequest()
+    span = traces.resource_spans.add().scope_spans.add().spans.add(
+        name=f"s{i}", trace_id=bytes([i + 1]) * 16, span_id=bytes([i + 1]) * 8,
+        start_time_unix_nano=10**18, end_time_unix_nano=10**18 + i)
+    span.attributes.add(key="k").value.string_value = f"v{i}"
+    for j in range(i):  # 0, 1, 2 events: offsets must shift when parts merge
+        span.events.add(name=f"e{i}.{j}", time_unix_nano=10**18).attributes.add(key="j").value.int_value = j
+    logs = ExportLogsServiceRequest()
+    rec = logs.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=10**18)
+    rec.body.string_value = f"b{i}"
+    rec.attributes.add(key="k").value.string_value = f"v{i}"
+    return traces.SerializeToString(), logs.SerializeToString()
+
+
+def test_span_and_log_parts_build_in_the_writer_across_generations():
+    """Traces and logs are deferred like metrics: parts of several requests and generations build once."""
+    from infersight.gateway import otlp
+    from infersight.gateway.rows import ROW_BUILDERS, AttrSets, to_arrow
+
+    sets = AttrSets(limit=1)
+    bodies = [_spans_and_logs(i) for i in range(3)]
+    spans = [ROW_BUILDERS["traces"](otlp.decode(otlp.SIGNALS["traces"], t, otlp.PROTOBUF), sets)
+             .parts["otel_traces"] for t, _ in bodies]
+    logs = [ROW_BUILDERS["logs"](otlp.decode(otlp.SIGNALS["logs"], lg, otlp.PROTOBUF), sets)
+            .parts["otel_logs"] for _, lg in bodies]
+    assert len({p.gen for p in spans + logs}) == 6
+    table = to_arrow(spans)
+    assert table.column("SpanName").to_pylist() == ["s0", "s1", "s2"]
+    assert table.column("SpanAttributes").to_pylist() == [[("k", "v0")], [("k", "v1")], [("k", "v2")]]
+    assert table.column("Events.Name").to_pylist() == [[], ["e1.0"], ["e2.0", "e2.1"]]
+    assert table.column("Events.Attributes").to_pylist() == [[], [[("j", "0")]], [[("j", "0")], [("j", "1")]]]
+    assert table.column("Duration").to_pylist() == [0, 1, 2]
+    table = to_arrow(logs)
+    assert table.column("Body").to_pylist() == ["b0", "b1", "b2"]
+    assert table.column("LogAttributes").to_pylist() == [[("k", "v0")], [("k", "v1")], [("k", "v2")]]

@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 from infersight.config import ServerConfig
 from infersight.gateway import otlp
 from infersight.gateway.app import create_app
-from infersight.gateway.rows import ROW_BUILDERS, AttrSets, combine
+from infersight.gateway.rows import ROW_BUILDERS, AttrSets, to_arrow
 
 OTLP_FIXTURES = Path(__file__).parents[1] / "fixtures" / "otlp"
 FIXTURE_FILES = {"metrics": ["metrics.json"], "traces": ["trace.json"], "logs": ["logs.json", "events.json"]}
@@ -247,8 +247,8 @@ def decode_and_build(signal: str, body: bytes, mt: str, sets: AttrSets) -> str:
         result = ROW_BUILDERS[signal](otlp.decode(otlp.SIGNALS[signal], body, mt), sets)
     except (otlp.BadRequest, DecodeError):
         return "bad-request"
-    for part in result.tables.values():
-        combine([part])
+    for part in result.parts.values():
+        to_arrow([part])
     return "ok"
 
 

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from infersight.config import ServerConfig
 from infersight.gateway import otlp
 from infersight.gateway.app import create_app
-from infersight.gateway.rows import AttrSets, combine, metrics_rows
+from infersight.gateway.rows import AttrSets, metrics_rows, to_arrow
 from infersight.gateway.store import BLOCKS_TABLE, KEYS_TABLE
 from infersight.rollups import MAX_ROLLUP_COUNT
 
@@ -309,7 +309,7 @@ def test_attribute_cache_is_bounded_by_bytes_and_stays_correct():
         res = metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], body, otlp.PROTOBUF), sets)
         held.append(sets.held_bytes)
         if i % 50 == 0 or i == 199:
-            parts.append(res.tables["otel_metrics_gauge"])
+            parts.append(res.parts["otel_metrics_gauge"])
     grown = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     one_request = 2 * size + AttrSets.SET_OVERHEAD_BYTES * 3
@@ -317,7 +317,7 @@ def test_attribute_cache_is_bounded_by_bytes_and_stays_correct():
     # Memory really held: the cache plus the generations the five kept parts refer to (one bound each).
     assert grown < (len(parts) + 2) * (bound + one_request) * 2, grown
     # Rows built from parts of evicted and current generations still carry their own attributes.
-    table = combine(parts)
+    table = to_arrow(parts)
     got = sorted((r["Value"], r["ResourceAttributes"][0][1][:8]) for r in table.select(
         ["Value", "ResourceAttributes"]).to_pylist())
     assert got == [(float(i), f"{i:08d}") for i in (0, 50, 100, 150, 199)]

@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from infersight.config import ServerConfig
 from infersight.gateway import auth, otlp
 from infersight.gateway.query import QueryApi
-from infersight.gateway.rows import ROW_BUILDERS, AttrSets, NeedsExemplars
+from infersight.gateway.rows import ROW_BUILDERS, AttrSets
 from infersight.gateway.writer import BatchWriter, KeyConflict, QueueFull, StorageDown, WriteFailed
 from infersight.semconv import IDEMPOTENCY_HEADER
 from infersight.storage.base import Storage, StorageError
@@ -77,18 +77,14 @@ class Gateway:
         except KeyConflict as err:
             return _status(mt, 400, str(err))
         try:
-            try:
-                result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt), self.sets)
-            except NeedsExemplars:
-                result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt, exemplars=True),
-                                                   self.sets)
+            result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt), self.sets)
         except otlp.BadRequest as err:
             return _status(mt, 400, str(err))
         except DecodeError as err:  # a point's attributes are parsed lazily, once per distinct set
             return _status(mt, 400, f"invalid {signal.request.DESCRIPTOR.name}: attributes: {err}")
         if result.rows:
             try:
-                await self.writer.submit(key, digest, result.tables, result.rows)
+                await self.writer.submit(key, digest, result.parts, result.rows)
             except KeyConflict as err:
                 return _status(mt, 400, str(err))
             except QueueFull as err:

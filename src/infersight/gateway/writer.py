@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from infersight.gateway.rows import MetricRows, combine
+from infersight.gateway.rows import Part, to_arrow
 from infersight.gateway.store import BLOCKS_TABLE, KEYS_TABLE
 from infersight.storage.base import DataError, Storage, StorageError
 
 log = logging.getLogger(__name__)
-Part = pa.Table | MetricRows
 VIEW_ERROR = "while pushing to view"  # in a DataError: the source block was stored before the view threw
 
 
@@ -248,7 +247,7 @@ class BatchWriter:
                 continue
             cached = batch.built.get(name)
             if cached is None or cached[0] != [e.key for e in entries]:
-                cached = batch.built[name] = ([e.key for e in entries], combine([e.tables[name] for e in entries]))
+                cached = batch.built[name] = ([e.key for e in entries], to_arrow([e.tables[name] for e in entries]))
             table = cached[1]
             try:
                 self.storage.insert_arrow(name, table, f"{batch.id}:{name}")
@@ -270,9 +269,7 @@ class BatchWriter:
                     sum(e.tables[name].num_rows for e in entries), name, err)
         for e in entries:
             try:
-                part = e.tables[name]
-                self.storage.insert_arrow(name, part if isinstance(part, pa.Table) else combine([part]),
-                                          f"{batch.id}:{name}:{e.key}")
+                self.storage.insert_arrow(name, to_arrow([e.tables[name]]), f"{batch.id}:{name}:{e.key}")
             except DataError as one:
                 log.error("store rejected the rows of request %s in %s: %s", e.key, name, one)
                 e.refused = one
