@@ -59,8 +59,13 @@ async def test_server_api_loop_silences_and_reload(store, tmp_path, hook):
         assert inst["objective_percent"] == "99.9"
 
         # Status at a past moment: before the outage the SLO was fine.
-        past = await (await client.get("/api/v1/slos/status", params={"at": str(minute - 3600)})).json()
+        past = await (await client.get("/api/v1/slos/status", params={"at": str(minute - 3600 + 30)})).json()
         assert past["instances"][0]["state"] == "ok"
+        # Windows end at T rounded down to the minute (half-open); the document says which instant.
+        assert past["at"] == minute - 3600 and past["requested_at"] == minute - 3600 + 30
+        cov = past["instances"][0]["coverage"]
+        assert cov["last_data_at"] == minute - 3660 and cov["first_data_at"] == minute - 86400
+        assert past["instances"][0]["unit"] == "ratio" and past["instances"][0]["budget"]["value"] == 0.001
         bad = await client.get("/api/v1/slos/status", params={"at": "yesterday"})
         assert bad.status == 400 and "invalid time" in (await bad.json())["error"]
 
