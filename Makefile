@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test test-fast lint typecheck bench clean
+.PHONY: install run test test-fast lint typecheck bench dist clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,5 +31,10 @@ typecheck: install
 bench: install
 	$(PY) bench/run_all.py
 
+# sdist and wheel in dist/ (`pip install dist/infersight-*.whl[server]`; docs/deploy.md).
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,78 @@
+"""Build the sdist and wheel once per test session and install the wheel into a fresh venv.
+
+The venv is made by `python -m venv` without system site-packages, so nothing of the source tree or of
+the development venv is importable there: what runs is what the wheel ships, with the dependencies pip
+resolves for it and the `server` extra (chDB, pyarrow) as a user would install it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_built: dict[str, Path] = {}
+
+
+def build_dist(factory: pytest.TempPathFactory) -> Path:
+    """The folder with the sdist and the wheel `python -m build` made from the work tree (once a session)."""
+    if "dist" not in _built:
+        out = factory.mktemp("dist")
+        subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True,
+                       capture_output=True, timeout=300)
+        _built["dist"] = out
+    return _built["dist"]
+
+
+def installed_venv(factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the built wheel and its `server` extra installed (once a session)."""
+    if "venv" not in _built:
+        wheel = next(build_dist(factory).glob("infersight-*.whl"))
+        venv = factory.mktemp("venv")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheel}[server]"],
+                       check=True, capture_output=True, timeout=600)
+        _built["venv"] = venv
+    return _built["venv"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without anything that could point Python at the source tree or another venv."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "OTEL_")) and k != "PATH"}
+    env["PATH"] = "/usr/bin:/bin"
+    return {**env, **extra}
+
+
+def wait_ready(base_url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until GET /readyz answers 200; fails early when the server process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(base_url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base_url}/readyz not 200 within {timeout} s")
+
+
+def call(base_url: str, method: str, path: str, body: object = None, token: str | None = None) -> tuple[int, object]:
+    """(status, decoded JSON) of one API call."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base_url + path, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
