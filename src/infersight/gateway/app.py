@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +38,22 @@ def _status(mt: str, http: int, message: str, retry_after: int | None = None) ->
                         content_type=mt, headers=headers)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one OTLP request ended, before a transport encodes it: an HTTP status (200: accepted, maybe in part)."""
+
+    status: int
+    message: str = ""
+    rejected: int = 0  # items of an accepted request the receiver dropped (partial success)
+    points: int = 0  # rows accepted
+    retry_after: int | None = None
+    reason: str = ""  # why refused or dropped, for the server's own metrics
+
+
+# (signal, HTTP status, rows accepted, items rejected, reason): the server's metrics subscribe here.
+Observer = Callable[[str, int, int, int, str], None]
+
+
 class Gateway:
     """The OTLP handlers; decoding runs on the event loop, writes in the writer's thread."""
 
@@ -43,6 +61,11 @@ class Gateway:
         self.cfg = cfg
         self.writer = writer
         self.sets = AttrSets(max_bytes=cfg.attribute_cache_bytes)
+        self.observers: list[Observer] = []
+
+    def observe(self, signal: str, status: int, points: int, rejected: int, reason: str) -> None:
+        for observer in self.observers:
+            observer(signal, status, points, rejected, reason)
 
     async def _body(self, request: web.Request) -> bytes:
         reader = otlp.BodyReader(request.headers.get("Content-Encoding"), self.cfg.max_body_bytes)
@@ -57,44 +80,61 @@ class Gateway:
         try:
             mt = otlp.media_type(request.headers.get("Content-Type"))
         except otlp.UnsupportedMediaType as err:
+            self.observe(signal.name, 415, 0, 0, "unsupported_media_type")
             return _status(otlp.JSON, 415, str(err))
         try:
             body = await self._body(request)
         except otlp.TooLarge as err:
+            self.observe(signal.name, 413, 0, 0, "too_large")
             return _status(mt, 413, str(err))
         except otlp.BadRequest as err:
+            self.observe(signal.name, 400, 0, 0, "bad_request")
             return _status(mt, 400, str(err))
+        out = await self.ingest(signal, body, mt, auth.client_of(request),
+                                request.headers.get(IDEMPOTENCY_HEADER))
+        if out.status != 200:
+            return _status(mt, out.status, out.message, out.retry_after)
+        return web.Response(body=otlp.encode_response(signal, mt, out.rejected, out.message), content_type=mt)
+
+    async def ingest(self, signal: otlp.Signal, body: bytes, mt: str, client: str, given: str | None) -> Outcome:
+        """One OTLP request, whatever the transport: dedup check, decode, rows, writer.submit.
+        OTLP/HTTP (`export`) and OTLP/gRPC (`gateway.grpc`) both answer from this."""
+        out = await self._ingest(signal, body, mt, client, given)
+        self.observe(signal.name, out.status, out.points, out.rejected, out.reason)
+        return out
+
+    async def _ingest(self, signal: otlp.Signal, body: bytes, mt: str, client: str, given: str | None) -> Outcome:
         # Keys are per client (one client cannot acknowledge another's batch away); the digest
         # tells a re-send from a different body under a reused key (400).
-        given = request.headers.get(IDEMPOTENCY_HEADER)
         digest = hashlib.sha256(body).hexdigest()
-        client = auth.client_of(request)
         scope = f"{signal.name}:client={client}:" if client else f"{signal.name}:"
         key = f"{scope}key:{given}" if given else f"{scope}sha256:{digest}"
         try:
             if self.writer.known(key, digest):
-                return web.Response(body=otlp.encode_response(signal, mt, 0, ""), content_type=mt)
+                return Outcome(200, reason="duplicate")
         except KeyConflict as err:
-            return _status(mt, 400, str(err))
+            return Outcome(400, str(err), reason="key_conflict")
         try:
             result = ROW_BUILDERS[signal.name](otlp.decode(signal, body, mt), self.sets)
         except otlp.BadRequest as err:
-            return _status(mt, 400, str(err))
+            return Outcome(400, str(err), reason="bad_request")
         except DecodeError as err:  # a point's attributes are parsed lazily, once per distinct set
-            return _status(mt, 400, f"invalid {signal.request.DESCRIPTOR.name}: attributes: {err}")
+            return Outcome(400, f"invalid {signal.request.DESCRIPTOR.name}: attributes: {err}", reason="bad_request")
         if result.rows:
             try:
                 await self.writer.submit(key, digest, result.parts, result.rows)
             except KeyConflict as err:
-                return _status(mt, 400, str(err))
+                return Outcome(400, str(err), reason="key_conflict")
             except QueueFull as err:
-                return _status(mt, 429, str(err), RETRY_QUEUE_SECONDS)
+                return Outcome(429, str(err), retry_after=RETRY_QUEUE_SECONDS, reason="queue_full")
             except StorageDown as err:
-                return _status(mt, 503, str(err), RETRY_STORAGE_SECONDS)
+                return Outcome(503, str(err), retry_after=RETRY_STORAGE_SECONDS, reason="storage_down")
             except WriteFailed as err:
-                return _status(mt, 500, str(err))
-        return web.Response(body=otlp.encode_response(signal, mt, result.rejected, result.message),
-                            content_type=mt)
+                return Outcome(500, str(err), reason="write_failed")
+        return Outcome(200, result.message, rejected=result.rejected, points=result.rows)
+
+
+GATEWAY = web.AppKey("infersight_gateway", Gateway)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -146,6 +186,7 @@ def attach_receiver(app: web.Application, cfg: ServerConfig, storage: Storage) -
     app[STORAGE] = storage
     app[CONFIG] = cfg
     gw = Gateway(cfg, writer)
+    app[GATEWAY] = gw
 
     def route(signal: otlp.Signal) -> Any:
         async def handler(request: web.Request) -> web.Response:
