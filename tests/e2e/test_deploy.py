@@ -22,6 +22,7 @@ from dist_support import ROOT, call, clean_env, installed_venv, wait_ready
 
 from conftest import free_port
 from infersight.cli.main import build_parser, main
+from infersight.collectors.nvml import NvmlConfig
 from infersight.config import Config, load_config, parse_config
 
 pytestmark = pytest.mark.e2e
@@ -301,6 +302,13 @@ def config_of(kind: str, objs: list[dict[str, Any]] | None = None) -> Config:
                         env={})
 
 
+def token_files(cfg: Config) -> dict[str, Path]:
+    """server.tokens' name -> token_file (every shipped token is a file)."""
+    files = {t.name: t.token_file for t in cfg.server.tokens}
+    assert None not in files.values()
+    return {name: path for name, path in files.items() if path is not None}
+
+
 def mounts(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["mountPath"]: m for m in container.get("volumeMounts", [])}
 
@@ -311,7 +319,7 @@ def test_agent_daemonset_matches_its_config():
     volumes = {v["name"]: v for v in ds["volumes"]}
     cfg = config_of("agent")
     assert ds["hostPID"] is True and ds["automountServiceAccountToken"] is False
-    (nvml,) = [c for c in cfg.collectors if c.type == "nvml"]
+    (nvml,) = [c for c in cfg.collectors if isinstance(c, NvmlConfig)]
     proc = mounts(agent)[str(nvml.proc_root)]
     assert proc["readOnly"] and volumes[proc["name"]]["hostPath"]["path"] == "/proc"
     spool = mounts(agent)[str(cfg.agent.exporter.spool_dir)]
@@ -326,7 +334,9 @@ def test_agent_daemonset_matches_its_config():
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"]
     # The agent gets only the ingest-scoped token.
     key = env["INFERSIGHT_INGEST_TOKEN"]["valueFrom"]["secretKeyRef"]
-    (token,) = [t for t in config_of("server").server.tokens if t.token_file.name == key["key"]]
+    server = config_of("server")
+    (name,) = [n for n, path in token_files(server).items() if path.name == key["key"]]
+    (token,) = [t for t in server.server.tokens if t.name == name]
     assert token.scopes == ("ingest",)
     assert env["OTEL_EXPORTER_OTLP_HEADERS"]["value"] == "Authorization=Bearer%20$(INFERSIGHT_INGEST_TOKEN)"
 
@@ -339,8 +349,8 @@ def test_server_statefulset_matches_its_config():
     args = build_parser().parse_args(server["args"])
     assert args.data_dir == cfg.server.data_dir
     assert mounts(server)[str(args.data_dir)]["name"] == sts["volumeClaimTemplates"][0]["metadata"]["name"]
-    for t in cfg.server.tokens:
-        assert str(t.token_file.parent) in mounts(server)
+    for path in token_files(cfg).values():
+        assert str(path.parent) in mounts(server)
     for p in cfg.slo.paths:
         assert str(p) in mounts(server)
     assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -358,5 +368,5 @@ def test_server_statefulset_matches_its_config():
 
 def test_shipped_secret_holds_no_token():
     secret = by_kind("Secret", "infersight-tokens")
-    assert set(secret["stringData"]) == {t.token_file.name for t in config_of("server").server.tokens}
+    assert set(secret["stringData"]) == {p.name for p in token_files(config_of("server")).values()}
     assert all(v == "" for v in secret["stringData"].values())  # the server refuses to start on an empty token

@@ -20,7 +20,7 @@ from dist_support import ROOT, build_dist, call, clean_env, installed_venv, wait
 from conftest import free_port
 
 pytestmark = pytest.mark.e2e
-VERSION = re.search(r'^__version__ = "(.+)"$', (ROOT / "src/infersight/__init__.py").read_text(), re.M)[1]
+VERSION = re.findall(r'^__version__ = "(.+)"$', (ROOT / "src/infersight/__init__.py").read_text(), re.M)[0]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def agent_sends(base: str, server: subprocess.Popen, tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status, body = call(base, "POST", "/api/v1/query", {"sql": sql})
-        if status == 200 and body["rows"][0]["n"] > 0:
+        if status == 200 and isinstance(body, dict) and body["rows"][0]["n"] > 0:
             return
         time.sleep(0.5)
     raise AssertionError(f"no agent rows: {status} {body}\n{(tmp_path / 'agent.log').read_text()}")
