@@ -87,7 +87,8 @@ def _status(args: argparse.Namespace) -> int:
             cfg = load_config(args.config)
             with offline_store(cfg, args.data_dir, all_ddl()) as storage:
                 slos = load_slos(args.slo or cfg.slo.paths)
-                instances = [instance_json(r) for r in Evaluator(storage).evaluate(slos, at)]
+                results = Evaluator(storage).evaluate(slos, at, point_in_time=bool(args.at))  # --at: half-open
+                instances = [instance_json(r) for r in results]
                 alerts = [] if args.at else [
                     {"labels": a.labels, "state": a.state} for a in StateStore(storage).load_alerts()]
     except Exception as err:  # noqa: BLE001 -- every failure becomes one clear line

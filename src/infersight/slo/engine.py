@@ -95,9 +95,9 @@ class SloEngine:
         results = self.evaluator.evaluate(slos, now)
         errors = sum(r.state == "error" for r in results)
         self.metrics.evaluations.labels("error" if errors else "ok").inc()
-        for r in results:
-            if r.state == "error":
-                log.warning("slo %s: %s", r.slo.name, r.error)
+        for res in results:
+            if res.state == "error":
+                log.warning("slo %s: %s", res.slo.name, res.error)
         with self.lock:
             policy = AlertPolicy.from_settings(self.settings)
             for s in slos:
