@@ -5,6 +5,7 @@ Real components: the gateway app on aiohttp's test server over the embedded chDB
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -150,7 +151,22 @@ OTHER_STATEMENTS = (
     "SELECT 1 INTO OUTFILE '/tmp/infersight-out'",
     "SELECT {p:UInt8}",
     "SELECT * FROM (EXPLAIN SYNTAX SELECT 1)",
-    "SHOW TABLES",
+    "SHOW TABLES FROM system",
+    "SHOW DATABASES",
+    "SHOW CREATE TABLE otel.otel_logs",
+    "DESCRIBE system.tables",
+    "DESCRIBE (SELECT file('/etc/passwd'))",
+    "DESCRIBE file('/etc/passwd', 'LineAsString')",
+    "DESC TABLE url('http://127.0.0.1:1/', 'LineAsString')",
+    "EXISTS system.processes",
+    "EXISTS DATABASE system",
+    "EXPLAIN SELECT file('/etc/passwd')",
+    "EXPLAIN SYNTAX SELECT * FROM system.tables",
+    "EXPLAIN PLAN header = 1 SELECT 1",
+    "EXPLAIN SELECT 1 SETTINGS readonly = 0",
+    "EXPLAIN SELECT 1 FORMAT JSON",
+    "EXPLAIN INSERT INTO otel.otel_logs (Body) SELECT 'x'",
+    "EXPLAIN CURRENT TRANSACTION",
     "SET readonly = 0",
     "SYSTEM FLUSH LOGS",
     "SELECT 1) UNION ALL (SELECT file('/etc/passwd')",
@@ -161,6 +177,33 @@ OTHER_STATEMENTS = (
 async def test_settings_format_and_other_statements_are_refused(make_client):
     client = await make_client()
     assert await refused(client, OTHER_STATEMENTS, "error") == []
+
+
+async def test_read_only_metadata_statements_stay_in_the_telemetry_database(make_client, store, secret_file):
+    """DESCRIBE, SHOW TABLES and EXISTS become SELECTs over system.columns of the telemetry database, EXPLAIN runs
+    only of a SELECT that passes the allow-list; the file reads of FILE_READS stay refused under EXPLAIN."""
+    client = await make_client()
+    db = store.database
+    status, body = await post(client, f"DESCRIBE `{db}`.otel_logs")
+    assert status == 200, body
+    rows = json.loads(body)["rows"]
+    assert rows[0]["name"] == "Timestamp" and {"Body", "ServiceName"} <= {r["name"] for r in rows}
+    status, body = await post(client, "desc table otel_logs")  # unqualified: the telemetry database
+    assert status == 200 and json.loads(body)["rows"] == rows
+    status, body = await post(client, "SHOW TABLES")
+    names = [r["name"] for r in json.loads(body)["rows"]]
+    assert status == 200 and "otel_logs" in names and "otel_traces" in names and "tables" not in names
+    status, body = await post(client, f"SHOW TABLES FROM {db} LIKE 'otel_tr%'")
+    assert status == 200, body
+    assert [r["name"] for r in json.loads(body)["rows"]][0] == "otel_traces"  # ORDER BY name
+    for sql, result in ((f"EXISTS `{db}`.otel_logs", 1), ("EXISTS TABLE otel_nope", 0), ("EXISTS system.one", 1)):
+        status, body = await post(client, sql)
+        assert (status, json.loads(body)["rows"]) == (200, [{"result": result}]), sql
+    status, body = await post(client, f"EXPLAIN SYNTAX SELECT count() FROM `{db}`.otel_logs")
+    assert status == 200 and f"FROM {db}.otel_logs" in json.loads(body)["rows"][0]["explain"].replace("`", "")
+    queries = [f"EXPLAIN {sql.format(p=secret_file, head=secret_file[:5], tail=secret_file[5:], hex='')}"
+               for sql in FILE_READS if sql.startswith("SELECT")]
+    assert await refused(client, queries, "not allowed") == []
 
 
 GAUGE_ROWS = ("('cpu', 'h1', 'a', toDateTime64('2026-01-01 00:00:10', 9), 1.5, map('k', 'v1'), 'svc'), "

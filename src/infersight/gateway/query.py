@@ -1,4 +1,4 @@
-"""POST /api/v1/query: one read-only SELECT over the telemetry database, checked on the parsed query.
+"""POST /api/v1/query: one read-only statement over the telemetry database, checked on the parsed query.
 
 `readonly=1` alone is not a sandbox: it blocks the `file` *table* function but not the scalar
 `file()`, and chDB is clickhouse-local, with no user-files restriction. So the query is parsed by
@@ -9,13 +9,18 @@ escapes and CTEs are already resolved in its AST) and every node is checked agai
   few named ones; nothing that reads files, the network, the environment, settings or the server;
 - tables: the telemetry database, a few metadata-free system tables and `system.columns`, CTEs;
 - table functions: number/row generators only;
-- no SETTINGS, FORMAT, INTO OUTFILE, query parameters or anything but one SELECT.
+- no SETTINGS, FORMAT, INTO OUTFILE, query parameters or anything but one SELECT, with four read-only
+  forms besides: `DESCRIBE t`, `SHOW TABLES [FROM db] [LIKE p]` and `EXISTS [TABLE] t` are rewritten
+  into SELECTs over `system.columns` of the telemetry database (then checked like any SELECT), and
+  `EXPLAIN [SYNTAX|AST|PLAN|PIPELINE|ESTIMATE|QUERY TREE] <SELECT>` runs when its SELECT passes the
+  same check (no EXPLAIN settings).
 The server then runs it with `readonly=1` and bounds on time, memory and result size.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -72,6 +77,19 @@ REFUSED_NODES = {
     "QueryParameter": "query parameters ({name:Type}) are not supported",
 }
 RETRY_BUSY_SECONDS = 1
+READ_ONLY = "only read-only statements are allowed (SELECT, DESCRIBE, SHOW TABLES, EXISTS, EXPLAIN SELECT)"
+# A statement starting with one of these is refused with READ_ONLY before it is parsed.
+WRITE_WORDS = frozenset((
+    "ALTER", "ATTACH", "BACKUP", "BEGIN", "CHECK", "COMMIT", "CREATE", "DELETE", "DETACH", "DROP", "EXCHANGE",
+    "GRANT", "INSERT", "KILL", "MOVE", "OPTIMIZE", "RENAME", "REPLACE", "RESTORE", "REVOKE", "ROLLBACK", "SET",
+    "SYSTEM", "TRUNCATE", "UNDROP", "UPDATE", "USE",
+))
+EXPLAIN_KINDS = frozenset(("EXPLAIN", "EXPLAIN SYNTAX", "EXPLAIN AST", "EXPLAIN PLAN", "EXPLAIN PIPELINE",
+                           "EXPLAIN ESTIMATE", "EXPLAIN QUERY TREE"))
+_IDENT = r"(?:[A-Za-z_][A-Za-z0-9_]*|`[^`\\]+`)"
+_DESCRIBE = re.compile(rf"(?:DESCRIBE|DESC)(?:\s+TABLE)?\s+(?:({_IDENT})\s*\.\s*)?({_IDENT})", re.I)
+_EXISTS = re.compile(rf"EXISTS(?:\s+TABLE)?\s+(?:({_IDENT})\s*\.\s*)?({_IDENT})", re.I)
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
 
 
 class Refused(QueryError):
@@ -203,6 +221,14 @@ def _inner(wrapped: dict[str, Any]) -> dict[str, Any]:
         raise Refused("query does not parse as one SELECT") from err
 
 
+def _plain(top: dict[str, Any]) -> None:
+    """Refused if the statement asks for another output than the API's JSON."""
+    if "format_ast" in top:
+        raise Refused("FORMAT clauses are not allowed: the query API answers JSON")
+    if "out_file" in top:
+        raise Refused("INTO OUTFILE is not allowed")
+
+
 def wrap(sql: str, max_rows: int) -> str:
     """The statement that runs: the query as a subquery, one row past the limit to tell truncation."""
     return f"SELECT * FROM (\n{sql}\n) LIMIT {int(max_rows) + 1}"
@@ -231,7 +257,15 @@ class QueryApi:
             return self._allowed
 
     def _parse(self, sql: str) -> dict[str, Any]:
-        rows = self.storage.query(f"SELECT parseQueryToJSON({literal(sql)}) AS ast")
+        try:
+            rows = self.storage.query(f"SELECT parseQueryToJSON({literal(sql)}) AS ast")
+        except QueryError as err:  # the parser's message, without the parseQueryToJSON call around it
+            text = str(err)
+            if "not supported by parseQueryToJSON" in text or "does not support JSON serialization" in text:
+                raise Refused(READ_ONLY) from None
+            head, _, tail = text.partition(": In scope SELECT parseQueryToJSON(")
+            code = re.search(r"\(([A-Z_]+)\)\s*$", tail)
+            raise QueryError(head + (f" ({code.group(1)})" if code else "")) from None
         try:
             return json.loads(rows[0]["ast"])
         except RecursionError:
@@ -244,16 +278,68 @@ class QueryApi:
             raise QueryError("empty query")
         if any(ord(c) < 32 and c not in "\t\n\r" for c in sql):
             raise Refused("query contains control characters")
+        first = _FIRST_WORD.match(sql)
+        word = first.group(0).upper() if first else ""
+        if word in WRITE_WORDS:
+            raise Refused(f"{READ_ONLY}: got {word}")
+        if word in ("DESCRIBE", "DESC", "EXISTS"):
+            return self.prepare(self._metadata_select(sql, word))
         top = self._parse(sql)  # the real parser: syntax errors and multi-statements fail here
+        if top.get("type") == "ShowTablesQuery":
+            return self.prepare(self._show_tables_select(top))
+        if top.get("type") == "ExplainQuery":
+            return self._explain(sql, top)
         if top.get("type") != "SelectWithUnionQuery":
-            raise Refused(f"only SELECT queries are allowed (got {top.get('type')})")
-        if "format_ast" in top:
-            raise Refused("FORMAT clauses are not allowed: the query API answers JSON")
-        if "out_file" in top:
-            raise Refused("INTO OUTFILE is not allowed")
+            raise Refused(f"{READ_ONLY} (got {top.get('type')})")
+        _plain(top)
         wrapped = wrap(sql, self.cfg.max_rows)
         check(_inner(self._parse(wrapped)), self.allowed(), self.storage.database)
         return wrapped
+
+    def _metadata_select(self, sql: str, word: str) -> str:
+        """`DESCRIBE t` / `EXISTS [TABLE] t` as a SELECT over system.columns (t: a table the API may read)."""
+        m = (_EXISTS if word == "EXISTS" else _DESCRIBE).fullmatch(sql)
+        if m is None:
+            raise Refused(f"{word} takes one table name: {word} [TABLE] [db.]table (no subqueries or functions)")
+        db, name = (None if p is None else p.strip("`") for p in m.groups())
+        db = db or self.storage.database
+        _table([db, name], name, frozenset(), self.storage.database)
+        where = f"database = {literal(db)} AND table = {literal(name)}"
+        if word == "EXISTS":
+            return f"SELECT toUInt8(count() > 0) AS result FROM system.columns WHERE {where}"
+        return (f"SELECT name, type, default_kind AS default_type, default_expression, comment "
+                f"FROM system.columns WHERE {where} ORDER BY position")
+
+    def _show_tables_select(self, top: dict[str, Any]) -> str:
+        """`SHOW TABLES [FROM <telemetry db>] [LIKE 'p']` as a SELECT over system.columns."""
+        database = self.storage.database
+        extra = set(top) - {"type", "from", "like", "is_outfile_append", "is_outfile_truncate",
+                            "is_into_outfile_with_stdout"}
+        if extra:
+            raise Refused(f"only SHOW TABLES [FROM {database}] [LIKE 'pattern'] is allowed")
+        db = (top.get("from") or {}).get("name", database)
+        if db != database:
+            raise Refused(f"SHOW TABLES FROM {db} is not allowed: the query API reads the `{database}` database")
+        like = f" AND table LIKE {literal(top['like'])}" if "like" in top else ""
+        return (f"SELECT DISTINCT table AS name FROM system.columns WHERE database = {literal(database)}{like} "
+                "ORDER BY name")
+
+    def _explain(self, sql: str, top: dict[str, Any]) -> str:
+        """EXPLAIN of a SELECT the API would run, as parsed (no settings): the statement itself runs."""
+        if top.get("kind") not in EXPLAIN_KINDS:
+            raise Refused(f"{top.get('kind')} is not allowed (allowed: {', '.join(sorted(EXPLAIN_KINDS))})")
+        if "settings" in top:
+            raise Refused("EXPLAIN settings are not allowed")
+        query = top.get("query") or {}
+        if set(top) - {"type", "kind", "query", "is_outfile_append", "is_outfile_truncate",
+                       "is_into_outfile_with_stdout"}:
+            _plain(top)
+            raise Refused("EXPLAIN takes one SELECT")
+        if query.get("type") != "SelectWithUnionQuery":
+            raise Refused(f"EXPLAIN is allowed of a SELECT only (got {query.get('type')})")
+        _plain(query)
+        check(query, self.allowed(), self.storage.database)
+        return sql
 
     def run(self, text: str) -> list[dict[str, Any]]:
         wrapped = self.prepare(text)
