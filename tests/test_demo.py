@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from infersight.collectors.base import Point
 from infersight.collectors.inference import Endpoint, InferenceCollector
 from infersight.collectors.neuron import metrics as neuron_metrics
 from infersight.collectors.neuron import parse_document
 from infersight.cost.catalog import load_catalog
-from infersight.demo.backfill import FINE_STEP_SECONDS, schedule, stamp
+from infersight.demo.backfill import FINE_STEP_SECONDS, minutely_up, schedule, stamp
 from infersight.demo.fleet import NODE_TYPES, build_fleet
 from infersight.demo.incidents import Script, default_script
 from infersight.demo.runner import data_path
@@ -104,11 +105,18 @@ def test_schedule_fine_tail_and_coarse_history():
 
 
 def test_stamp_keeps_cumulative_starts_before_their_points():
-    from infersight.collectors.base import Point
-
     pts = stamp([Point("c", "counter", 1.0, start_time_ns=int(T0 * 1e9) + 5), Point("g", "gauge", 1.0)],
                 int(T0 * 1e9), 7)
     assert pts[0].start_time_ns == 7 and pts[0].time_ns == int(T0 * 1e9) and pts[1].start_time_ns is None
+
+
+def test_coarse_steps_keep_a_scrape_per_minute_for_node_uptime():
+    from infersight.collectors.inference.metrics import UP
+
+    up = UP.point(1, {"server.address": "sim:8000"}, time_ns=int(T0 * 1e9))
+    copies = minutely_up([up, Point("x", "gauge", 1.0, time_ns=1)], T0 - 600, T0)
+    assert sorted(p.time_ns for p in copies) == [int((T0 - 60 * i) * 1e9) for i in range(9, 0, -1)]
+    assert minutely_up([up], T0 - 60, T0) == []
 
 
 def test_fleet_covers_every_cloud_and_accelerator_within_six_nodes():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from infersight.agent.loop import ScopedPoints
 from infersight.collectors.base import Point
+from infersight.collectors.inference.metrics import UP as ENDPOINT_UP
 from infersight.demo.sources import Clock, SimNode
 from infersight.demo.spans import ApiClients
 from infersight.exporters.encode import encode, to_metrics_data
@@ -69,6 +70,18 @@ def coarse_step_seconds(history_seconds: float) -> float:
     """The step before the last hour (for the banner)."""
     coarse = max(history_seconds - FINE_SECONDS, 0.0)
     return coarse / max(1, min(COARSE_STEPS, int(coarse // FINE_STEP_SECONDS))) if coarse else FINE_STEP_SECONDS
+
+
+def minutely_up(points: Sequence[Point], prev: float, t: float) -> list[Point]:
+    """Copies of the scrape's `endpoint.up` for every minute of a coarse step before `t`: the agent scrapes at
+    least once a minute, and node uptime (the capacity-cost rollup) counts minutes with a scrape."""
+    ups = [p for p in points if p.name == ENDPOINT_UP.name and p.time_ns]
+    out = []
+    minute = t - FINE_STEP_SECONDS
+    while minute > prev:
+        out += [dataclasses.replace(p, time_ns=int(minute * 1e9)) for p in ups]
+        minute -= FINE_STEP_SECONDS
+    return out
 
 
 def stamp(points: Iterable[Point], t_ns: int, origin_ns: int) -> list[Point]:
@@ -134,7 +147,10 @@ def backfill(nodes: Sequence[SimNode], api: ApiClients | None, clock: Clock, sen
         for up in uplinks:
             for name, c in up.node.collectors:
                 if hardware or name == "inference":
-                    up.add(f"infersight.collector.{c.type}", stamp(c.collect(), t_ns, origin_ns))
+                    points = stamp(c.collect(), t_ns, origin_ns)
+                    if name == "inference":
+                        points += minutely_up(points, prev, t)
+                    up.add(f"infersight.collector.{c.type}", points)
             report.requests += up.node.server.last_requests
             if up.buffered >= MAX_BATCH_POINTS:
                 report.points += up.flush()
