@@ -20,6 +20,7 @@ from infersight.storage.schema import (
     SchemaMismatch,
     SchemaOptions,
     ensure_schema,
+    render,
     render_otel_ddl,
 )
 
@@ -98,6 +99,22 @@ def test_cluster_rendering_uses_replicated_local_tables_and_distributed_fronts()
     mv = next(s for s in ddl if "MATERIALIZED VIEW" in s)
     assert "`otel_traces_trace_id_ts_mv_local`" in mv and "FROM `otel`.`otel_traces_local`" in mv
 
+
+
+def test_every_template_renders_for_a_cluster_with_one_function():
+    """Our own tables take the same placeholders: replicated engines with their arguments, ON CLUSTER, fronts."""
+    ddl = render("slo_state", SchemaOptions(database="otel", cluster="prod"))
+    assert all(" ON CLUSTER `prod`" in s for s in ddl)
+    local = [s for s in ddl if "Distributed" not in s]
+    assert len(local) == 3 and all(
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', "
+        "Version)" in s for s in local)
+    assert "`infersight_slo_alerts_local`" in local[0]
+    assert sum("ENGINE = Distributed(`prod`, `otel`, `infersight_slo_alerts_local`" in s for s in ddl) == 1
+    single = render("slo_state", SchemaOptions(database="otel"))
+    assert [s.count("ENGINE = ReplacingMergeTree(Version)") for s in single] == [1, 1, 1]
+    with pytest.raises(ValueError, match="keep_days"):
+        render("gateway_requests", SchemaOptions(database="otel"))
 
 @pytest.fixture(params=["embedded", "clickhouse"])
 def backend(request, store):

@@ -29,6 +29,8 @@ tables, so a deduplicated re-insert of a request is not counted twice.
 """
 from __future__ import annotations
 
+from infersight.storage.schema import SchemaOptions, render
+
 DIMENSIONS = ("CloudProvider", "CloudRegion", "HostName", "Model", "ServerKind", "Tenant")
 
 # Fixed rollup bucket upper bounds (seconds) per latency Kind: the union of vLLM (V0 and V1),
@@ -63,179 +65,25 @@ MAX_ROLLUP_COUNT = 2**32
 MAX_ROLLUP_COST_USD = 1_000_000  # per span
 # Delta sums the requests rollup counts (the gateway checks their points against MAX_ROLLUP_COUNT).
 COUNTED_SUMS = ("infersight.inference.requests", "gen_ai.client.token.usage")
-# Same window as the source tables (storage.schema.DEDUP_WINDOW): a deduplicated source block is
-# still pushed to the views, whose inserts are deduplicated by the target table.
-_DEDUP = "non_replicated_deduplication_window = 1000"
-
-
-def _dims() -> str:
-    return ",\n    ".join(f"`{d}` LowCardinality(String)" for d in DIMENSIONS)
+ROLLUP_TABLES = ("infersight_requests_1m", "infersight_latency_1m", "infersight_nodes_1m")
 
 
 def _array(values: tuple[float, ...]) -> str:
-    return "[" + ", ".join(repr(float(v)) for v in values) + "]"
-
-
-def _bounds_for(kind_expr: str) -> str:
-    arms = ", ".join(f"{kind_expr} = '{k}', CAST({_array(b)}, 'Array(Float64)')" for k, b in LATENCY_BOUNDS.items())
-    return f"multiIf({arms}, CAST([], 'Array(Float64)'))"
-
-
-def _bucket_index(value: str, bounds: str) -> str:
-    """1-based rollup bucket for an upper bound / observation (len(bounds)+1 = the +Inf bucket)."""
-    return (f"if(arrayFirstIndex(r -> r >= {value}, {bounds}) = 0, length({bounds}) + 1, "
-            f"arrayFirstIndex(r -> r >= {value}, {bounds}))")
-
-
-def _resource_dims(res: str) -> str:
-    return (f"{res}['cloud.provider'] AS CloudProvider, {res}['cloud.region'] AS CloudRegion, "
-            f"{res}['host.name'] AS HostName")
-
-
-def _tenant(attrs: str, res: str) -> str:
-    t = TENANT_ATTRIBUTE
-    return f"if({attrs}['{t}'] != '', {attrs}['{t}'], {res}['{t}']) AS Tenant"
-
-
-ROLLUP_TABLES = ("infersight_requests_1m", "infersight_latency_1m", "infersight_nodes_1m")
-_GROUP = "Minute, " + ", ".join(DIMENSIONS)
-_METRIC_DIMS = (f"{_resource_dims('ResourceAttributes')}, Attributes['gen_ai.request.model'] AS Model, "
-                f"Attributes['infersight.server.kind'] AS ServerKind, {_tenant('Attributes', 'ResourceAttributes')}")
-_SPAN_DIMS = (f"{_resource_dims('ResourceAttributes')}, SpanAttributes['gen_ai.request.model'] AS Model, "
-              "if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'], "
-              "SpanAttributes['gen_ai.system']) AS ServerKind, "
-              f"{_tenant('SpanAttributes', 'ResourceAttributes')}")
-
-
-def _count(cond: str) -> str:
-    ok = f"isFinite(Value) AND Value >= 0 AND Value <= {MAX_ROLLUP_COUNT}"
-    return f"toUInt64(round(sumIf(Value, {cond} AND {ok})))"
-
-
-def _bounded(expr: str) -> str:
-    """A span's token attribute as a count: 0 unless an integer in [0, MAX_ROLLUP_COUNT]."""
-    return f"if(toUInt64OrZero({expr}) <= {MAX_ROLLUP_COUNT}, toUInt64OrZero({expr}), 0)"
-
-
-def _latency_ok(seconds: str) -> str:
-    return f"isFinite({seconds}) AND {seconds} >= 0"
+    return "CAST([" + ", ".join(repr(float(v)) for v in values) + "], 'Array(Float64)')"
 
 
 def ddl(database: str) -> list[str]:
-    db = f"`{database}`"
-    key = ", ".join(DIMENSIONS)
-    req, tok = (f"MetricName = '{n}'" for n in COUNTED_SUMS)
-    latency_names = ", ".join(f"'{n}'" for n in LATENCY_METRICS)
+    """The rollup tables and their views (`storage/sql/rollup_*.sql`), with the constants above filled in."""
+    opts = SchemaOptions(database)
+    requests_metric, tokens_metric = COUNTED_SUMS
     kind = "multiIf(" + ", ".join(f"MetricName = '{n}', '{k}'" for n, k in LATENCY_METRICS.items()) + ", '')"
-    source_index = _bucket_index("u", "Bounds")
-    cached = ("if(SpanAttributes['gen_ai.usage.cache_read.input_tokens'] != '', "
-              "SpanAttributes['gen_ai.usage.cache_read.input_tokens'], "
-              "SpanAttributes['gen_ai.usage.cache_read_input_tokens'])")
-    cost = "toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12)"
-
-    def span_latency(name: str, kind_name: str, seconds: str, where: str) -> str:
-        bounds = _array(LATENCY_BOUNDS[kind_name])
-        return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{name}` TO {db}.`infersight_latency_1m` AS
-SELECT toStartOfMinute(Timestamp) AS Minute, {_SPAN_DIMS}, '{kind_name}' AS Kind,
-    CAST({bounds}, 'Array(Float64)') AS Bounds,
-    sumForEach(arrayMap(i -> toUInt64(i = {_bucket_index(seconds, 'Bounds')}), range(1, length(Bounds) + 2)))
-        AS BucketCounts,
-    count() AS Count, sum({seconds}) AS Sum
-FROM {db}.`otel_traces`
-WHERE SpanAttributes['gen_ai.request.model'] != '' AND {_latency_ok(seconds)}{where}
-GROUP BY {_GROUP}, Kind, Bounds"""
-
+    bounds = ", ".join(f"Kind = '{k}', {_array(b)}" for k, b in LATENCY_BOUNDS.items())
     return [
-        f"""CREATE TABLE IF NOT EXISTS {db}.`infersight_requests_1m` (
-    `Minute` DateTime,
-    {_dims()},
-    `Requests` UInt64,
-    `BadRequests` UInt64,
-    `InputTokens` UInt64,
-    `OutputTokens` UInt64,
-    `CachedTokens` UInt64,
-    `ReportedCostUSD` Decimal(38, 12)
-) ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, {key})
-SETTINGS {_DEDUP}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.`infersight_latency_1m` (
-    `Minute` DateTime,
-    {_dims()},
-    `Kind` LowCardinality(String),
-    `Bounds` Array(Float64),
-    `BucketCounts` Array(UInt64),
-    `Count` UInt64,
-    `Sum` Float64
-) ENGINE = MergeTree
-PARTITION BY toYYYYMM(Minute)
-ORDER BY (Kind, Minute, {key})
-SETTINGS {_DEDUP}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.`infersight_nodes_1m` (
-    `Minute` DateTime,
-    `CloudProvider` LowCardinality(String),
-    `CloudRegion` LowCardinality(String),
-    `HostName` LowCardinality(String),
-    `HostType` LowCardinality(String),
-    `CapacityType` LowCardinality(String),
-    `Samples` UInt64
-) ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HostType, CapacityType)
-SETTINGS {_DEDUP}""",
-        # Databases created before the views deduplicated.
-        *(f"ALTER TABLE {db}.`{t}` MODIFY SETTING {_DEDUP}" for t in ROLLUP_TABLES),
-        # Scraped servers: request and token deltas.
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_metrics_mv`
-TO {db}.`infersight_requests_1m` AS
-SELECT toStartOfMinute(TimeUnix) AS Minute, {_METRIC_DIMS},
-    {_count(req)} AS Requests,
-    {_count(req + " AND Attributes['infersight.request.outcome'] = 'bad'")} AS BadRequests,
-    {_count(tok + " AND Attributes['gen_ai.token.type'] = 'input'")} AS InputTokens,
-    {_count(tok + " AND Attributes['gen_ai.token.type'] = 'output'")} AS OutputTokens,
-    {_count(tok + " AND Attributes['gen_ai.token.type'] = 'cached_input'")} AS CachedTokens,
-    toDecimal128(0, 12) AS ReportedCostUSD
-FROM {db}.`otel_metrics_sum`
-WHERE AggregationTemporality = 1 AND ({req} OR {tok})
-GROUP BY {_GROUP}""",
-        # Scraped servers: latency histogram deltas, re-bucketed onto LATENCY_BOUNDS.
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_latency_1m_metrics_mv`
-TO {db}.`infersight_latency_1m` AS
-SELECT toStartOfMinute(TimeUnix) AS Minute, {_METRIC_DIMS}, {kind} AS Kind,
-    {_bounds_for('Kind')} AS Bounds,
-    sumForEach(arrayMap(j -> arraySum(arrayMap((c, t) -> if(t = j, c, 0), SourceCounts,
-        arrayMap(u -> {source_index}, arrayPushBack(ExplicitBounds, inf)))), range(1, length(Bounds) + 2)))
-        AS BucketCounts,
-    sum(SourceCount) AS Count, sum(SourceSum) AS Sum
-FROM (SELECT *, BucketCounts AS SourceCounts, Count AS SourceCount, Sum AS SourceSum
-      FROM {db}.`otel_metrics_histogram`
-      WHERE AggregationTemporality = 1 AND MetricName IN ({latency_names}) AND Count > 0
-        AND length(BucketCounts) = length(ExplicitBounds) + 1 AND Count <= {MAX_ROLLUP_COUNT}
-        AND arrayAll(c -> c <= {MAX_ROLLUP_COUNT}, BucketCounts) AND {_latency_ok('Sum')})
-GROUP BY {_GROUP}, Kind, Bounds""",
-        # Instrumented applications: one request per GenAI span.
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_traces_mv`
-TO {db}.`infersight_requests_1m` AS
-SELECT toStartOfMinute(Timestamp) AS Minute, {_SPAN_DIMS},
-    count() AS Requests,
-    countIf(StatusCode = 'Error') AS BadRequests,
-    sum({_bounded("SpanAttributes['gen_ai.usage.input_tokens']")}) AS InputTokens,
-    sum({_bounded("SpanAttributes['gen_ai.usage.output_tokens']")}) AS OutputTokens,
-    sum({_bounded(cached)}) AS CachedTokens,
-    sum(if({cost} BETWEEN 0 AND {MAX_ROLLUP_COST_USD}, {cost}, toDecimal128(0, 12))) AS ReportedCostUSD
-FROM {db}.`otel_traces`
-WHERE SpanAttributes['gen_ai.request.model'] != ''
-GROUP BY {_GROUP}""",
-        span_latency("infersight_latency_1m_traces_mv", "e2e", "Duration / 1e9", ""),
-        span_latency("infersight_latency_1m_traces_ttft_mv", "ttft",
-                     "toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token'])",
-                     "\n  AND SpanAttributes['gen_ai.server.time_to_first_token'] != ''"),
-        # Node uptime: a minute counts when the agent reported any inference endpoint scrape.
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_nodes_1m_mv` TO {db}.`infersight_nodes_1m` AS
-SELECT toStartOfMinute(TimeUnix) AS Minute, {_resource_dims('ResourceAttributes')},
-    ResourceAttributes['host.type'] AS HostType, ResourceAttributes['{CAPACITY_ATTRIBUTE}'] AS CapacityType,
-    count() AS Samples
-FROM {db}.`otel_metrics_gauge`
-WHERE MetricName = 'infersight.inference.endpoint.up'
-GROUP BY Minute, CloudProvider, CloudRegion, HostName, HostType, CapacityType""",
+        *render("rollup_requests_1m", opts, tenant=TENANT_ATTRIBUTE, requests_metric=requests_metric,
+                tokens_metric=tokens_metric, max_count=MAX_ROLLUP_COUNT, max_cost=MAX_ROLLUP_COST_USD),
+        *render("rollup_latency_1m", opts, tenant=TENANT_ATTRIBUTE, max_count=MAX_ROLLUP_COUNT,
+                latency_metrics=", ".join(f"'{n}'" for n in LATENCY_METRICS), kind_of_metric=kind,
+                bounds_of_kind=f"multiIf({bounds}, CAST([], 'Array(Float64)'))",
+                e2e_bounds=_array(LATENCY_BOUNDS["e2e"]), ttft_bounds=_array(LATENCY_BOUNDS["ttft"])),
+        *render("rollup_nodes_1m", opts, capacity=CAPACITY_ATTRIBUTE),
     ]

@@ -12,43 +12,19 @@ lands) writes exactly what is missing.
 """
 from __future__ import annotations
 
+from infersight.storage.schema import SchemaOptions, render
+
 KEYS_TABLE = "infersight_gateway_requests"
 BLOCKS_TABLE = "infersight_gateway_blocks"
 KEEP_DAYS = 7
 # The tables the gateway inserts into (rows.py builds them).
 DATA_TABLES = ("otel_logs", "otel_traces", "otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram",
                "otel_metrics_exponential_histogram", "otel_metrics_summary")
-_DEDUP = "non_replicated_deduplication_window = 1000"
 
 
 def ddl(database: str) -> list[str]:
-    db = f"`{database}`"
-    out = [
-        f"""CREATE TABLE IF NOT EXISTS {db}.`{KEYS_TABLE}` (
-    `Key` String,
-    `Digest` String DEFAULT '',
-    `Flush` String DEFAULT '',
-    `Tables` Array(String),
-    `Done` UInt8 DEFAULT 1,
-    `Time` DateTime DEFAULT now()
-) ENGINE = ReplacingMergeTree
-ORDER BY Key
-TTL Time + toIntervalDay({KEEP_DAYS})
-SETTINGS {_DEDUP}""",
-        # Databases created before the journal: their keys read as done, with any body matching.
-        *(f"ALTER TABLE {db}.`{KEYS_TABLE}` ADD COLUMN IF NOT EXISTS {col} AFTER `Key`" for col in (
-            "`Done` UInt8 DEFAULT 1", "`Tables` Array(String)", "`Flush` String DEFAULT ''",
-            "`Digest` String DEFAULT ''")),
-        f"""CREATE TABLE IF NOT EXISTS {db}.`{BLOCKS_TABLE}` (
-    `Token` String,
-    `Time` DateTime DEFAULT now()
-) ENGINE = MergeTree
-ORDER BY Token
-TTL Time + toIntervalDay({KEEP_DAYS})
-SETTINGS {_DEDUP}""",
-    ]
-    for table in DATA_TABLES:
-        out.append(f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{BLOCKS_TABLE}_{table.removeprefix('otel_')}_mv`
-TO {db}.`{BLOCKS_TABLE}` AS
-SELECT getSetting('insert_deduplication_token') AS Token FROM {db}.`{table}` WHERE Token != '' LIMIT 1""")
-    return out
+    """The journal and block tables, and one block view per data table (`storage/sql/gateway_*.sql`)."""
+    opts = SchemaOptions(database)
+    return [*render("gateway_requests", opts, keep_days=KEEP_DAYS),
+            *(stmt for table in DATA_TABLES
+              for stmt in render("gateway_blocks_view", opts, source=table, short=table.removeprefix("otel_")))]

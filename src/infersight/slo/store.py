@@ -11,103 +11,23 @@ import threading
 import time
 from typing import Any
 
-from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
+from infersight.slo.dimensions import HEALTH_COLUMNS
 from infersight.slo.records import AlertRecord, Notification, Silence
+from infersight.storage.schema import SchemaOptions, render
 
 ALERTS = "infersight_slo_alerts"
 NOTIFICATIONS = "infersight_slo_notifications"
 SILENCES = "infersight_slo_silences"
 
 
-def _health_view(db: str, source: str, temporality: str) -> str:
-    """Per minute, device and XID series: a non-ok hw.status seen, and XIDs counted.
-
-    Only XIDs make a minute bad here (ECC and other hardware faults reach hw.status through the
-    collectors). Cumulative XID counters are kept per code (`HwSeries`) so readers compare each
-    series with itself; `infersight.gpu.xid.last` > 0 also counts as an XID in that minute.
-    """
-    dims = ", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in HEALTH_COLUMNS.items() if a != "hw.type")
-    # Values that are not finite are left out: a NaN would make every reader's sum NaN.
-    xid = "MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid' AND isFinite(Value)"
-    cum = f"{xid} AND {temporality} != 1"
-    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HEALTH}_{source.removeprefix('otel_metrics_')}_mv`
-TO {db}.`{HEALTH}` AS
-SELECT toStartOfMinute(TimeUnix) AS Minute, {dims}, Attributes['hw.type'] AS HwType, Attributes['hw.id'] AS HwId,
-    if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS HwSeries,
-    countIf(MetricName = 'hw.status') AS StatusSamples,
-    toUInt8(maxIf(Value > 0 AND Attributes['hw.state'] NOT IN ('ok', ''), MetricName = 'hw.status')) AS BadStatus,
-    sumIf(Value, {xid} AND {temporality} = 1)
-        + countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS ErrorsDelta,
-    countIf({cum}) AS ErrorsSamples,
-    if(ErrorsSamples > 0, maxIf(Value, {cum}), -inf) AS ErrorsMax,
-    if(ErrorsSamples > 0, minIf(Value, {cum}), inf) AS ErrorsMin
-FROM {db}.`{source}`
-WHERE MetricName IN ('hw.status', 'hw.errors', 'infersight.gpu.xid.last')
-GROUP BY Minute, {', '.join(c for a, c in HEALTH_COLUMNS.items() if a != 'hw.type')}, HwType, HwId, HwSeries"""
-
-
 def ddl(database: str) -> list[str]:
-    db = f"`{database}`"
-    health_dims = ",\n    ".join(f"`{c}` LowCardinality(String)" for c in HEALTH_COLUMNS.values())
-    return [
-        # Readers aggregate (max/sum/min): rows of one minute and device may be split across inserts.
-        f"""CREATE TABLE IF NOT EXISTS {db}.`{HEALTH}` (
-    `Minute` DateTime,
-    {health_dims},
-    `HwId` String,
-    `HwSeries` String,
-    `StatusSamples` UInt64,
-    `BadStatus` UInt8,
-    `ErrorsDelta` Float64,
-    `ErrorsSamples` UInt64,
-    `ErrorsMax` Float64,
-    `ErrorsMin` Float64
-) ENGINE = MergeTree
-PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, CloudProvider, CloudRegion, HostName, HwId)
-SETTINGS non_replicated_deduplication_window = 1000""",
-        # A deduplicated re-insert of a request must not count twice (databases created without it).
-        f"ALTER TABLE {db}.`{HEALTH}` MODIFY SETTING non_replicated_deduplication_window = 1000",
-        _health_view(db, "otel_metrics_sum", "AggregationTemporality"),
-        _health_view(db, "otel_metrics_gauge", "0"),
-        f"""CREATE TABLE IF NOT EXISTS {db}.`{ALERTS}` (
-    `Fingerprint` String,
-    `Labels` String,
-    `Annotations` String,
-    `State` LowCardinality(String),
-    `ActiveAt` DateTime64(3),
-    `StartsAt` DateTime64(3),
-    `EndsAt` DateTime64(3),
-    `Deleted` UInt8,
-    `Version` UInt64
-) ENGINE = ReplacingMergeTree(Version)
-ORDER BY Fingerprint""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.`{NOTIFICATIONS}` (
-    `Id` String,
-    `GroupKey` String,
-    `Receiver` LowCardinality(String),
-    `CreatedAt` DateTime64(3),
-    `Firing` Array(String),
-    `Resolved` Array(String),
-    `Body` String,
-    `Status` LowCardinality(String),
-    `Attempts` UInt32,
-    `NextAttemptAt` DateTime64(3),
-    `LastError` String,
-    `Version` UInt64
-) ENGINE = ReplacingMergeTree(Version)
-ORDER BY Id""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.`{SILENCES}` (
-    `Id` String,
-    `Matchers` String,
-    `StartsAt` DateTime64(3),
-    `EndsAt` DateTime64(3),
-    `CreatedBy` String,
-    `Comment` String,
-    `Version` UInt64
-) ENGINE = ReplacingMergeTree(Version)
-ORDER BY Id""",
-    ]
+    """The health rollup with its views and the alert state tables (`storage/sql/{hw_health_1m,slo_state}.sql`)."""
+    opts = SchemaOptions(database)
+    resource = {a: c for a, c in HEALTH_COLUMNS.items() if a != "hw.type"}
+    return [*render("hw_health_1m", opts,
+                    resource_dims=", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in resource.items()),
+                    resource_columns=", ".join(resource.values())),
+            *render("slo_state", opts)]
 
 
 _vlock = threading.Lock()

@@ -1,7 +1,10 @@
 """DDL for the OTel exporter's tables plus infersight's own, for one node or a cluster.
 
-Column names and types are the OpenTelemetry Collector ClickHouse exporter's newest layout
-(Grafana's ClickHouse plugin queries them); only engine, TTL and settings are ours to vary.
+Every table's DDL is a template in `storage/sql/` (one file per table group), rendered by `render`;
+an area's `ddl(database)` renders its own templates, with the SQL it generates from its constants
+as parameters. The OTel tables' column names and types are the OpenTelemetry Collector ClickHouse
+exporter's newest layout (Grafana's ClickHouse plugin queries them); only engine, TTL and settings
+are ours to vary.
 """
 from __future__ import annotations
 
@@ -45,36 +48,54 @@ def _ttl_key(table: str) -> str:
     return table.removeprefix("otel_")
 
 
-def render_otel_ddl(opts: SchemaOptions) -> list[str]:
-    """The exporter's DDL with our database, engines, TTL and dedup window filled in."""
-    text = files("infersight.storage").joinpath("sql/otel_schema.sql").read_text()
+_REPLICATED = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+_ENGINE = re.compile(r"\{engine(?::(\w+))?(?::(\w+))?\}")  # {engine}, {engine:Summing}, {engine:Replacing:Version}
+_LEFT = re.compile(r"\{(\w+(?::\w+)*)\}")
+
+
+def _engine(m: re.Match[str], cluster: str | None) -> str:
+    family, arg = m.group(1) or "", m.group(2)
+    if cluster:
+        return f"Replicated{family}MergeTree({_REPLICATED}{', ' + arg if arg else ''})"
+    return f"{family}MergeTree({arg or ''})"
+
+
+def render(template: str, opts: SchemaOptions, **params: object) -> list[str]:
+    """The statements of `storage/sql/<template>.sql` for one node or a cluster.
+
+    Placeholders: `{db}`/`{db_name}` (the database), `{local}` (`_local` on a cluster), `{on_cluster}`,
+    `{engine[:Family[:arg]]}` (`SummingMergeTree`, `ReplicatedReplacingMergeTree(..., Version)`...),
+    `{ttl}` (the `TTL` clause of an OTel table from `opts.ttl_days`), `{dedup}` (the non-replicated
+    deduplication window setting, after a comma), `{dedup_window}`, and the template's own `params`
+    (generated SQL, such as arrays built from constants). On a cluster, each `CREATE TABLE` of a
+    `{local}` table gets its Distributed table.
+    """
+    text = files("infersight.storage").joinpath(f"sql/{template}.sql").read_text()
     text = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
     cluster = opts.cluster
     on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""
     local = "_local" if cluster else ""
+    # Replicated tables deduplicate by default (replicated_deduplication_window).
+    dedup = "" if cluster else f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
+    fixed = {"db_name": f"`{opts.database}`", "db": f"`{opts.database}`", "local": local,
+             "on_cluster": on_cluster, "dedup": dedup, "dedup_window": str(DEDUP_WINDOW),
+             **{k: str(v) for k, v in params.items()}}
     out: list[str] = []
     for stmt in (s.strip() for s in text.split(";")):
         if not stmt:
             continue
-        m = re.search(r"\{db\}\.`(\w+?)\{local\}`", stmt)
+        m = re.search(r"\{db\}\.`(\w+?)(?:\{local\})?`", stmt)
         table = m.group(1) if m else ""
-        ttl = ""
-        days = opts.ttl_days.get(_ttl_key(table), 0)
-        if days and table in OTEL_TABLES:
-            ttl = f"TTL toDateTime({OTEL_TABLES[table]}) + toIntervalDay({int(days)})\n"
-        if cluster:
-            engine = "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
-            agg = "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
-            dedup = ""  # replicated tables deduplicate by default (replicated_deduplication_window)
-        else:
-            engine, agg = "MergeTree()", "AggregatingMergeTree()"
-            dedup = f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
-        stmt = (stmt.replace("{db_name}", f"`{opts.database}`").replace("{db}", f"`{opts.database}`")
-                .replace("{local}", local).replace("{on_cluster}", on_cluster)
-                .replace("{engine}", engine).replace("{agg_engine}", agg)
-                .replace("{ttl}", ttl).replace("{dedup}", dedup))
+        days = opts.ttl_days.get(_ttl_key(table), 0) if table in OTEL_TABLES else 0
+        ttl = f"TTL toDateTime({OTEL_TABLES[table]}) + toIntervalDay({int(days)})\n" if days else ""
+        is_table = stmt.startswith("CREATE TABLE") and "{local}" in stmt
+        stmt = _LEFT.sub(lambda p: fixed.get(p.group(1), p.group(0)), stmt.replace("{ttl}", ttl))
+        stmt = _ENGINE.sub(lambda e: _engine(e, cluster), stmt)
+        left = set(_LEFT.findall(stmt)) - {"shard", "database", "table", "replica"}
+        if left:
+            raise ValueError(f"{template}.sql: no value for {sorted(left)}")
         out.append(stmt)
-        if cluster and table in OTEL_TABLES and stmt.startswith("CREATE TABLE"):
+        if cluster and is_table:
             out.append(
                 f"CREATE TABLE IF NOT EXISTS `{opts.database}`.`{table}`{on_cluster} "
                 f"AS `{opts.database}`.`{table}_local` "
@@ -82,10 +103,14 @@ def render_otel_ddl(opts: SchemaOptions) -> list[str]:
     return out
 
 
+def render_otel_ddl(opts: SchemaOptions) -> list[str]:
+    """The exporter's DDL with our database, engines, TTL and dedup window filled in."""
+    return render("otel_schema", opts)
+
+
 def meta_ddl(database: str) -> str:
-    return (f"CREATE TABLE IF NOT EXISTS `{database}`.`infersight_schema` "
-            "(Component String, Version UInt32, AppliedAt DateTime DEFAULT now()) "
-            "ENGINE = ReplacingMergeTree ORDER BY Component")
+    """The table recording which schema version created the database."""
+    return render("infersight_schema", SchemaOptions(database))[0]
 
 
 def ensure_schema(storage: Storage, opts: SchemaOptions, ddl: Sequence[DdlSource]) -> None:

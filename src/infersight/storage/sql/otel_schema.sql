@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_traces_trace_id_ts{local}`{on_cluster} (
     TraceId String CODEC(ZSTD(1)),
     Start SimpleAggregateFunction(min, DateTime) CODEC(ZSTD(1)),
     End SimpleAggregateFunction(max, DateTime) CODEC(ZSTD(1))
-) ENGINE = {agg_engine}
+) ENGINE = {engine:Aggregating}
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
 {ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
