@@ -113,6 +113,10 @@ class TokenConfig(Strict):
 
 class ServerConfig(Strict):
     listen: str = "127.0.0.1:4318"
+    # OTLP/gRPC (null: off) and the read-only ClickHouse HTTP interface (null: off). Left at their defaults,
+    # a port already taken is logged and that listener skipped; set explicitly, it stops the server.
+    grpc_listen: str | None = "127.0.0.1:4317"
+    clickhouse_listen: str | None = "127.0.0.1:8123"
     data_dir: Path = Path("./data")
     # One token with every scope (kept for compatibility); `tokens` gives each client its own scopes.
     auth_token: SecretStr | None = None

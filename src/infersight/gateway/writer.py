@@ -24,15 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from infersight.gateway.rows import Part, to_arrow
-from infersight.gateway.store import BLOCKS_TABLE, KEYS_TABLE
+from infersight.gateway.rows.attrs import arrow_type
+from infersight.gateway.store import BLOCKS_TABLE, KEYS, KEYS_TABLE
 from infersight.storage.base import DataError, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,17 @@ class BatchWriter:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="infersight-writer")
         self.last_error: str | None = None
         self.flushes = 0
+        # (outcome "stored" | "failed" | "dropped", rows, seconds) after each flush attempt: the server's metrics.
+        self.flush_observers: list[Callable[[str, int, float], None]] = []
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows waiting: queued, being written, or kept for a retry."""
+        return self._queued_rows
+
+    def _observe(self, outcome: str, rows: int, seconds: float) -> None:
+        for observer in self.flush_observers:
+            observer(outcome, rows, seconds)
 
     @property
     def down(self) -> bool:
@@ -219,9 +233,11 @@ class BatchWriter:
                         break
                 batch = _Flush(self._pending)
                 self._pending, self._pending_rows = [], 0
+            started = time.perf_counter()
             try:
                 await loop.run_in_executor(self._pool, self._write, batch)
             except StorageError as err:
+                self._observe("failed", batch.rows, time.perf_counter() - started)
                 self._failed(batch, str(err))
                 if self._stopping:
                     self._give_up(batch)
@@ -232,8 +248,10 @@ class BatchWriter:
                 continue
             except Exception as err:  # a bug turning rows into Arrow: not retried, never hangs
                 log.exception("cannot write %d rows", batch.rows)
+                self._observe("dropped", batch.rows, time.perf_counter() - started)
                 self._dropped(batch.entries, err)
                 continue
+            self._observe("stored", batch.rows, time.perf_counter() - started)
             self._stored(batch)
 
     def _write(self, batch: _Flush) -> None:
@@ -280,12 +298,10 @@ class BatchWriter:
                 e.done.add(name)  # a retry after a later failure skips it
 
     def _journal(self, batch: _Flush, entries: list[_Entry], done: bool) -> None:
-        keys = pa.table({
-            "Key": pa.array([e.key for e in entries], pa.string()),
-            "Digest": pa.array([e.digest for e in entries], pa.string()),
-            "Flush": pa.array([batch.id] * len(entries), pa.string()),
-            "Tables": pa.array([sorted(e.tables) for e in entries], pa.list_(pa.string())),
-            "Done": pa.array([int(done)] * len(entries), pa.uint8())})
+        values = {"Key": [e.key for e in entries], "Digest": [e.digest for e in entries],
+                  "Flush": [batch.id] * len(entries), "Tables": [sorted(e.tables) for e in entries],
+                  "Done": [int(done)] * len(entries)}  # Time: its default
+        keys = pa.table({k: pa.array(v, arrow_type(KEYS.types[k])) for k, v in values.items()})
         self.storage.insert_arrow(KEYS_TABLE, keys, f"{batch.id}:keys:{int(done)}")
 
     def _failed(self, batch: _Flush, error: str) -> None:

@@ -125,6 +125,15 @@ class EmbeddedStorage:
             return []
         return json.loads(raw)["data"]
 
+    def query_raw(self, sql: str, fmt: str, settings: dict[str, Any] | None = None) -> bytes:
+        """The result in the store's own output format `fmt` (Native, JSONEachRow, ...), as bytes."""
+        reader = self._shared.take_reader()
+        try:
+            res = _run(reader, sql + _settings_clause(settings), fmt)
+            return res.bytes() if hasattr(res, "bytes") else bytes(res)
+        finally:
+            self._shared.give_back(reader)
+
     def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
         cols = ", ".join(f"`{c}`" for c in data.column_names)
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None

@@ -36,6 +36,13 @@ class ClickHouseStorage:
             raise classify(str(err)) from None
         return list(res.named_results())
 
+    def query_raw(self, sql: str, fmt: str, settings: dict[str, Any] | None = None) -> bytes:
+        """The result in ClickHouse's output format `fmt`, as bytes."""
+        try:
+            return self._client.raw_query(sql, settings=settings, fmt=fmt)
+        except Exception as err:
+            raise classify(str(err)) from None
+
     def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         try:
