@@ -8,7 +8,6 @@ from functools import partial
 
 from infersight import webui
 from infersight.config import Config
-from infersight.cost import report as cost_report
 from infersight.gateway import app as gateway
 from infersight.gateway import clickhouse_http
 from infersight.gateway import grpc as otlp_grpc
@@ -31,6 +30,5 @@ def default_components(cfg: Config, storage: Storage) -> list[Component]:
         Attached("slo-engine", SLO_TABLES, partial(slo_service.attach, cfg=cfg, storage=storage)),
         Attached("slo-prometheus", (), partial(slo_prometheus.attach, engine_key=slo_service.ENGINE)),
         Attached("server-metrics", (), server_metrics.attach),
-        Attached("cost-api", (), partial(cost_report.attach, cfg=cfg, storage=storage)),
         Attached("web-ui", (), partial(webui.attach, cfg=cfg, storage=storage)),
     ]
