@@ -80,6 +80,12 @@ HANDSHAKES = {
 ACCESS_DENIED, UNKNOWN_DATABASE, UNKNOWN_FORMAT, TIMEOUT, TOO_MANY_ROWS_OR_BYTES = 497, 81, 73, 159, 396
 MEMORY_LIMIT, AUTH_FAILED, TOO_MANY_QUERIES, SYNTAX_ERROR, BAD_ARGUMENTS, NETWORK_ERROR = 241, 516, 202, 62, 36, 210
 DISPLAY_NAME = "infersight"
+ERROR_NAMES = {ACCESS_DENIED: "ACCESS_DENIED", UNKNOWN_DATABASE: "UNKNOWN_DATABASE", UNKNOWN_FORMAT: "UNKNOWN_FORMAT",
+               TIMEOUT: "TIMEOUT_EXCEEDED", TOO_MANY_ROWS_OR_BYTES: "TOO_MANY_ROWS_OR_BYTES",
+               MEMORY_LIMIT: "MEMORY_LIMIT_EXCEEDED", AUTH_FAILED: "AUTHENTICATION_FAILED",
+               TOO_MANY_QUERIES: "TOO_MANY_SIMULTANEOUS_QUERIES", SYNTAX_ERROR: "SYNTAX_ERROR",
+               BAD_ARGUMENTS: "BAD_ARGUMENTS", NETWORK_ERROR: "NETWORK_ERROR", 47: "UNKNOWN_IDENTIFIER",
+               60: "UNKNOWN_TABLE", 46: "UNKNOWN_FUNCTION", 53: "TYPE_MISMATCH", 43: "ILLEGAL_TYPE_OF_ARGUMENT"}
 
 
 class ChError(Exception):
@@ -271,7 +277,10 @@ class ClickHouseHttp:
 
     @staticmethod
     def _error(err: ChError, query_id: str) -> web.Response:
-        text = f"Code: {err.code}. DB::Exception: {err}. (infersight)\n"
+        # As ClickHouse writes it, error name in parentheses: clients parse code, message and name from it.
+        text = str(err) if str(err).startswith("Code: ") else \
+            f"Code: {err.code}. DB::Exception: {str(err).rstrip('.')}. ({ERROR_NAMES.get(err.code, 'UNKNOWN')})"
+        text += "\n"
         headers = {"X-ClickHouse-Exception-Code": str(err.code), "X-ClickHouse-Query-Id": query_id,
                    "X-ClickHouse-Server-Display-Name": DISPLAY_NAME}
         if err.http == 401:
