@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from infersight.compare.settings import CompareSettings
 from infersight.cost.settings import CostSettings
 from infersight.slo.settings import SloSettings
 
@@ -154,6 +155,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     slo: SloSettings = SloSettings()
     cost: CostSettings = CostSettings()
+    compare: CompareSettings = CompareSettings()
 
     @field_validator("collectors", mode="before")
     @classmethod

@@ -5,10 +5,10 @@ import argparse
 import logging
 import sys
 
-from infersight.cli import agent, config, cost, demo, notify, server, silence, slo, up
+from infersight.cli import agent, compare, config, cost, demo, notify, server, silence, slo, up
 
 # Each module has `register(subparsers)` and owns the commands it adds.
-COMMAND_GROUPS = (config, agent, server, up, demo, slo, silence, notify, cost)
+COMMAND_GROUPS = (config, agent, server, up, demo, slo, silence, notify, cost, compare)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 from infersight import webui
+from infersight.compare import api as compare_api
 from infersight.config import Config
 from infersight.gateway import app as gateway
 from infersight.gateway import clickhouse_http
@@ -28,6 +29,7 @@ def default_components(cfg: Config, storage: Storage) -> list[Component]:
         Attached("query-api", (), partial(gateway.attach_query, cfg=cfg.server, storage=storage)),
         Attached("clickhouse-http", (), partial(clickhouse_http.attach, cfg=cfg.server, storage=storage)),
         Attached("slo-engine", SLO_TABLES, partial(slo_service.attach, cfg=cfg, storage=storage)),
+        Attached("compare", (), partial(compare_api.attach, cfg=cfg, storage=storage)),  # after slo-engine: SIGHUP
         Attached("slo-prometheus", (), partial(slo_prometheus.attach, engine_key=slo_service.ENGINE)),
         Attached("server-metrics", (), server_metrics.attach),
         Attached("web-ui", (), partial(webui.attach, cfg=cfg, storage=storage)),

@@ -1,0 +1,260 @@
+"""The compare report: one model per cloud/region/deployment, checked against numbers computed by hand, and the
+same document from GET /api/v1/compare, `infersight compare --server` (with and without --prices) and the
+offline path."""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+
+from infersight.compare import percentiles
+from infersight.compare import report as compare_report
+from infersight.config import parse_config
+from infersight.rollups import LATENCY_BOUNDS
+from slo_support import slo_doc
+
+MODEL = "llama-3.1-8b"
+PRICES = """
+api:
+  - {provider: azure.ai.openai, model: llama-3.1-8b, input_usd_per_million: 0.30, output_usd_per_million: 0.60}
+capacity:
+  - {cloud: aws, region: us-east-1, instance_type: p5.48xlarge, on_demand_usd_per_hour: 60}
+"""
+# A provider's announced price change: Azure's list price doubles.
+NEW_PRICES = """
+api:
+  - {provider: azure.ai.openai, model: llama-3.1-8b, input_usd_per_million: 0.60, output_usd_per_million: 1.20}
+capacity:
+  - {cloud: aws, region: us-east-1, instance_type: p5.48xlarge, on_demand_usd_per_hour: 60}
+"""
+
+
+# -- percentiles ---------------------------------------------------------------------------------------------
+def test_percentile_estimate_by_hand_open_bucket_and_merged_layouts():
+    # 10 obs <= 0.1, 80 in (0.1, 0.2], 10 in (0.2, 0.5]: p50 = 0.1 + 0.1 * 40/80, p95 = 0.2 + 0.3 * 5/10.
+    s = percentiles.summary([((0.1, 0.2, 0.5), (10, 80, 10, 0))])
+    assert s["count"] == 100
+    assert s["p50"] == {"seconds": pytest.approx(0.15), "low": 0.1, "high": 0.2, "open": False, "estimate": True}
+    assert s["p95"]["seconds"] == pytest.approx(0.35) and (s["p95"]["low"], s["p95"]["high"]) == (0.2, 0.5)
+    # The +Inf bucket answers its lower bound, marked open.
+    s = percentiles.summary([((1.0,), (1, 9))])
+    assert s["p95"] == {"seconds": 1.0, "low": 1.0, "high": None, "open": True, "estimate": True}
+    # Two layouts (rollup bounds and native bounds) merge into the union of their bounds.
+    merged = percentiles.merge([((0.1, 0.5), (1, 1, 0)), ((0.2, 0.5), (1, 1, 0))])
+    assert merged == [(0.1, 1), (0.2, 1), (0.5, 2), (math.inf, 0)]
+    assert percentiles.summary([]) is None
+    with pytest.raises(ValueError, match="bucket counts"):
+        percentiles.merge([((0.1,), (1,))])
+
+
+# -- data through the real tables (source rows; the rollups' views fill the 1m tables) -------------------------
+def _insert(store, table: str, rows: list[dict]) -> None:
+    store.execute(f"INSERT INTO `{store.database}`.`{table}` FORMAT JSONEachRow "
+                  + "\n".join(json.dumps(r) for r in rows))
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def populate(store, now: int) -> None:
+    """A vLLM node on AWS (scraped deltas), an app calling Azure (GenAI spans), and an Azure probe."""
+    t = _ts(now - 300)
+    node = {"cloud.provider": "aws", "cloud.region": "us-east-1", "host.name": "gpu-1", "host.type": "p5.48xlarge"}
+    attrs = {"gen_ai.request.model": MODEL, "infersight.server.kind": "vllm"}
+
+    def delta(name, value, **extra):
+        return {"ResourceAttributes": node, "MetricName": name, "Attributes": {**attrs, **extra}, "TimeUnix": t,
+                "StartTimeUnix": t, "Value": value, "AggregationTemporality": 1, "IsMonotonic": True}
+    _insert(store, "otel_metrics_sum", [
+        delta("infersight.inference.requests", 95, **{"infersight.request.outcome": "good"}),
+        delta("infersight.inference.requests", 5, **{"infersight.request.outcome": "bad", "error.type": "abort"}),
+        delta("gen_ai.client.token.usage", 40000, **{"gen_ai.token.type": "input"}),
+        delta("gen_ai.client.token.usage", 10000, **{"gen_ai.token.type": "output"})])
+    # vLLM TTFT buckets (0.1, 0.2, 0.5 are rollup bounds): 10 / 80 / 10.
+    _insert(store, "otel_metrics_histogram", [{
+        "ResourceAttributes": node, "MetricName": "gen_ai.server.time_to_first_token", "Attributes": attrs,
+        "TimeUnix": t, "StartTimeUnix": t, "Count": 100, "Sum": 16.0, "BucketCounts": [10, 80, 10, 0],
+        "ExplicitBounds": [0.1, 0.2, 0.5], "AggregationTemporality": 1}])
+    _insert(store, "otel_metrics_gauge", [
+        {"ResourceAttributes": node, "MetricName": "infersight.inference.endpoint.up", "Value": 1,
+         "Attributes": attrs, "TimeUnix": _ts(now - 60 * m)} for m in (2, 3, 4, 5, 6, 7)])  # 6 minutes up
+    app = {"cloud.provider": "azure", "cloud.region": "eastus2", "host.name": "app-1"}
+    spans = []
+    for i in range(20):  # 20 requests, one failed; TTFT 0.3 s (10) and 0.7 s (10); 1000 in, 100 out each
+        spans.append({"Timestamp": t, "ResourceAttributes": app, "SpanName": "chat", "Duration": 2_000_000_000,
+                      "StatusCode": "Error" if i == 0 else "Ok",
+                      "SpanAttributes": {"gen_ai.request.model": MODEL, "gen_ai.provider.name": "azure.ai.openai",
+                                         "gen_ai.usage.input_tokens": "1000", "gen_ai.usage.output_tokens": "100",
+                                         "gen_ai.server.time_to_first_token": "0.3" if i < 10 else "0.7"}})
+    _insert(store, "otel_traces", spans)
+    probe = {"gen_ai.request.model": MODEL, "gen_ai.provider.name": "azure.ai.openai", "cloud.provider": "azure",
+             "cloud.region": "eastus2", "infersight.traffic": "probe", "infersight.probe.endpoint": "aoai-eastus2"}
+    agent = {"host.name": "probe-node"}
+    _insert(store, "otel_metrics_sum", [
+        {"ResourceAttributes": agent, "MetricName": "infersight.probe.requests", "TimeUnix": t, "StartTimeUnix": t,
+         "Attributes": {**probe, "infersight.request.outcome": o, **({"error.type": "429"} if o == "bad" else {})},
+         "Value": n, "AggregationTemporality": 1, "IsMonotonic": True} for o, n in (("good", 9), ("bad", 1))])
+    _insert(store, "otel_metrics_histogram", [{
+        "ResourceAttributes": agent, "MetricName": "gen_ai.client.operation.time_to_first_chunk", "Attributes": probe,
+        "TimeUnix": t, "StartTimeUnix": t, "Count": 9, "Sum": 2.7, "BucketCounts": [0, 9, 0],
+        "ExplicitBounds": [0.25, 0.5], "AggregationTemporality": 1}])
+
+
+def _specs(tmp_path: Path) -> Path:
+    d = tmp_path / "slos"
+    d.mkdir()
+    group = ["cloud.provider", "cloud.region", "infersight.server.kind", "gen_ai.request.model"]
+    (d / "avail.yaml").write_text(yaml.safe_dump(slo_doc(name="avail", objective=99, window={"rolling": "1h"},
+                                                         group_by=group)))
+    return d
+
+
+def _cfg(tmp_path: Path, store, specs: Path):
+    (tmp_path / "prices.yaml").write_text(PRICES)
+    (tmp_path / "new.yaml").write_text(NEW_PRICES)
+    return parse_config({"server": {"storage": {"database": store.database}},
+                         "slo": {"paths": [str(specs)], "interval_seconds": 0.2},
+                         "cost": {"catalogs": [str(tmp_path / "prices.yaml")]}})
+
+
+def check_reference(doc: dict) -> None:
+    """Every number against a computation by hand."""
+    deps = {d["key"]: d for d in doc["deployments"]}
+    assert set(deps) == {"aws/us-east-1/vllm", "azure/eastus2/azure.ai.openai"}
+    vllm, aoai = deps["aws/us-east-1/vllm"], deps["azure/eastus2/azure.ai.openai"]
+    assert (vllm["hosting"], vllm["hosts"], vllm["requests"], vllm["bad_requests"]) == \
+        ("self-hosted", ["gpu-1"], 100, 5)
+    assert vllm["error_ratio"] == pytest.approx(0.05)
+    assert vllm["tokens"] == {"input": 40000, "output": 10000, "cached": 0, "total": 50000}
+    ttft = vllm["latency"]["ttft"]
+    # A source bucket lands in the rollup bucket ending at its upper bound (never counted faster): (0.1, 0.2] in
+    # (0.15, 0.2], so p50 = 0.15 + 0.05 * 40/80; (0.2, 0.5] in (0.4, 0.5], so p95 = 0.4 + 0.1 * 5/10.
+    assert ttft["count"] == 100 and ttft["p50"]["seconds"] == pytest.approx(0.175) and ttft["p50"]["estimate"]
+    assert (ttft["p50"]["low"], ttft["p50"]["high"]) == (0.15, 0.2)
+    assert ttft["p95"]["seconds"] == pytest.approx(0.45)
+    assert vllm["latency"]["tpot"] is None and vllm["probe"] is None
+    # 6 node-minutes at $60/h = $6 over 50 000 tokens = $120 per 1M tokens.
+    assert vllm["cost"]["pricing"] == "capacity" and vllm["cost"]["spend_usd"] == "6"
+    assert vllm["cost"]["usd_per_million_tokens"] == "120"
+
+    assert (aoai["hosting"], aoai["requests"], aoai["bad_requests"]) == ("api", 20, 1)
+    assert aoai["tokens"]["total"] == 22000
+    # Span TTFTs are exact observations in their own bucket: 0.3 in (0.25, 0.3], 0.7 in (0.5, 0.75].
+    b = LATENCY_BOUNDS["ttft"]
+    assert aoai["latency"]["ttft"]["p50"]["high"] == 0.3 and 0.7 <= aoai["latency"]["ttft"]["p95"]["high"] == 0.75
+    assert b.index(0.75) == b.index(0.5) + 1
+    assert aoai["latency"]["e2e"]["p50"]["high"] == 2.0
+    # 20 x (1000 x 0.30 + 100 x 0.60) / 1M = $0.0072 over 22 000 tokens = $0.3272727... per 1M.
+    assert aoai["cost"]["pricing"] == "list" and aoai["cost"]["spend_usd"] == "0.0072"
+    assert aoai["cost"]["usd_per_million_tokens"] == "0.3272727273"
+    p = aoai["probe"]
+    assert (p["requests"], p["failed"], p["errors"], p["endpoints"]) == (10, 1, {"429": 1}, ["aoai-eastus2"])
+    assert p["latency"]["ttft"]["count"] == 9 and p["latency"]["ttft"]["p50"]["seconds"] == pytest.approx(0.375)
+
+
+def _strip(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in ("catalog", "slo_evaluated_at", "slo_source")}
+
+
+async def _until(pred, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = await pred()
+        if got:
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def test_api_cli_and_offline_give_the_same_numbers(store, tmp_path):
+    from infersight.cli.compare import format_table, server_doc, store_doc
+    from infersight.compare import api as compare_api
+    from infersight.gateway.app import attach_query, base_app
+    from infersight.slo import service as slo_service
+
+    now = int(time.time())
+    populate(store, now)
+    cfg = _cfg(tmp_path, store, _specs(tmp_path))
+    app = base_app(cfg.server)
+    attach_query(app, cfg.server, store)
+    slo_service.attach(app, cfg, store)
+    compare_api.attach(app, cfg, store)
+    async with TestClient(TestServer(app)) as client:
+        async def evaluated():
+            doc = await (await client.get("/api/v1/compare", params={"model": MODEL, "since": "1h"})).json()
+            return doc if doc["slo_evaluated_at"] and all(d["slo"]["instances"] for d in doc["deployments"]) else None
+
+        doc = await _until(evaluated)
+        check_reference(doc)
+        deps = {d["key"]: d for d in doc["deployments"]}
+        # 5 % bad against a 1 % budget: exhausted; Azure 1/20 bad also 5 %: both burn. States come from the engine.
+        assert deps["aws/us-east-1/vllm"]["slo"]["exhausted"]
+        assert deps["aws/us-east-1/vllm"]["slo"]["budget_remaining"] == pytest.approx(1 - 0.05 / 0.01)
+        assert doc["catalog"] == "server" and doc["percentiles"]["method"].startswith("estimated")
+
+        url = str(client.make_url("")).rstrip("/")
+        via_cli = await asyncio.to_thread(server_doc, url, None, cfg, MODEL, "1h", [])
+        same_prices = await asyncio.to_thread(server_doc, url, None, cfg, MODEL, "1h", [tmp_path / "prices.yaml"])
+        if via_cli["end"] != doc["end"]:  # crossed a minute boundary: ask again
+            doc = await (await client.get("/api/v1/compare", params={"model": MODEL, "since": "1h"})).json()
+        assert _strip(via_cli) == _strip(doc) and via_cli["catalog"] == doc["catalog"]
+        assert _strip(same_prices) == _strip(doc)  # re-priced by the client under the same catalog: same numbers
+        offline = await asyncio.to_thread(store_doc, store, cfg, MODEL, 3600, [], time.time())
+        check_reference(offline)
+        assert [d["slo"]["exhausted"] for d in offline["deployments"]] == \
+            [d["slo"]["exhausted"] for d in doc["deployments"]]
+
+        # --prices: the same table under another catalog; the server's catalog is untouched.
+        repriced = await asyncio.to_thread(server_doc, url, None, cfg, MODEL, "1h", [tmp_path / "new.yaml"])
+        r = {d["key"]: d for d in repriced["deployments"]}
+        assert r["azure/eastus2/azure.ai.openai"]["cost"]["usd_per_million_tokens"] == "0.6545454545"
+        assert r["aws/us-east-1/vllm"]["cost"]["usd_per_million_tokens"] == "120"
+        assert r["aws/us-east-1/vllm"]["latency"] == deps["aws/us-east-1/vllm"]["latency"]
+        assert repriced["catalog"].startswith("prices: ")
+        again = await (await client.get("/api/v1/compare", params={"model": MODEL, "since": "1h"})).json()
+        assert {d["key"]: d["cost"] for d in again["deployments"]} == {k: d["cost"] for k, d in deps.items()}
+
+        text = format_table(doc)
+        assert "aws/us-east-1/vllm" in text and "≈175ms/≈450ms" in text and "$120.00 (capacity)" in text
+        assert "PAGE (page-" in text and "-400 % (5× the budget spent)" in text and "10 (10.00% bad)" in text
+
+        # Unhappy paths: clear 400s.
+        r1 = await client.get("/api/v1/compare")
+        assert r1.status == 400 and "model" in (await r1.json())["error"]
+        r2 = await client.get("/api/v1/compare", params={"model": MODEL, "since": "yesterday"})
+        assert r2.status == 400 and "since" in (await r2.json())["error"]
+        r3 = await client.get("/api/v1/compare", params={"model": MODEL, "since": "400d"})
+        assert r3.status == 400 and "max_since_seconds" in (await r3.json())["error"]
+        empty = await (await client.get("/api/v1/compare", params={"model": "nope"})).json()
+        assert empty["deployments"] == []
+
+
+def test_slo_instances_apply_to_the_deployments_they_pin():
+    dep = {"cloud": "aws", "region": "us-east-1", "kind": "vllm", "hosts": ["gpu-1"]}
+    assert compare_report.applies({"cloud.provider": "aws", "gen_ai.request.model": MODEL}, MODEL, dep)
+    assert compare_report.applies({"host.name": "gpu-1"}, MODEL, dep)
+    assert not compare_report.applies({"host.name": "gpu-2"}, MODEL, dep)
+    assert not compare_report.applies({"cloud.provider": "gcp"}, MODEL, dep)
+    assert not compare_report.applies({"cloud.provider": "aws", "gen_ai.request.model": "other"}, MODEL, dep)
+    # Fleet-wide or model-only instances say nothing about one deployment.
+    assert not compare_report.applies({}, MODEL, dep)
+    assert not compare_report.applies({"gen_ai.request.model": MODEL}, MODEL, dep)
+
+
+def test_compare_cli_errors(tmp_path, capsys):
+    from infersight.cli.main import main
+
+    assert main(["compare", "--model", MODEL, "--since", "soon"]) == 2
+    assert "--since" in capsys.readouterr().err
+    assert main(["compare", "--model", MODEL, "--data-dir", str(tmp_path)]) == 1
+    assert "no infersight store" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("api: [{provider: x}]")
+    assert main(["compare", "--model", MODEL, "--server", "http://127.0.0.1:9", "--prices",
+                 str(tmp_path / "bad.yaml")]) in (1, 2)
