@@ -30,6 +30,7 @@ tables, so a deduplicated re-insert of a request is not counted twice.
 from __future__ import annotations
 
 from infersight.storage.schema import SchemaOptions, render
+from infersight.storage.tables import LOW, Table, array
 
 DIMENSIONS = ("CloudProvider", "CloudRegion", "HostName", "Model", "ServerKind", "Tenant")
 
@@ -65,7 +66,14 @@ MAX_ROLLUP_COUNT = 2**32
 MAX_ROLLUP_COST_USD = 1_000_000  # per span
 # Delta sums the requests rollup counts (the gateway checks their points against MAX_ROLLUP_COUNT).
 COUNTED_SUMS = ("infersight.inference.requests", "gen_ai.client.token.usage")
-ROLLUP_TABLES = ("infersight_requests_1m", "infersight_latency_1m", "infersight_nodes_1m")
+_DIMS = tuple((d, LOW) for d in DIMENSIONS)
+REQUESTS = Table("infersight_requests_1m", (("Minute", "DateTime"), *_DIMS, *((c, "UInt64") for c in (
+    "Requests", "BadRequests", "InputTokens", "OutputTokens", "CachedTokens")), ("ReportedCostUSD", "Decimal(38, 12)")))
+LATENCY = Table("infersight_latency_1m", (("Minute", "DateTime"), *_DIMS, ("Kind", LOW), ("Bounds", array("Float64")),
+                                          ("BucketCounts", array("UInt64")), ("Count", "UInt64"), ("Sum", "Float64")))
+NODES = Table("infersight_nodes_1m", (("Minute", "DateTime"), *((c, LOW) for c in (
+    "CloudProvider", "CloudRegion", "HostName", "HostType", "CapacityType")), ("Samples", "UInt64")))
+TABLES = (REQUESTS, LATENCY, NODES)
 
 
 def _array(values: tuple[float, ...]) -> str:

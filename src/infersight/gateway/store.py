@@ -13,10 +13,15 @@ lands) writes exactly what is missing.
 from __future__ import annotations
 
 from infersight.storage.schema import SchemaOptions, render
+from infersight.storage.tables import STRING, Table, array
 
 KEYS_TABLE = "infersight_gateway_requests"
 BLOCKS_TABLE = "infersight_gateway_blocks"
 KEEP_DAYS = 7
+KEYS = Table(KEYS_TABLE, (("Key", STRING), ("Digest", STRING), ("Flush", STRING), ("Tables", array(STRING)),
+                          ("Done", "UInt8"), ("Time", "DateTime")))
+BLOCKS = Table(BLOCKS_TABLE, (("Token", STRING), ("Time", "DateTime")))
+TABLES = (KEYS, BLOCKS)
 # The tables the gateway inserts into (rows.py builds them).
 DATA_TABLES = ("otel_logs", "otel_traces", "otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram",
                "otel_metrics_exponential_histogram", "otel_metrics_summary")

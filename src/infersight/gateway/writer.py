@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from infersight.gateway.rows import Part, to_arrow
-from infersight.gateway.store import BLOCKS_TABLE, KEYS_TABLE
+from infersight.gateway.rows.attrs import arrow_type
+from infersight.gateway.store import BLOCKS_TABLE, KEYS, KEYS_TABLE
 from infersight.storage.base import DataError, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -297,12 +298,10 @@ class BatchWriter:
                 e.done.add(name)  # a retry after a later failure skips it
 
     def _journal(self, batch: _Flush, entries: list[_Entry], done: bool) -> None:
-        keys = pa.table({
-            "Key": pa.array([e.key for e in entries], pa.string()),
-            "Digest": pa.array([e.digest for e in entries], pa.string()),
-            "Flush": pa.array([batch.id] * len(entries), pa.string()),
-            "Tables": pa.array([sorted(e.tables) for e in entries], pa.list_(pa.string())),
-            "Done": pa.array([int(done)] * len(entries), pa.uint8())})
+        values = {"Key": [e.key for e in entries], "Digest": [e.digest for e in entries],
+                  "Flush": [batch.id] * len(entries), "Tables": [sorted(e.tables) for e in entries],
+                  "Done": [int(done)] * len(entries)}  # Time: its default
+        keys = pa.table({k: pa.array(v, arrow_type(KEYS.types[k])) for k, v in values.items()})
         self.storage.insert_arrow(KEYS_TABLE, keys, f"{batch.id}:keys:{int(done)}")
 
     def _failed(self, batch: _Flush, error: str) -> None:

@@ -11,13 +11,31 @@ import threading
 import time
 from typing import Any
 
-from infersight.slo.dimensions import HEALTH_COLUMNS
+from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
 from infersight.slo.records import AlertRecord, Notification, Silence
 from infersight.storage.schema import SchemaOptions, render
+from infersight.storage.tables import LOW, STRING, Table, array
 
 ALERTS = "infersight_slo_alerts"
 NOTIFICATIONS = "infersight_slo_notifications"
 SILENCES = "infersight_slo_silences"
+_T64 = "DateTime64(3)"
+# The columns of storage/sql/{hw_health_1m,slo_state}.sql (checked by tests/test_schema_contract.py).
+TABLES = (
+    Table(HEALTH, (("Minute", "DateTime"), *((c, LOW) for c in HEALTH_COLUMNS.values()), ("HwId", STRING),
+                   ("HwSeries", STRING), ("StatusSamples", "UInt64"), ("BadStatus", "UInt8"),
+                   ("ErrorsDelta", "Float64"), ("ErrorsSamples", "UInt64"), ("ErrorsMax", "Float64"),
+                   ("ErrorsMin", "Float64"))),
+    Table(ALERTS, (("Fingerprint", STRING), ("Labels", STRING), ("Annotations", STRING), ("State", LOW),
+                   ("ActiveAt", _T64), ("StartsAt", _T64), ("EndsAt", _T64), ("Deleted", "UInt8"),
+                   ("Version", "UInt64"))),
+    Table(NOTIFICATIONS, (("Id", STRING), ("GroupKey", STRING), ("Receiver", LOW), ("CreatedAt", _T64),
+                          ("Firing", array(STRING)), ("Resolved", array(STRING)), ("Body", STRING),
+                          ("Status", LOW), ("Attempts", "UInt32"), ("NextAttemptAt", _T64), ("LastError", STRING),
+                          ("Version", "UInt64"))),
+    Table(SILENCES, (("Id", STRING), ("Matchers", STRING), ("StartsAt", _T64), ("EndsAt", _T64),
+                     ("CreatedBy", STRING), ("Comment", STRING), ("Version", "UInt64"))),
+)
 
 
 def ddl(database: str) -> list[str]:

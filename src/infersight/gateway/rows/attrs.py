@@ -126,6 +126,19 @@ def nanos(ns: list[int]) -> pa.Array:
     return pa.array(ns, pa.uint64()).cast(pa.int64()).cast(TS_NS)
 
 
+# ClickHouse column type (storage.tables) -> the Arrow type the rows are built as.
+_ARROW = {"String": pa.string(), "LowCardinality(String)": pa.string(), "UInt8": pa.uint8(), "UInt32": pa.uint32(),
+          "UInt64": pa.uint64(), "Int32": pa.int32(), "Float64": pa.float64(), "Bool": pa.bool_(),
+          "DateTime": pa.uint32(), "DateTime64(9)": TS_NS, "Map(LowCardinality(String), String)": MAP}
+
+
+def arrow_type(ch: str) -> pa.DataType:
+    """The Arrow type of a declared column (`DateTime` as UInt32 seconds, as `seconds` builds it)."""
+    if ch.startswith("Array(") and ch.endswith(")"):
+        return pa.list_(arrow_type(ch[len("Array("):-1]))
+    return _ARROW[ch]
+
+
 # ---------------------------------------------------------------- attribute sets
 
 class Generation:
@@ -209,6 +222,15 @@ def map_array(gen: Generation, ids: Any) -> pa.Array:
     m = pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
                                 pa.array(vals, pa.string()))
     return m.take(pa.array(inverse))
+
+
+def column(typ: pa.DataType, values: list[Any], gen: Generation) -> pa.Array:
+    """One Arrow column of `typ` from Python values (set ids for maps, nanoseconds for timestamps)."""
+    if typ == MAP:
+        return map_array(gen, values)
+    if typ == TS_NS:
+        return nanos(values)
+    return pa.array(values, typ)
 
 
 def resource(sets: AttrSets, res: Any, schema_url: str) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from infersight.gateway.rows.attrs import MAX_NS, AttrSets, as_string, hex_id, map_array, nanos, resource
+from infersight.gateway.rows.attrs import MAX_NS, AttrSets, arrow_type, as_string, column, hex_id, resource
 from infersight.gateway.rows.part import Result, Rows
+from infersight.storage.tables import OTEL_LOGS
 
-_MAPS = ("ResourceAttributes", "ScopeAttributes", "LogAttributes")
-_UINT8 = ("TraceFlags", "SeverityNumber")
+_TYPES = {k: arrow_type(t) for k, t in OTEL_LOGS.columns}
 
 
 def _id_ok(b: bytes, size: int) -> bool:
@@ -20,9 +20,7 @@ class LogRows(Rows):
     """Records of `otel_logs`, one list per column."""
 
     table = "otel_logs"
-    COLUMNS = ("Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber",
-               "ServiceName", "Body", "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl",
-               "ScopeName", "ScopeVersion", "ScopeAttributes", "LogAttributes", "EventName")
+    COLUMNS = tuple(_TYPES)
 
     @property
     def num_rows(self) -> int:
@@ -48,17 +46,7 @@ class LogRows(Rows):
         c["EventName"].append(r.event_name)
 
     def build(self) -> pa.Table:
-        cols: dict[str, pa.Array] = {}
-        for k, v in self.cols.items():
-            if k in _MAPS:
-                cols[k] = map_array(self.gen, v)
-            elif k == "Timestamp":
-                cols[k] = nanos(v)
-            elif k in _UINT8:
-                cols[k] = pa.array(v, pa.uint8())
-            else:
-                cols[k] = pa.array(v, pa.string())
-        return pa.table(cols)
+        return pa.table({k: column(_TYPES[k], v, self.gen) for k, v in self.cols.items()})
 
 
 def logs_rows(req: Any, sets: AttrSets) -> Result:

@@ -12,38 +12,32 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from infersight.gateway.rows.attrs import MAP, AttrSets, Generation, map_array, optional_id, resource, seconds
+from infersight.gateway.rows.attrs import (
+    MAP,
+    AttrSets,
+    Generation,
+    arrow_type,
+    map_array,
+    optional_id,
+    resource,
+    seconds,
+)
 from infersight.gateway.rows.part import Result, Rows
 from infersight.rollups import COUNTED_SUMS, LATENCY_METRICS, MAX_ROLLUP_COUNT
+from infersight.storage import tables
 
-_SCOPE_TYPES = {
-    "ResourceAttributes": "map", "ResourceSchemaUrl": pa.string(), "ScopeName": pa.string(),
-    "ScopeVersion": pa.string(), "ScopeAttributes": "map", "ScopeDroppedAttrCount": pa.uint32(),
-    "ScopeSchemaUrl": pa.string(), "ServiceName": pa.string(), "MetricName": pa.string(),
-    "MetricDescription": pa.string(), "MetricUnit": pa.string(),
-}
-_EXEMPLAR_TYPES = {"Exemplars.FilteredAttributes": "map", "Exemplars.TimeUnix": pa.uint32(),
-                   "Exemplars.Value": pa.float64(), "Exemplars.SpanId": pa.string(),
-                   "Exemplars.TraceId": pa.string()}
-
-METRIC_TABLES: dict[str, dict[str, Any]] = {
-    "otel_metrics_gauge": {"Value": pa.float64(), "Flags": pa.uint32()},
-    "otel_metrics_sum": {"Value": pa.float64(), "Flags": pa.uint32(),
-                         "AggregationTemporality": pa.int32(), "IsMonotonic": pa.bool_()},
-    "otel_metrics_histogram": {
-        "Count": pa.uint64(), "Sum": pa.float64(), "BucketCounts": pa.list_(pa.uint64()),
-        "ExplicitBounds": pa.list_(pa.float64()), "Flags": pa.uint32(), "Min": pa.float64(),
-        "Max": pa.float64(), "AggregationTemporality": pa.int32()},
-    "otel_metrics_exponential_histogram": {
-        "Count": pa.uint64(), "Sum": pa.float64(), "Scale": pa.int32(), "ZeroCount": pa.uint64(),
-        "PositiveOffset": pa.int32(), "PositiveBucketCounts": pa.list_(pa.uint64()),
-        "NegativeOffset": pa.int32(), "NegativeBucketCounts": pa.list_(pa.uint64()),
-        "Flags": pa.uint32(), "Min": pa.float64(), "Max": pa.float64(),
-        "AggregationTemporality": pa.int32()},
-    "otel_metrics_summary": {"Count": pa.uint64(), "Sum": pa.float64(),
-                             "ValueAtQuantiles.Quantile": pa.list_(pa.float64()),
-                             "ValueAtQuantiles.Value": pa.list_(pa.float64()), "Flags": pa.uint32()},
-}
+# Per metric (repeated per point by index): resource, scope and the metric's own columns.
+_SCOPE = ("ResourceAttributes", "ResourceSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes",
+          "ScopeDroppedAttrCount", "ScopeSchemaUrl", "ServiceName", "MetricName", "MetricDescription", "MetricUnit")
+_PER_POINT = ("Attributes", "StartTimeUnix", "TimeUnix")  # built apart from the point columns
+_GAUGE = tables.OTEL_METRICS_GAUGE.types
+_SCOPE_TYPES = {k: arrow_type(_GAUGE[k]) for k in _SCOPE}
+_EXEMPLAR_TYPES = {k: arrow_type(t).value_type for k, t in _GAUGE.items() if k.startswith("Exemplars.")}
+# Per table: the Arrow types of its point columns (and of AggregationTemporality/IsMonotonic).
+METRIC_TABLES: dict[str, dict[str, pa.DataType]] = {
+    t.name: {k: arrow_type(typ) for k, typ in t.columns
+             if k not in _SCOPE and k not in _PER_POINT and not k.startswith("Exemplars.")}
+    for t in tables.METRIC_TABLES}
 _SEGMENT_EXTRA = ("AggregationTemporality", "IsMonotonic")
 _NO_EXEMPLARS = ("otel_metrics_summary",)
 _KIND_TABLE = {"gauge": "otel_metrics_gauge", "sum": "otel_metrics_sum",
@@ -105,8 +99,8 @@ class MetricRows(Rows):
         idx = pa.array(np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts))
         cols: dict[str, pa.Array] = {}
         for k, vals in self.seg.items():
-            typ = _SCOPE_TYPES.get(k) or self.types[k]
-            if typ == "map":
+            typ = _SCOPE_TYPES[k] if k in _SCOPE_TYPES else self.types[k]
+            if typ == MAP:
                 cols[k] = map_array(self.gen, vals).take(idx)
             elif typ == pa.string():  # dictionary-encoded (unique values): no string copy per row
                 enc = pa.array(vals, typ).dictionary_encode()
@@ -139,8 +133,7 @@ class MetricRows(Rows):
 def _exemplar_columns(per_point: list[Any] | None, n: int, gen: Generation) -> dict[str, pa.Array]:
     if per_point is None:
         zero = pa.array(np.zeros(n + 1, dtype=np.int32))
-        return {k: pa.ListArray.from_arrays(zero, pa.array([], MAP if t == "map" else t))
-                for k, t in _EXEMPLAR_TYPES.items()}
+        return {k: pa.ListArray.from_arrays(zero, pa.array([], t)) for k, t in _EXEMPLAR_TYPES.items()}
     offsets = [0]
     flat = []
     for exs in per_point:

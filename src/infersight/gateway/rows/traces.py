@@ -10,18 +10,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from infersight.gateway.rows.attrs import MAX_NS, AttrSets, hex_id, map_array, nanos, resource
+from infersight.gateway.rows.attrs import MAX_NS, AttrSets, arrow_type, column, hex_id, resource
 from infersight.gateway.rows.part import Result, Rows
+from infersight.storage.tables import OTEL_TRACES
 
 SPAN_KIND = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODE = ("Unset", "Ok", "Error")
-_SPAN = ("Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind",
-         "ServiceName", "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes",
-         "Duration", "StatusCode", "StatusMessage")
-_MAPS = ("ResourceAttributes", "SpanAttributes")
-# Per span: how many events and links; then the events' and links' own columns, flat.
-_NESTED = ("Events", "Links", "Events.Timestamp", "Events.Name", "Events.Attributes",
-           "Links.TraceId", "Links.SpanId", "Links.TraceState", "Links.Attributes")
+_TYPES = {k: arrow_type(t) for k, t in OTEL_TRACES.columns}
+# The Nested columns (`Events.*`, `Links.*`) are kept flat, with a count per span under their prefix.
+_NESTED = ("Events", "Links")
 
 
 def _id_ok(b: bytes, size: int) -> bool:
@@ -50,7 +47,7 @@ class TraceRows(Rows):
     """Spans of `otel_traces`, one list per column (events and links flattened with per-span counts)."""
 
     table = "otel_traces"
-    COLUMNS = _SPAN + _NESTED
+    COLUMNS = (*_TYPES, *_NESTED)
 
     @property
     def num_rows(self) -> int:
@@ -88,23 +85,14 @@ class TraceRows(Rows):
 
     def build(self) -> pa.Table:
         c, gen = self.cols, self.gen
+        offsets = {n: _offsets(c[n]) for n in _NESTED}
         cols: dict[str, pa.Array] = {}
-        for k in _SPAN:
-            if k in _MAPS:
-                cols[k] = map_array(gen, c[k])
-            elif k == "Timestamp":
-                cols[k] = nanos(c[k])
-            elif k == "Duration":
-                cols[k] = pa.array(c[k], pa.uint64())
+        for k, typ in _TYPES.items():
+            nested = offsets.get(k.split(".")[0])
+            if nested is None:
+                cols[k] = column(typ, c[k], gen)
             else:
-                cols[k] = pa.array(c[k], pa.string())
-        eo, lo = _offsets(c["Events"]), _offsets(c["Links"])
-        cols["Events.Timestamp"] = pa.ListArray.from_arrays(eo, nanos(c["Events.Timestamp"]))
-        cols["Events.Name"] = pa.ListArray.from_arrays(eo, pa.array(c["Events.Name"], pa.string()))
-        cols["Events.Attributes"] = pa.ListArray.from_arrays(eo, map_array(gen, c["Events.Attributes"]))
-        for k in ("Links.TraceId", "Links.SpanId", "Links.TraceState"):
-            cols[k] = pa.ListArray.from_arrays(lo, pa.array(c[k], pa.string()))
-        cols["Links.Attributes"] = pa.ListArray.from_arrays(lo, map_array(gen, c["Links.Attributes"]))
+                cols[k] = pa.ListArray.from_arrays(nested, column(typ.value_type, c[k], gen))
         return pa.table(cols)
 
 
