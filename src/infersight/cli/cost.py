@@ -6,17 +6,18 @@ import contextlib
 import json
 import re
 import sys
-import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from infersight.cli._common import ApiClient, CliError, Tokens, fail, offline_store, table
+from infersight.cli._common import ApiClient, CliError, Tokens, fail, offline_store, running_server, table
 from infersight.config import Config, ConfigError, load_config
 from infersight.cost.catalog import CatalogError
-from infersight.cost.derive import DIMENSIONS, Report, as_dict
-from infersight.cost.report import build_catalog, build_report
+from infersight.cost.derive import DIMENSIONS
+from infersight.cost.report import REPORT_PATH, build_catalog, build_report, report_json, window
 from infersight.cost.usage import Source, StoreSource
+from infersight.slo.views import format_sli
 from infersight.storage import StorageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,7 +35,12 @@ class ServerSource:
         self._database = database
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        return self._api.query(sql.replace("{db}", f"`{self._database}`"))["rows"]
+        result = self._api.query(sql.replace("{db}", f"`{self._database}`"))
+        if result.get("truncated"):  # a report from part of the rows would be wrong, not short
+            raise CliError(f"the server's query API cut the usage rows at {result['row_count']} "
+                           "(server.query.max_rows): use a shorter --since or fewer --by dimensions, "
+                           "or leave out --prices to have the server price it")
+        return result["rows"]
 
 
 def parse_since(text: str) -> int:
@@ -63,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--prices", type=Path, action="append", default=[],
                    help="price catalog YAML (repeatable; wins over the configured catalogs)")
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--server", help="read through a running server's query API, e.g. http://127.0.0.1:4318")
+    src.add_argument("--server", help="a running server (URL or HOST:PORT): its report, priced with its catalogs "
+                                      "(default: the server holding the store, at server.listen of --config)")
     src.add_argument("--data-dir", type=Path, help="read the embedded store in DIR (server not running)")
     r.add_argument("--token", help="bearer token for --server (default: server.auth_token from --config)")
     r.add_argument("--since", type=parse_since, default=parse_since("24h"), help="window up to now (default 24h)")
@@ -74,42 +81,70 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @contextlib.contextmanager
-def _source(args: argparse.Namespace, cfg: Config) -> Iterator[Source]:
-    if args.server:
-        token = args.token or Tokens(None, cfg)("read")
-        yield ServerSource(args.server, cfg.server.storage.database, token)
+def _source(url: str | None, args: argparse.Namespace, cfg: Config) -> Iterator[Source]:
+    if url:
+        yield ServerSource(url, cfg.server.storage.database, args.token or Tokens(None, cfg)("read"))
         return
     with offline_store(cfg, args.data_dir, None) as storage:
         yield StoreSource(storage)
 
 
 def _report(args: argparse.Namespace) -> int:
+    """Through a running server: its own report (its catalogs); with --prices, or offline: priced here."""
     try:
         cfg = load_config(args.config)
         catalog = build_catalog(cfg, args.prices)
     except (ConfigError, CatalogError) as err:
         return fail(err, 2)
-    end = int(time.time()) // 60 * 60 + 60
-    start = end - args.since
     try:
-        with _source(args, cfg) as src:
-            report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type)
+        url = running_server(args.server, cfg, args.data_dir)
+        if url and not args.prices:
+            api = ApiClient(url, Tokens(args.token, cfg), timeout_seconds=120)
+            doc = api.get(f"{REPORT_PATH}?since_seconds={args.since}&by={','.join(args.by)}")
+        else:
+            if url:
+                print("note: priced here with --prices and the catalogs of --config, not the server's",
+                      file=sys.stderr)
+            start, end = window(args.since)
+            with _source(url, args, cfg) as src:
+                report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type)
+            doc = report_json(report, start, end, bool(args.prices or cfg.cost.catalogs or cfg.cost.imports))
     except (CliError, StorageError, ConfigError) as err:  # ConfigError: an unreadable token_file
         return fail(err, 1)
     if args.format == "json":
-        doc = {"start": start, "end": end, "by": list(report.by),
-               "lines": [as_dict(report, ln) for ln in report.lines], "total": as_dict(report, report.total)}
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(format_table(report) + "\n")
+        if not doc.get("priced", True):
+            print("note: no price catalog configured (cost.catalogs, cost.imports, --prices): everything is unpriced",
+                  file=sys.stderr)
+        sys.stdout.write(format_table(doc) + "\n")
     return 0
 
 
-def format_table(report: Report) -> str:
-    """One line per group, then the total and what could not be priced."""
-    cols = [*report.by, *TABLE_COLUMNS]
-    rows = [as_dict(report, ln) for ln in report.lines] + [as_dict(report, report.total)]
-    cells = [["-" if r[c] is None else str(r[c]) for c in cols] for r in rows]
-    unpriced = sorted(report.total.unpriced)
-    return table(cols, cells, rule=True) + "\nunpriced: " + ("; ".join(unpriced) if unpriced else "none")
+MONEY_COLUMNS = frozenset(("spend_usd", "api_usd", "node_usd", "usd_per_million_tokens",
+                           "usd_per_million_output_tokens", "usd_per_request", "node_usd_per_hour"))
+
+
+def _cell(row: dict[str, Any], col: str) -> str:
+    """Money rounded for reading ($12.35, $0.004750); "unpriced" where nothing of the row had a price."""
+    value = row[col]
+    if col in MONEY_COLUMNS:
+        if row["unpriced"] and Decimal(row["spend_usd"] or 0) == 0:
+            return "unpriced"
+        return "-" if value is None else format_sli(float(Decimal(value)), "USD")
+    if value is None:
+        return "-"
+    if col in ("node_hours", "unpriced_node_hours"):
+        hours = float(Decimal(value))
+        return f"{hours:,.2f}" if hours >= 1 or hours == 0 else f"{hours:.3g}"
+    return str(value)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """One line per group, then the total and what could not be priced (from `report_json`'s document)."""
+    cols = [*doc["by"], *TABLE_COLUMNS]
+    rows = [*doc["lines"], doc["total"]]
+    unpriced = sorted(doc["total"]["unpriced"])
+    return (table(cols, [[_cell(r, c) for c in cols] for r in rows], rule=True)
+            + "\nunpriced: " + ("; ".join(unpriced) if unpriced else "none"))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infersight.cli._common import ApiClient, ApiError, Tokens, fail, table
+from infersight.cli._common import ApiClient, ApiError, Tokens, fail, listen_url, server_url, table
 from infersight.config import Config, ConfigError, load_config
 from infersight.storage import SchemaMismatch, StorageError
 
@@ -22,12 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="SLO spec file or folder (adds to slo.paths; repeatable)")
     p.set_defaults(func=_server)
 
-    q = sub.add_parser("query", help="run a read-only SQL query through the server's query API")
+    q = sub.add_parser("query", help="run a read-only statement (SELECT, DESCRIBE, SHOW TABLES, EXISTS, EXPLAIN) "
+                                     "through the server's query API")
     q.add_argument("sql")
-    q.add_argument("--server", default="http://127.0.0.1:4318")
+    q.add_argument("--server", help="URL or HOST:PORT (default: server.listen of --config, else 127.0.0.1:4318)")
     q.add_argument("--format", choices=("json", "table"), default="table")
     q.add_argument("--token", help="bearer token (default: server.auth_token from --config)")
-    q.add_argument("--config", type=Path)
+    q.add_argument("--config", type=Path, help="YAML configuration (server.listen, tokens)")
     q.set_defaults(func=_query)
 
 
@@ -66,17 +67,21 @@ def _cells(rows: list[dict[str, Any]]) -> str:
 
 
 def _query(args: argparse.Namespace) -> int:
-    client = ApiClient(args.server, Tokens(args.token, args.config), timeout_seconds=60)
     try:
-        result = client.query(args.sql)
+        cfg = load_config(args.config)
+        url = server_url(args.server) if args.server else listen_url(cfg.server.listen)
+        result = ApiClient(url, Tokens(args.token, cfg), timeout_seconds=60).query(args.sql)
     except ConfigError as err:
         return fail(err, 2)
     except ApiError as err:
+        if err.status == 401:
+            return fail(f"{err} (pass --token, or --config with server.auth_token / server.tokens)", 1)
         return fail(err, 1)
     if args.format == "json":
         print(json.dumps(result["rows"], indent=2, default=str))
     else:
         print(_cells(result["rows"]))
-        if result.get("truncated"):
-            print(f"(truncated to {result['row_count']} rows)", file=sys.stderr)
+    if result.get("truncated"):
+        print(f"note: truncated to the first {result['row_count']} rows (server.query.max_rows): add a LIMIT "
+              "or aggregate", file=sys.stderr)
     return 0

@@ -53,12 +53,14 @@ def _add(args: argparse.Namespace) -> int:
     try:
         matchers = [parse_matcher(m) for m in args.matchers]
         seconds = parse_duration(args.duration)
-        if args.server:
-            out = client(args).post("/api/v1/silences", {"matchers": matchers, "duration": args.duration,
+        cfg = load_config(args.config)
+        api = client(args, cfg)
+        if api is not None:
+            out = api.post("/api/v1/silences", {"matchers": matchers, "duration": args.duration,
                                                          "createdBy": args.author, "comment": args.comment})
             print(out["silenceID"])
             return 0
-        with offline_store(load_config(args.config), args.data_dir, all_ddl()) as storage:
+        with offline_store(cfg, args.data_dir, all_ddl()) as storage:
             now = time.time()
             s = create_silence(StateStore(storage), matchers, now, now + seconds, None, args.author, args.comment)
         print(s.id)
@@ -68,9 +70,11 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _rows(args: argparse.Namespace) -> list[dict]:
-    if args.server:
-        return client(args).get("/api/v1/silences")["silences"]
-    with offline_store(load_config(args.config), args.data_dir, all_ddl()) as storage:
+    cfg = load_config(args.config)
+    api = client(args, cfg)
+    if api is not None:
+        return api.get("/api/v1/silences")["silences"]
+    with offline_store(cfg, args.data_dir, all_ddl()) as storage:
         now = time.time()
         return [silence_json(s, now) for s in StateStore(storage).load_silences()]
 
@@ -89,10 +93,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _expire(args: argparse.Namespace) -> int:
     try:
-        if args.server:
-            client(args).delete(f"/api/v1/silences/{args.id}")
+        cfg = load_config(args.config)
+        api = client(args, cfg)
+        if api is not None:
+            api.delete(f"/api/v1/silences/{args.id}")
         else:
-            with offline_store(load_config(args.config), args.data_dir, all_ddl()) as storage:
+            with offline_store(cfg, args.data_dir, all_ddl()) as storage:
                 st = StateStore(storage)
                 expire_silence(st, st.load_silences(), args.id, time.time())
     except KeyError:

@@ -11,23 +11,23 @@ from pathlib import Path
 
 import yaml
 
-from infersight.cli._common import ApiClient, Tokens, fail, offline_store, table
-from infersight.config import load_config
+from infersight.cli._common import ApiClient, Tokens, fail, offline_store, running_server, table
+from infersight.config import Config, load_config
 from infersight.server.tables import all_ddl
 from infersight.slo.alerts import label_name
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.model import compile_spec, load_slos, render_rules
 from infersight.slo.openslo import convert
-from infersight.slo.spec import SpecError, load_file, parse_documents
+from infersight.slo.spec import SpecError, load_file, parse_documents, spec_files
 from infersight.slo.store import StateStore
-from infersight.slo.views import instance_json, parse_time
+from infersight.slo.views import format_budget_left, format_sli, instance_json, parse_time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """`slo validate`, `slo status` and `slo import-openslo`."""
     slo = sub.add_parser("slo", help="SLO specs and status").add_subparsers(dest="slo_command", required=True)
-    v = slo.add_parser("validate", help="validate SLO spec files and print the generated alert rules")
-    v.add_argument("files", nargs="+", type=Path)
+    v = slo.add_parser("validate", help="validate SLO spec files or folders and print the generated alert rules")
+    v.add_argument("files", nargs="+", type=Path, metavar="PATH", help="spec file, or folder of *.yaml/*.yml")
     v.add_argument("--rules", action="store_true", help="print the generated rules as YAML")
     v.set_defaults(func=_validate)
 
@@ -46,29 +46,50 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def target_args(p: argparse.ArgumentParser) -> None:
     """--server (a running server) or --config/--data-dir (the store of a stopped one), and --token."""
-    p.add_argument("--server", help="a running server's URL (e.g. http://127.0.0.1:4318)")
+    p.add_argument("--server", help="a running server: URL or HOST:PORT (default: the server holding the store, "
+                                    "at server.listen of --config)")
     p.add_argument("--config", type=Path, help="YAML configuration (data dir, storage, slo.paths, token)")
     p.add_argument("--data-dir", type=Path, help="embedded store of a stopped server (offline mode)")
     p.add_argument("--token", help="bearer token for --server (default: server.auth_token of --config)")
 
 
-def client(args: argparse.Namespace) -> ApiClient:
-    """The API client of --server, with --token or the tokens of --config."""
-    return ApiClient(args.server, Tokens(args.token, args.config))
+def client(args: argparse.Namespace, cfg: Config) -> ApiClient | None:
+    """The API client of --server or of the running server holding the store (said on stderr), with --token
+    or the tokens of --config; None: read the store of a stopped server."""
+    url = running_server(args.server, cfg, args.data_dir)
+    return None if url is None else ApiClient(url, Tokens(args.token, cfg))
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Files and folders (their *.yaml/*.yml, as the server reads slo.paths); names unique across all of them."""
     failed = False
     rendered: list[dict] = []
-    for f in args.files:
+    seen: dict[str, Path] = {}
+    try:
+        files = spec_files(args.files)
+    except SpecError as err:
+        return fail(err, 1)
+    if not files:
+        print(f"warning: no *.yaml or *.yml spec files in {', '.join(map(str, args.files))}", file=sys.stderr)
+    for f in files:
         try:
             docs = load_file(f)
             slos = [compile_spec(d, str(f)) for d in docs]
         except (SpecError, ValueError) as err:
-            print(str(err), file=sys.stderr)
+            print(str(err) if isinstance(err, SpecError) else f"{f}: {err}", file=sys.stderr)
             failed = True
             continue
-        print(f"{f}: ok ({len(slos)} SLO{'s' if len(slos) != 1 else ''}: {', '.join(s.name for s in slos)})")
+        if not slos:
+            print(f"warning: {f}: no SLO in this file", file=sys.stderr)
+            continue
+        dups = [s.name for s in slos if s.name in seen]
+        for name in dups:
+            print(f"{f}: SLO {name!r} is already defined in {seen[name]} (the server refuses duplicate names)",
+                  file=sys.stderr)
+            failed = True
+        seen.update((s.name, f) for s in slos if s.name not in seen)
+        if not dups:
+            print(f"{f}: ok ({len(slos)} SLO{'s' if len(slos) != 1 else ''}: {', '.join(s.name for s in slos)})")
         rendered.extend(render_rules(s) for s in slos)
     if args.rules and rendered:
         print(yaml.safe_dump_all(rendered, sort_keys=False), end="")
@@ -77,14 +98,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     try:
-        if args.server:
-            api = client(args)
+        cfg = load_config(args.config)
+        api = client(args, cfg)
+        if api is not None:
             data = api.get("/api/v1/slos/status" + (f"?at={urllib.parse.quote(args.at)}" if args.at else ""))
             instances, at = data["instances"], data["at"]
             alerts = api.get("/api/v1/alerts")["alerts"] if not args.at else []
         else:
             at = parse_time(args.at) if args.at else time.time()
-            cfg = load_config(args.config)
             with offline_store(cfg, args.data_dir, all_ddl()) as storage:
                 slos = load_slos(args.slo or cfg.slo.paths)
                 results = Evaluator(storage).evaluate(slos, at, point_in_time=bool(args.at))  # --at: half-open
@@ -100,8 +121,19 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x * 100:.3f}%"
+def _sli(inst: dict) -> str:
+    """The SLI in its unit (money as money, with the budget), from the server's own text when it sends one."""
+    if "sli_text" in inst:
+        return inst["sli_text"]
+    return "-" if inst["sli"] is None else format_sli(inst["sli"], inst.get("unit", "ratio"))
+
+
+def _budget_left(inst: dict) -> str:
+    text = inst.get("budget_left_text") or format_budget_left(inst["budget_remaining"])
+    cov = inst.get("coverage")
+    if cov and cov.get("window_minutes"):
+        text += f" ({cov['fraction'] * 100:.0f} % of window has data)" if cov["fraction"] < 0.995 else ""
+    return text
 
 
 def _status_table(instances: list[dict], alerts: list[dict], at: float) -> str:
@@ -116,11 +148,19 @@ def _status_table(instances: list[dict], alerts: list[dict], at: float) -> str:
         burns = " ".join(f"{w}={b:.3g}" for w, b in i["burn_rates"].items() if b is not None) or "-"
         firing = ",".join(t["name"] for t in i["tiers"] if t["active"]) or "-"
         rows.append([i["slo"], ",".join(f"{k}={v}" for k, v in i["group"].items()) or "-",
-                     i["state"] + (f" ({i['error'][:60]})" if i.get("error") else ""), _pct(i["sli"]),
-                     i["objective_percent"] + "%", _pct(i["budget_remaining"]), burns, firing,
+                     i["state"] + (f" ({i['error'][:60]})" if i.get("error") else ""), _sli(i),
+                     _objective(i), _budget_left(i), burns, firing,
                      alerts_of(i)])
     header = ("SLO", "GROUP", "STATE", "SLI", "OBJECTIVE", "BUDGET LEFT", "BURN RATES", "TIERS FIRING", "ALERTS")
     return f"at {datetime.fromtimestamp(at, UTC).isoformat()}\n" + table(header, rows, pad_last=False)
+
+
+def _objective(inst: dict) -> str:
+    """Ratio SLOs: the objective percent; cost SLOs: the budget in money (the SLI column holds it)."""
+    if inst.get("unit", "ratio") == "ratio":
+        return inst["objective_percent"] + " %"
+    budget = (inst.get("budget") or {}).get("value")
+    return "-" if budget is None else format_sli(budget, inst["unit"])
 
 
 def _import(args: argparse.Namespace) -> int:

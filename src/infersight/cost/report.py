@@ -1,14 +1,19 @@
 """The cost report as a use case: which catalogs apply, and one window's usage priced and grouped.
 
-Shared by `infersight cost report` and the web UI's `/ui/cost.json`, so both price the same way.
+Shared by `infersight cost report`, the web UI's `/ui/cost.json` and the server's `GET /api/v1/cost/report`
+(`attach`), so all price the same way; a CLI next to a running server reads that API and so uses the
+server's catalogs.
 """
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
-from infersight.config import Config
-from infersight.cost.catalog import Catalog, combine, load_catalog
-from infersight.cost.derive import Report, derive
+from infersight.config import Config, ConfigError
+from infersight.cost.catalog import Catalog, CatalogError, combine, load_catalog
+from infersight.cost.derive import DIMENSIONS, Report, as_dict, derive
 from infersight.cost.importers import load_import
 from infersight.cost.usage import Source, api_usage, node_uptime, served_usage
 
@@ -26,3 +31,52 @@ def build_report(src: Source, catalog: Catalog, start: int, end: int, by: tuple[
     """Usage of [start, end) read from `src`, priced by `catalog` and grouped by `by`."""
     return derive(catalog, api_usage(src, start, end, catalog.tier_thresholds()), served_usage(src, start, end),
                   node_uptime(src, start, end), by, default_capacity_type)  # type: ignore[arg-type]
+
+
+MAX_REPORT_SECONDS = 31 * 86400
+REPORT_PATH = "/api/v1/cost/report"
+
+
+def window(since_seconds: int, now: float | None = None) -> tuple[int, int]:
+    """[start, end): `since_seconds` up to the end of the current minute."""
+    end = int(time.time() if now is None else now) // 60 * 60 + 60
+    return end - int(since_seconds), end
+
+
+def report_json(report: Report, start: int, end: int, priced: bool) -> dict[str, Any]:
+    """The report as JSON: money as exact decimal text (full precision); `priced`: a catalog was configured."""
+    return {"start": start, "end": end, "by": list(report.by), "priced": priced,
+            "lines": [as_dict(report, ln) for ln in report.lines], "total": as_dict(report, report.total)}
+
+
+def attach(app: Any, cfg: Config, storage: Any) -> None:
+    """`GET /api/v1/cost/report?since_seconds=86400&by=cloud,model`: the report with the server's catalogs."""
+    from aiohttp import web
+
+    from infersight.cost.usage import StoreSource
+    from infersight.storage.base import StorageError
+
+    priced = bool(cfg.cost.catalogs or cfg.cost.imports)
+    try:
+        catalog = build_catalog(cfg, [])
+    except CatalogError as err:
+        raise ConfigError(f"cost: {err}") from None
+
+    async def handle(request: web.Request) -> web.Response:
+        text = request.query.get("since_seconds", "86400")
+        if not text.isdigit() or not 60 <= int(text) <= MAX_REPORT_SECONDS:
+            return web.json_response({"error": f"since_seconds: an integer from 60 to {MAX_REPORT_SECONDS}"},
+                                     status=400)
+        by = tuple(d.strip() for d in request.query.get("by", "cloud,model").split(",") if d.strip())
+        if not by or any(d not in DIMENSIONS for d in by):
+            return web.json_response({"error": f"by: comma-separated from {', '.join(DIMENSIONS)}"}, status=400)
+        start, end = window(int(text))
+        try:
+            report = await asyncio.get_running_loop().run_in_executor(
+                None, build_report, StoreSource(storage), catalog, start, end, by, cfg.cost.default_capacity_type)
+        except StorageError as err:
+            return web.json_response({"error": f"storage unavailable: {err}"}, status=503,
+                                     headers={"Retry-After": "5"})
+        return web.json_response(report_json(report, start, end, priced))
+
+    app.router.add_get(REPORT_PATH, handle)

@@ -14,6 +14,7 @@ from infersight.gateway import clickhouse_http
 from infersight.gateway import grpc as otlp_grpc
 from infersight.gateway.app import base_app
 from infersight.gateway.auth import Tokens, is_loopback, parse_listen
+from infersight.server.access import Traffic, bind_error, check_port
 from infersight.server.component import Component
 from infersight.server.components import default_components
 from infersight.server.metrics import loaded_summary
@@ -50,11 +51,18 @@ async def serve(cfg: Config, storage: Storage, components: Sequence[Component],
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_app(cfg, storage, components), handle_signals=False)
+    traffic = Traffic()  # each request at DEBUG, a per-minute INFO summary, failing routes on change
+    app = build_app(cfg, storage, components)
+    traffic.attach(app)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=traffic.access_logger_class())
     await runner.setup()
+    summary = asyncio.create_task(traffic.run())
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise ConfigError(bind_error(cfg.server.listen, err)) from None
         base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         print(f"infersight server: OTLP/HTTP on {base}/v1/{{metrics,traces,logs}}, "
               f"query API on {base}/api/v1/query, data in {cfg.server.data_dir}", flush=True)
@@ -63,11 +71,13 @@ async def serve(cfg: Config, storage: Storage, components: Sequence[Component],
         log.info("stopping: flushing queued rows")
     finally:
         await runner.cleanup()
+        summary.cancel()
 
 
 def run_server(cfg: Config) -> int:
     """Open the store, create the tables of the default components, serve until a signal."""
     check_auth(cfg)
+    check_port(cfg.server.listen)  # a busy port is one line, before a store is opened (or created)
     # The hot path allocates many short-lived containers; fewer gen-0 collections keep it fast.
     gc.set_threshold(50_000, 20, 20)
     storage = open_storage(cfg.server.storage, cfg.server.data_dir)

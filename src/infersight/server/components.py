@@ -9,6 +9,7 @@ from functools import partial
 from infersight import webui
 from infersight.compare import api as compare_api
 from infersight.config import Config
+from infersight.cost import report as cost_report
 from infersight.gateway import app as gateway
 from infersight.gateway import clickhouse_http
 from infersight.gateway import grpc as otlp_grpc
@@ -32,5 +33,6 @@ def default_components(cfg: Config, storage: Storage) -> list[Component]:
         Attached("compare", (), partial(compare_api.attach, cfg=cfg, storage=storage)),  # after slo-engine: SIGHUP
         Attached("slo-prometheus", (), partial(slo_prometheus.attach, engine_key=slo_service.ENGINE)),
         Attached("server-metrics", (), server_metrics.attach),
+        Attached("cost-api", (), partial(cost_report.attach, cfg=cfg, storage=storage)),
         Attached("web-ui", (), partial(webui.attach, cfg=cfg, storage=storage)),
     ]
