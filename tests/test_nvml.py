@@ -195,7 +195,10 @@ def test_lost_gpu_is_failed_not_a_crash():
     r.lose(1)
     after = at(c, r, 61)
     assert status(after, lost_id) == "failed"
-    assert {p.name for p in after if p.attributes.get("hw.id") == lost_id} == {"hw.status"}
+    assert {p.name for p in after if p.attributes.get("hw.id") == lost_id} == {"hw.status",
+                                                                                "infersight.gpu.reachable"}
+    assert one(after, "infersight.gpu.reachable", hw__id=lost_id) == 0
+    assert one(after, "infersight.gpu.reachable", hw__id=UUID) == 1
     failed = pick(after, "hw.status", hw__id=lost_id, hw__state="failed")[0]
     assert failed.attributes["hw.model"] == "NVIDIA H200"  # identity kept from before the loss
     assert status(after, UUID) == "ok"

@@ -81,6 +81,17 @@ RATELIMIT_REMAINING = "infersight.ratelimit.remaining"
 INFERENCE_SPEND = "infersight.inference.spend"
 DEPLOYMENT_STATE = "infersight.inference.deployment.state"
 HW_ERRORS = "hw.errors"
+# Collector health (agent self metrics): 1 while the collector works, 0 while it is down; why it is down
+# is the error.type of COLLECTOR_ERRORS (init, exception, timeout, busy, or the collector's own reason).
+COLLECTOR_UP = "infersight.collector.up"
+COLLECTOR_ERRORS = "infersight.agent.collection.errors"
+COLLECTOR_NAME = "collector.name"
+COLLECTOR_TYPE = "collector.type"
+# Per-part reachability where a collector reads several (1 reachable, 0 not).
+INFERENCE_ENDPOINT_UP = "infersight.inference.endpoint.up"
+GPU_REACHABLE = "infersight.gpu.reachable"
+NEURON_MONITOR_UP = "infersight.neuron.monitor.up"
+PROBE_UP = "infersight.probe.up"
 
 # -- server kinds ----------------------------------------------------------------------------------
 ServerKind = Literal["vllm", "tgi", "triton", "sglang", "dynamo", "trtllm", "llmd", "litellm"]

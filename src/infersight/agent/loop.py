@@ -1,24 +1,30 @@
 """When to collect and when to export. What a batch is: `exporters.encode`; how it ships: `exporters.senders`;
 what survives: `exporters.spool`.
 
-One task per collector runs `collect()` on its interval in a thread, bounded by its timeout;
-one export task turns the buffered points into a batch, spools it and drains the spool,
+One task per collector runs `collect()` on its interval in a thread, bounded by its timeout, and
+reports `infersight.collector.up` after each run: 0 when collect raised, overran or was still busy, or
+the collector's `health()` says it is down (NVML not initialised, neuron-monitor dead, no endpoint
+answering), with the reason counted in `infersight.agent.collection.errors`. A collector that could not
+even start is kept as a `Deferred` placeholder that reports up = 0 (reason `init`) and retries the start
+with backoff. One export task turns the buffered points into a batch, spools it and drains the spool,
 so drains never overlap (only the shutdown spools while a send may still be in flight).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from infersight.agent.selfmetrics import AgentStats
-from infersight.collectors.base import Collector, Point
+from infersight import semconv
+from infersight.agent.selfmetrics import COLLECTOR_UP, AgentStats
+from infersight.collectors.base import Collector, Health, MetricSpec, Point, health_of
 from infersight.config import AgentConfig
 from infersight.exporters.encode import encode, to_metrics_data
 from infersight.exporters.senders import Sender
@@ -42,9 +48,61 @@ class ScopedPoints:
 @dataclass(frozen=True)
 class ScheduledCollector:
     name: str
-    collector: Collector
+    collector: Collector | Deferred
     interval_seconds: float
     timeout_seconds: float
+
+
+def _collect_once(c: Collector | Deferred) -> tuple[list[Point], Health]:
+    return list(c.collect()), health_of(c)
+
+
+class Deferred:
+    """Stands in for a collector whose start (`from_config`) failed: reports no points, is down with
+    reason `init` and the error, and calls `start` again after a backoff that doubles up to its maximum;
+    once `start` succeeds it is that collector."""
+
+    def __init__(self, type_name: str, start: Callable[[], Collector], error: str, *,
+                 backoff_seconds: tuple[float, float] = (10.0, 300.0),
+                 clock: Callable[[], float] = time.monotonic, metrics: Sequence[MetricSpec] = ()) -> None:
+        self.type = type_name
+        self.metrics = metrics
+        self._start = start
+        self._error = error
+        self._backoff = backoff_seconds
+        self._clock = clock
+        self._failures = 1
+        self._retry_at = clock() + backoff_seconds[0]
+        self.inner: Collector | None = None
+
+    @property
+    def needs_two_samples(self) -> bool:
+        return bool(getattr(self.inner, "needs_two_samples", False))
+
+    def collect(self) -> Iterable[Point]:
+        if self.inner is None:
+            if self._clock() < self._retry_at:
+                return []
+            try:
+                self.inner = self._start()
+            except Exception as err:  # noqa: BLE001 (stays down; tried again later)
+                self._error = f"{type(err).__name__}: {err}"
+                delay = min(self._backoff[0] * 2 ** self._failures, self._backoff[1])
+                self._failures += 1
+                self._retry_at = self._clock() + delay
+                log.debug("collector %s still cannot start (%s); next try in %g s", self.type, self._error, delay)
+                return []
+            log.warning("collector %s started after %d failed tries", self.type, self._failures)
+        return self.inner.collect()
+
+    def health(self) -> Health:
+        if self.inner is None:
+            return Health(False, "init", f"could not start: {self._error}")
+        return health_of(self.inner)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
 
 
 def in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -66,10 +124,8 @@ def in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
             outcome: tuple[Any, BaseException | None] = (fn(), None)
         except BaseException as err:  # noqa: BLE001 (handed to the awaiting task)
             outcome = (None, err)
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed: an abandoned call outlived the agent
             loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:  # loop closed: an abandoned call outlived the agent
-            pass
 
     threading.Thread(target=target, daemon=True, name="infersight-worker").start()
     return fut
@@ -90,6 +146,7 @@ class Agent:
         self._warned_rejections: set[str] = set()
         self._in_flight: asyncio.Future[tuple[int, DrainReport]] | None = None
         self._backoff_until: float | None = None
+        self._problems: dict[str, tuple[str, ...]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down within `shutdown_timeout_seconds`: stop collecting, spool
@@ -109,7 +166,7 @@ class Agent:
                 for c in self.collectors:
                     try:
                         c.collector.close()
-                    except Exception:  # noqa: BLE001 (shutdown continues)
+                    except Exception:
                         log.exception("collector %s failed to close", c.name)
                 self.sender.close()
 
@@ -117,15 +174,16 @@ class Agent:
 
     async def _collect_loop(self, sc: ScheduledCollector, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        running: asyncio.Future[list[Point]] | None = None
+        running: asyncio.Future[tuple[list[Point], Health]] | None = None
         failing = False
         while not stop.is_set():
             started = loop.time()
             if running is not None and not running.done():
                 self.stats.collect_errors[(sc.name, "busy")] += 1
+                self._report_up(sc, 0)
                 log.debug("collector %s still running from a previous interval; skipped", sc.name)
             else:
-                running = in_daemon_thread(lambda: list(sc.collector.collect()))
+                running = in_daemon_thread(functools.partial(_collect_once, sc.collector))
                 error = await self._await_collect(sc, running)
                 self.stats.durations[sc.name] = loop.time() - started
                 if error is None:
@@ -137,28 +195,51 @@ class Agent:
                     log.warning("collector %s: %s", sc.name, error)
                 else:
                     log.debug("collector %s: %s", sc.name, error)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, started + sc.interval_seconds - loop.time()))
-            except TimeoutError:
-                pass
 
-    async def _await_collect(self, sc: ScheduledCollector, running: asyncio.Future[list[Point]]) -> str | None:
+    async def _await_collect(self, sc: ScheduledCollector,
+                             running: asyncio.Future[tuple[list[Point], Health]]) -> str | None:
         try:
-            points = await asyncio.wait_for(asyncio.shield(running), sc.timeout_seconds)
+            points, health = await asyncio.wait_for(asyncio.shield(running), sc.timeout_seconds)
         except TimeoutError:
             self.stats.collect_errors[(sc.name, "timeout")] += 1
+            self._report_up(sc, 0)
             # Nobody awaits the overrunning call any more; its late outcome is dropped quietly.
             running.add_done_callback(lambda f: f.cancelled() or f.exception())
             return f"collect() exceeded {sc.timeout_seconds} s"
         except Exception as err:  # noqa: BLE001 (a collector never takes the agent down)
             self.stats.collect_errors[(sc.name, "exception")] += 1
+            self._report_up(sc, 0)
             return f"collect() failed: {type(err).__name__}: {err}"
         now = time.time_ns()
         stamped = [p if p.time_ns else dataclasses.replace(p, time_ns=now) for p in points]
         self.stats.collected[sc.name] += len(stamped)
         if stamped:
             self._buffer.append(ScopedPoints(f"infersight.collector.{sc.collector.type}", stamped))
+        self._log_problems(sc.name, health.problems)
+        if not health.up:
+            self.stats.collect_errors[(sc.name, health.reason or "down")] += 1
+            self._report_up(sc, 0, now)
+            return f"down ({health.reason}): {health.detail}"
+        self._report_up(sc, 1, now)
         return None
+
+    def _report_up(self, sc: ScheduledCollector, value: int, now: int | None = None) -> None:
+        """`infersight.collector.up` for this run, exported with the agent's own metrics."""
+        attrs = {semconv.COLLECTOR_NAME: sc.name, semconv.COLLECTOR_TYPE: sc.collector.type}
+        self._buffer.append(ScopedPoints(SELF_SCOPE, [COLLECTOR_UP.point(value, attrs,
+                                                                         time_ns=now or time.time_ns())]))
+
+    def _log_problems(self, name: str, problems: tuple[str, ...]) -> None:
+        """Each part that goes down is logged once, and once when it answers again."""
+        before = self._problems.get(name, ())
+        for p in problems:
+            if p not in before:
+                log.warning("collector %s: %s", name, p)
+        if before and not problems:
+            log.info("collector %s: every part answers again", name)
+        self._problems[name] = problems
 
     # -- export ----------------------------------------------------------------------------
 
@@ -170,10 +251,8 @@ class Agent:
         retry_at: float | None = loop.time() if self.spool.entries() else None  # leftovers from last run
         while not stop.is_set():
             due = min(next_export, retry_at) if retry_at is not None else next_export
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
-            except TimeoutError:
-                pass
             if stop.is_set():
                 break
             now = loop.time()

@@ -6,13 +6,15 @@ collect and export, the exporters how to ship.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 
-from infersight.agent.loop import Agent, ScheduledCollector
+from infersight.agent.loop import Agent, Deferred, ScheduledCollector
 from infersight.agent.resource import resolve_resource
+from infersight.collectors.base import Collector
 from infersight.collectors.registry import collector_class
-from infersight.config import Config
+from infersight.config import CollectorConfig, Config
 from infersight.exporters.senders import make_sender
 from infersight.exporters.spool import Spool, SpoolInUse
 
@@ -20,17 +22,24 @@ log = logging.getLogger(__name__)
 
 
 def build_collectors(cfg: Config) -> tuple[list[ScheduledCollector], list[str]]:
-    """Instantiate each configured collector; one that cannot start is reported, not fatal."""
+    """Instantiate each configured collector; one that cannot start is reported and kept as a `Deferred`
+    placeholder (down, start retried with backoff), never dropped."""
     out, errors = [], []
     for entry in cfg.collectors:
         name = entry.name or entry.type
+        start = functools.partial(_start, entry)
+        collector: Collector | Deferred
         try:
-            collector = collector_class(entry.type).from_config(entry)
-        except Exception as err:  # noqa: BLE001 (e.g. no NVML on this node)
+            collector = start()
+        except Exception as err:  # noqa: BLE001 (e.g. a driver library missing on this node)
             errors.append(f"collector {name} could not start: {type(err).__name__}: {err}")
-            continue
+            collector = Deferred(entry.type, start, f"{type(err).__name__}: {err}")
         out.append(ScheduledCollector(name, collector, entry.interval_seconds, entry.timeout_seconds))
     return out, errors
+
+
+def _start(entry: CollectorConfig) -> Collector:
+    return collector_class(entry.type).from_config(entry)
 
 
 async def run_agent(cfg: Config) -> int:

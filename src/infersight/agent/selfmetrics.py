@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from infersight import semconv
 from infersight.collectors.base import MetricSpec, Point
 from infersight.exporters.spool import Spool
 
@@ -33,12 +34,18 @@ REJECTED_HELD = MetricSpec("infersight.agent.spool.rejected.batches", "updowncou
                            "Refused batches kept in rejected/")
 COLLECT_DURATION = MetricSpec("infersight.agent.collection.duration", "gauge", "s",
                               "Duration of the collector's last run", ("collector.name",))
-COLLECT_ERRORS = MetricSpec("infersight.agent.collection.errors", "counter", "{error}",
-                            "Collector runs that failed (exception), overran (timeout) or were skipped "
-                            "because the previous run was still going (busy)", ("collector.name", "error.type"))
+COLLECT_ERRORS = MetricSpec(semconv.COLLECTOR_ERRORS, "counter", "{error}",
+                            "Collector runs that failed (exception), overran (timeout), were skipped because "
+                            "the previous run was still going (busy), or found the collector down: init (could "
+                            "not start), nvml_missing, nvml_init, not_running, no_documents, endpoints_down",
+                            (semconv.COLLECTOR_NAME, "error.type"))
+COLLECTOR_UP = MetricSpec(semconv.COLLECTOR_UP, "gauge", "1",
+                          "1 when the collector's last run worked, 0 when it was down (the reason is the "
+                          "error.type counted in infersight.agent.collection.errors); one point per run",
+                          (semconv.COLLECTOR_NAME, semconv.COLLECTOR_TYPE))
 
-METRICS = (COLLECTED, EXPORTED, EXPORT_FAILURES, REJECTED_BATCHES, REJECTED_POINTS, DROPPED_BATCHES, DROPPED_POINTS,
-           SPOOL_SIZE, SPOOL_BATCHES, REJECTED_SIZE, REJECTED_HELD, COLLECT_DURATION, COLLECT_ERRORS)
+METRICS = (COLLECTOR_UP, COLLECTED, EXPORTED, EXPORT_FAILURES, REJECTED_BATCHES, REJECTED_POINTS, DROPPED_BATCHES,
+           DROPPED_POINTS, SPOOL_SIZE, SPOOL_BATCHES, REJECTED_SIZE, REJECTED_HELD, COLLECT_DURATION, COLLECT_ERRORS)
 
 
 @dataclass

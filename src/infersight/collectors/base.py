@@ -67,9 +67,48 @@ def type_of(config: type[CollectorConfig]) -> str:
     return default
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What a collector says about itself after a `collect()` (the optional `health()` method).
+
+    `up` False: the collector delivers nothing useful (NVML not initialised, neuron-monitor not running,
+    no endpoint answering); `reason` is a short token (`error.type` of the agent's collection-errors
+    counter) and `detail` one sentence for people. `problems`: sentences about parts that are down while
+    the collector as a whole works (one of several endpoints refused, a GPU not answering).
+    """
+
+    up: bool
+    reason: str = ""
+    detail: str = ""
+    problems: tuple[str, ...] = ()
+
+
+UP = Health(True)
+
+
+class CollectorDown(Exception):
+    """Raised where a collector cannot run at all (e.g. `from_config` without a driver); `reason` is a token."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def health_of(collector: object) -> Health:
+    """The collector's `health()`, or up for collectors without one (those that fail by raising)."""
+    probe = getattr(collector, "health", None)
+    return probe() if callable(probe) else UP
+
+
 @runtime_checkable
 class Collector(Protocol):
-    """What the agent runs. `collect` is synchronous and may block; the agent calls it off the loop."""
+    """What the agent runs. `collect` is synchronous and may block; the agent calls it off the loop.
+
+    Optional: `health() -> Health` (asked after each collect; see `Health`), and
+    `needs_two_samples: ClassVar[bool]` True where rates, deltas or GPM values need a previous collect
+    (`infersight collect` then takes two samples).
+    """
 
     type: ClassVar[str]
     Config: ClassVar[builtins.type[CollectorConfig]]

@@ -19,7 +19,8 @@ reports when it cannot tell) unless `process_memory` gives it.
 Variants the capture cannot show, each named by a constructor argument or method:
 `gpus` (copies of the captured GPU with their own UUIDs), `mig` (MIG instances declared by the
 caller, whose GPM values are the parent's captured ones), `lose(i)` (GPU falls off the bus),
-`inject_xid(i, code)` (an XID event is pending).
+`inject_xid(i, code)` (an XID event is pending), `fail_init(code)` (nvmlInit fails, as with a broken
+driver, until `fail_init(None)`).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def load_capture(path: str | Path | None = None) -> dict[str, Any]:
 class NVMLError(Exception):
     """Same shape as pynvml's: the NVML return code is `.value`."""
 
-    _names = {2: "Invalid Argument", 3: "Not Supported", 6: "Not Found", 10: "Timeout",
+    _names = {2: "Invalid Argument", 3: "Not Supported", 6: "Not Found", 9: "Driver Not Loaded", 10: "Timeout",
               12: "NVML Shared Library Not Found", 15: "GPU is lost"}
 
     def __init__(self, value: int) -> None:
@@ -148,6 +149,7 @@ class ReplayNvml:
         self.calls: Counter[tuple[str, int]] = Counter()
         self.lost: set[int] = set()
         self._pending_xids: list[tuple[int, int]] = []
+        self.init_error: int | None = None
         metric_slots = capture["gpm_metric_ids"].get("NVML_GPM_METRIC_MAX", 210)
 
         class c_nvmlGpmMetricsGet_t:
@@ -181,6 +183,10 @@ class ReplayNvml:
     def lose(self, index: int) -> None:
         """From now on GPU `index` answers NVML_ERROR_GPU_IS_LOST, as after falling off the bus."""
         self.lost.add(index)
+
+    def fail_init(self, code: int | None = 9) -> None:
+        """nvmlInit raises NVMLError(code) (default 9, NVML_ERROR_DRIVER_NOT_LOADED) until fail_init(None)."""
+        self.init_error = code
 
     def inject_xid(self, index: int, code: int) -> None:
         self._pending_xids.append((index, code))
@@ -223,7 +229,8 @@ class ReplayNvml:
 
     # -- system ------------------------------------------------------------------------------
     def nvmlInit(self) -> None:
-        return None
+        if self.init_error is not None:
+            raise NVMLError(self.init_error)
 
     def nvmlShutdown(self) -> None:
         return None

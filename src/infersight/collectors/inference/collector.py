@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from infersight.collectors.base import MetricSpec, Point, type_of
+from infersight.collectors.base import Health, MetricSpec, Point, type_of
 from infersight.collectors.inference.metrics import METRICS, ServerKind
 from infersight.collectors.inference.scrape import ScrapeError, Scraper, Target, http_get
 from infersight.config import CollectorConfig, Strict
@@ -64,6 +64,7 @@ class InferenceCollector:
     type = type_of(InferenceConfig)
     Config = InferenceConfig
     metrics: tuple[MetricSpec, ...] = METRICS
+    needs_two_samples = True  # counters and histograms are deltas between two scrapes
 
     def __init__(self, endpoints: Iterable[Endpoint], tenant: str | None = None,
                  tenant_label: str | None = None, timeout_seconds: float = 5.0,
@@ -72,6 +73,7 @@ class InferenceCollector:
         self._targets = [Target(ep.url, None if ep.kind == "auto" else ep.kind, ep.model, ep.tenant or tenant,
                                 dict(ep.model_names)) for ep in endpoints]
         self._scraper = Scraper(fetch, timeout_seconds, clock, tenant_label)
+        self._errors: dict[str, str] = {}  # url -> why its last scrape failed
 
     @classmethod
     def from_config(cls, cfg: InferenceConfig) -> InferenceCollector:
@@ -84,11 +86,21 @@ class InferenceCollector:
             try:
                 points = self._scraper.scrape(t)
             except ScrapeError as err:
-                log.warning("inference scrape failed: %s", err)
+                (log.debug if t.url in self._errors else log.warning)("inference scrape failed: %s", err)
+                self._errors[t.url] = str(err)
                 yield self._scraper.up(t, 0)
                 continue
+            if self._errors.pop(t.url, None) is not None:
+                log.warning("inference endpoint %s answers again", t.url)
             yield from points
             yield self._scraper.up(t, 1)
+
+    def health(self) -> Health:
+        """Down when no endpoint answered its last scrape; each endpoint that did not is a problem."""
+        problems = tuple(f"endpoint down: {why}" for why in self._errors.values())
+        if problems and len(self._errors) == len(self._targets):
+            return Health(False, "endpoints_down", f"no endpoint answered ({len(problems)} configured)", problems)
+        return Health(True, problems=problems)
 
     def close(self) -> None:
         """Nothing to release."""

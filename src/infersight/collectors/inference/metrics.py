@@ -57,7 +57,7 @@ RATELIMIT = MetricSpec(semconv.RATELIMIT_REMAINING, "gauge", "1",
 DEPLOYMENT_STATE = MetricSpec(semconv.DEPLOYMENT_STATE, "gauge", "1",
                               "Upstream deployment state: 0 healthy, 1 partial outage, 2 complete outage (LiteLLM)",
                               _COMMON)
-UP = MetricSpec("infersight.inference.endpoint.up", "gauge", "1",
+UP = MetricSpec(semconv.INFERENCE_ENDPOINT_UP, "gauge", "1",
                 "1 when the last scrape of the endpoint succeeded, else 0",
                 (SERVER_KIND, ADDRESS, TENANT))
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from infersight.collectors.base import Point, type_of
+from infersight.collectors.base import Health, Point, type_of
 from infersight.collectors.neuron.metrics import METRICS
 from infersight.collectors.neuron.state import State
 from infersight.collectors.neuron.supervisor import Supervisor
@@ -35,6 +35,9 @@ class NeuronConfig(CollectorConfig):
     first_report_wait_seconds: float = Field(2.0, ge=0, description="How long the first collect waits for "
                                                                    "neuron-monitor's first document (keep it "
                                                                    "under timeout_seconds)")
+    document_timeout_seconds: float = Field(30.0, gt=0, description="The collector counts as down when a "
+                                                                    "running neuron-monitor sends no document "
+                                                                    "for this long (keep it above its period)")
 
 
 class NeuronCollector:
@@ -45,8 +48,10 @@ class NeuronCollector:
     metrics = METRICS
 
     def __init__(self, command: Sequence[str], *, restart_backoff_initial_seconds: float = 1.0,
-                 restart_backoff_max_seconds: float = 60.0, first_report_wait_seconds: float = 0.0) -> None:
+                 restart_backoff_max_seconds: float = 60.0, first_report_wait_seconds: float = 0.0,
+                 document_timeout_seconds: float = 30.0) -> None:
         self._first_wait = first_report_wait_seconds
+        self._document_timeout = document_timeout_seconds
         self._state = State()
         self._supervisor = Supervisor(command, self._state,
                                       (restart_backoff_initial_seconds, restart_backoff_max_seconds))
@@ -58,13 +63,28 @@ class NeuronCollector:
         command = [*cfg.command, *(["-c", str(cfg.config_path)] if cfg.config_path else [])]
         return cls(command, restart_backoff_initial_seconds=cfg.restart_backoff_initial_seconds,
                    restart_backoff_max_seconds=cfg.restart_backoff_max_seconds,
-                   first_report_wait_seconds=cfg.first_report_wait_seconds)
+                   first_report_wait_seconds=cfg.first_report_wait_seconds,
+                   document_timeout_seconds=cfg.document_timeout_seconds)
 
     def collect(self) -> Iterable[Point]:
         """Start neuron-monitor on first use (waiting briefly for its first document), then read the state."""
         if self._supervisor.start():
             self._state.first_document.wait(self._first_wait)  # so a one-shot `infersight collect` has data
         return self._state.points()
+
+    def health(self) -> Health:
+        """Down while neuron-monitor is not running (not_running) or sends no documents (no_documents)."""
+        running, age = self._state.liveness()
+        if not running:
+            why = self._supervisor.start_error
+            if why is None:
+                status = self._state.exit_status
+                why = ("neuron-monitor is not running" if status is None
+                       else f"neuron-monitor exited with status {status}; restarting with backoff")
+            return Health(False, "not_running", why)
+        if age is not None and age > self._document_timeout:
+            return Health(False, "no_documents", f"neuron-monitor runs but sent no document for {age:.0f} s")
+        return Health(True)
 
     def close(self) -> None:
         """Stop neuron-monitor."""

@@ -5,6 +5,7 @@ are `infersight.neuron.*`, per Neuron application (runtime pid and tag) unless n
 """
 from __future__ import annotations
 
+from infersight import semconv
 from infersight.collectors.base import MetricSpec
 from infersight.collectors.hw import HW_ERRORS, HW_STATUS
 
@@ -41,9 +42,12 @@ DOCUMENTS = MetricSpec("infersight.neuron.monitor.documents", "counter", "{docum
                        ("infersight.neuron.document.status",))
 RESTARTS = MetricSpec("infersight.neuron.monitor.restarts", "counter", "{restart}",
                       "Times neuron-monitor exited and was started again")
-UP = MetricSpec("infersight.neuron.monitor.up", "gauge", "1", "1 while neuron-monitor is running")
+UP = MetricSpec(semconv.NEURON_MONITOR_UP, "gauge", "1", "1 while neuron-monitor is running")
+DOCUMENT_AGE = MetricSpec("infersight.neuron.monitor.document.age", "gauge", "s",
+                          "Seconds since neuron-monitor's last document (since its start before the first); "
+                          "only while it runs")
 GROUP_ERRORS = MetricSpec("infersight.neuron.monitor.errors", "counter", "{window}",
                           "Windows in which a metric group reported an error string",
                           RT + ("infersight.neuron.group", "error.type"))
 METRICS = (HW_STATUS, HW_ERRORS, EXECUTIONS, EXEC_ERRORS, LATENCY, CORE_UTIL, CORE_FLOPS, MEMORY, MODEL_MEMORY,
-           MODEL_RUNNING, RT_CPU, DOCUMENTS, RESTARTS, UP, GROUP_ERRORS)
+           MODEL_RUNNING, RT_CPU, DOCUMENTS, RESTARTS, UP, DOCUMENT_AGE, GROUP_ERRORS)

@@ -182,6 +182,8 @@ class State:
         self._up = False
         self._docs_this_run = 0
         self._start_ns = time.time_ns()
+        self._last_seen = time.monotonic()  # the last document, or the start of this run
+        self.exit_status: int | None = None  # of the last neuron-monitor run that ended
 
     def feed(self, line: str | bytes) -> None:
         """Take one line of neuron-monitor output."""
@@ -200,6 +202,7 @@ class State:
             self._windows.apply(doc)
             self._docs["ok"] += 1
             self._docs_this_run += 1
+            self._last_seen = time.monotonic()
         self.first_document.set()
 
     def restarting(self) -> None:
@@ -210,13 +213,19 @@ class State:
     def process_started(self) -> None:
         with self.lock:
             self._up, self._docs_this_run = True, 0
+            self._last_seen = time.monotonic()
             self._windows.last_period.clear()  # a new process's windows are all new
 
-    def process_exited(self) -> bool:
+    def process_exited(self, status: int | None = None) -> bool:
         """Mark neuron-monitor down; True when the run produced a document (its backoff resets)."""
         with self.lock:
-            self._up = False
+            self._up, self.exit_status = False, status
             return self._docs_this_run > 0
+
+    def liveness(self) -> tuple[bool, float | None]:
+        """(neuron-monitor running, seconds since its last document or its start while it runs)."""
+        with self.lock:
+            return self._up, (time.monotonic() - self._last_seen) if self._up else None
 
     def points(self) -> list[Point]:
         """Counters, latest gauges, monitor health and, while neuron-monitor reports, `hw.status`."""
@@ -231,6 +240,8 @@ class State:
                                              start_time_ns=self._start_ns))
             out.append(M.RESTARTS.point(self._restarts, start_time_ns=self._start_ns))
             out.append(M.UP.point(int(self._up)))
+            if self._up:
+                out.append(M.DOCUMENT_AGE.point(round(time.monotonic() - self._last_seen, 3)))
             if self._up and self._docs_this_run:
                 out.extend(w.status_points())
         return out

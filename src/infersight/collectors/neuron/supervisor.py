@@ -26,6 +26,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.proc: subprocess.Popen | None = None
+        self.start_error: str | None = None  # why the last start failed, until one succeeds
 
     def start(self) -> bool:
         """Start the supervising thread, once; False when it already runs or `close()` was called."""
@@ -61,6 +62,7 @@ class Supervisor:
                 proc = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
             except OSError as err:
                 log.warning("neuron-monitor could not start (%s): %s", self._command[0], err)
+                self.start_error = f"{self._command[0]} could not start: {err}"
             else:
                 produced = self._run(proc)
             failures = 0 if produced else failures + 1
@@ -73,6 +75,7 @@ class Supervisor:
         """Feed the child's output until it exits; True when it produced a document."""
         with self._state.lock:
             self.proc = proc
+            self.start_error = None
         self._state.process_started()
         if self._stop.is_set():  # close() raced with the start
             proc.terminate()
@@ -83,6 +86,6 @@ class Supervisor:
         rc = proc.wait()
         with self._state.lock:
             self.proc = None
-        produced = self._state.process_exited()
+        produced = self._state.process_exited(rc)
         log.info("neuron-monitor exited with status %s", rc)
         return produced

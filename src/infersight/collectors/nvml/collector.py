@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from infersight.collectors.base import Point, type_of
+from infersight.collectors.base import Health, Point, type_of
 from infersight.collectors.nvml.device import Nvml
 from infersight.collectors.nvml.metrics import METRICS
 from infersight.collectors.nvml.session import Session
@@ -48,13 +48,15 @@ class NvmlCollector:
     type = type_of(NvmlConfig)
     Config = NvmlConfig
     metrics = METRICS
+    needs_two_samples = True  # GPM values and utilisation periods come from consecutive collects
 
     def __init__(self, nvml: Any | None, *, gpm: bool = True, processes: bool = True,
                  proc_root: Path = Path("/proc"), mig: bool = True, xid: bool = True, nvlink: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 init_backoff_seconds: tuple[float, float] = (10.0, 300.0)) -> None:
         self._lock = threading.Lock()
         self._session = Session(Nvml(nvml, clock, gpm), processes=processes, proc_root=Path(proc_root),
-                                mig_on=mig, xid=xid, nvlink=nvlink)
+                                mig_on=mig, xid=xid, nvlink=nvlink, init_backoff_seconds=init_backoff_seconds)
 
     @classmethod
     def from_config(cls, cfg: NvmlConfig) -> NvmlCollector:
@@ -76,6 +78,10 @@ class NvmlCollector:
             return self._session.read() if self._session.start() else []
         finally:
             self._lock.release()
+
+    def health(self) -> Health:
+        """Down (nvml_missing, nvml_init) while NVML is not initialised; GPUs not answering are problems."""
+        return self._session.health()
 
     def close(self) -> None:
         """Release NVML resources."""

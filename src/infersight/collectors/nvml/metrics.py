@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from infersight import semconv
 from infersight.collectors.base import MetricSpec
 from infersight.collectors.hw import DEVICE as DEV
 from infersight.collectors.hw import HW_ERRORS as ERRORS
@@ -13,6 +14,10 @@ from infersight.collectors.hw import HW_STATUS as STATUS
 MIG = ("hw.parent", "infersight.gpu.mig.gpu_instance_id", "infersight.gpu.mig.compute_instance_id")
 PROC = DEV + ("process.pid", "process.executable.name", "container.id", "k8s.pod.uid")
 
+REACHABLE = MetricSpec(semconv.GPU_REACHABLE, "gauge", "1",
+                       "1 when the GPU answered NVML in this collection, 0 when it did not (fell off the bus, "
+                       "GPU lost); while NVML itself is down no GPU is listed and `infersight.collector.up` is 0",
+                       DEV)
 UTIL = MetricSpec("hw.gpu.utilization", "gauge", "1",
                   "Share of the last sample period in which the engine was busy", DEV + ("hw.gpu.task",))
 MEMCTL_UTIL = MetricSpec("infersight.gpu.memory_controller.utilization", "gauge", "1",
@@ -76,7 +81,7 @@ PROC_MEMCTL_UTIL = MetricSpec("infersight.gpu.process.memory_controller.utilizat
                               "A process's share of device-memory traffic time over the last sample period",
                               PROC)
 
-METRICS = (STATUS, UTIL, MEMCTL_UTIL, MEM_USAGE, MEM_LIMIT, MEM_UTIL, MEM_FREE, MEM_RESERVED, POWER,
+METRICS = (STATUS, REACHABLE, UTIL, MEMCTL_UTIL, MEM_USAGE, MEM_LIMIT, MEM_UTIL, MEM_FREE, MEM_RESERVED, POWER,
            POWER_LIMIT, ENERGY, TEMP, CLOCK, CLOCK_MAX, CLOCK_EVENT, PSTATE, PCIE_GEN, PCIE_WIDTH,
            PCIE_THROUGHPUT, ERRORS, ECC_AGGREGATE, XID_LAST, REMAPPED, REMAP_PENDING, REMAP_FAILURE,
            NVLINK_STATE, SM_ACTIVITY, SM_OCCUPANCY, GRAPHICS_ACTIVITY, DRAM_ACTIVITY, PIPE_UTIL, IO,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from infersight import semconv as sc
-from infersight.collectors.base import AttrValue, MetricSpec, Point, type_of
+from infersight.collectors.base import AttrValue, Health, MetricSpec, Point, type_of
 from infersight.collectors.probe import metrics as M
 from infersight.collectors.probe.openai import HttpTransport, ProbeResult, Transport, chat_body, chat_url, probe
 from infersight.config import CollectorConfig, Strict
@@ -100,6 +100,7 @@ class _State:
     tokens_today: int = 0
     cap_logged: bool = False
     skip_reason: str = ""
+    last_error: str | None = None  # why the last probe failed; None after a good one (or none yet)
 
 
 def read_headers_file(path: Path) -> dict[str, str]:
@@ -160,6 +161,14 @@ class ProbeCollector:
     def close(self) -> None:
         return None
 
+    def health(self) -> Health:
+        """Down when the last probe of every endpoint failed; each failing endpoint is a problem."""
+        problems = tuple(f"endpoint {st.ep.name} down: {st.last_error}" for st in self._states
+                         if st.last_error is not None)
+        if problems and len(problems) == len(self._states):
+            return Health(False, "endpoints_down", f"every probed endpoint failed ({len(problems)})", problems)
+        return Health(True, problems=problems)
+
     def _one(self, st: _State) -> Iterator[Point]:
         now = self._clock()
         wall_ns = int(self._wall() * 1e9)
@@ -216,6 +225,8 @@ class ProbeCollector:
             outcome[sc.ERROR_TYPE] = r.error_type
             log.warning("probe %s failed: %s %s (HTTP %s, request id %s)", st.ep.name, r.error_type, r.error,
                         r.status, r.request_id)
+        st.last_error = None if r.ok else (f"{r.error_type}: {r.error}" if r.error else str(r.error_type))
+        yield M.UP.point(1 if r.ok else 0, st.attrs, time_ns=end_ns)
         if r.status is not None:
             outcome[sc.HTTP_STATUS] = r.status
         delta = {"temporality": "delta", "time_ns": end_ns, "start_time_ns": start_ns}

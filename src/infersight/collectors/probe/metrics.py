@@ -41,9 +41,10 @@ TOKENS_TODAY = MetricSpec(sc.PROBE_TOKENS_TODAY, "gauge", "{token}",
 SKIPPED = MetricSpec(sc.PROBE_SKIPPED, "counter", "{probe}",
                      "Probes not sent: reason daily_token_cap or retry_after (a 429's Retry-After not yet passed)",
                      (*COMMON, "reason"))
+UP = MetricSpec(sc.PROBE_UP, "gauge", "1", "1 when the endpoint's last probe succeeded, 0 when it failed", COMMON)
 
 METRICS: tuple[MetricSpec, ...] = (REQUESTS, DURATION, TIME_TO_HEADERS, TTFT, TPOT, TOKENS, RATELIMIT,
-                                   TOKENS_TODAY, SKIPPED)
+                                   TOKENS_TODAY, SKIPPED, UP)
 
 # Bucket bounds: the OTel GenAI semconv advice for each client histogram.
 DURATION_BOUNDS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
