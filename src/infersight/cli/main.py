@@ -6,10 +6,10 @@ import logging
 import sys
 
 from infersight import __version__
-from infersight.cli import agent, compare, config, cost, demo, notify, server, silence, slo, up
+from infersight.cli import agent, compare, config, cost, demo, doctor, notify, server, silence, slo, up
 
 # Each module has `register(subparsers)` and owns the commands it adds.
-COMMAND_GROUPS = (config, agent, server, up, demo, slo, silence, notify, cost, compare)
+COMMAND_GROUPS = (config, agent, doctor, server, up, demo, slo, silence, notify, cost, compare)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
