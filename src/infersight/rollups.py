@@ -66,6 +66,9 @@ MAX_ROLLUP_COUNT = 2**32
 MAX_ROLLUP_COST_USD = 1_000_000  # per span
 # Delta sums the requests rollup counts (the gateway checks their points against MAX_ROLLUP_COUNT).
 COUNTED_SUMS = ("infersight.inference.requests", "gen_ai.client.token.usage")
+# The rollup tables' columns (DDL: storage/sql/rollup_*.sql). They deduplicate blocks with the source
+# tables' window (storage.schema.DEDUP_WINDOW): a deduplicated source block is still pushed to the
+# views, whose inserts are then deduplicated by the target table.
 _DIMS = tuple((d, LOW) for d in DIMENSIONS)
 REQUESTS = Table("infersight_requests_1m", (("Minute", "DateTime"), *_DIMS, *((c, "UInt64") for c in (
     "Requests", "BadRequests", "InputTokens", "OutputTokens", "CachedTokens")), ("ReportedCostUSD", "Decimal(38, 12)")))

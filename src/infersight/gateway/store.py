@@ -22,7 +22,7 @@ KEYS = Table(KEYS_TABLE, (("Key", STRING), ("Digest", STRING), ("Flush", STRING)
                           ("Done", "UInt8"), ("Time", "DateTime")))
 BLOCKS = Table(BLOCKS_TABLE, (("Token", STRING), ("Time", "DateTime")))
 TABLES = (KEYS, BLOCKS)
-# The tables the gateway inserts into (rows.py builds them).
+# The tables the gateway inserts into (gateway.rows builds them).
 DATA_TABLES = ("otel_logs", "otel_traces", "otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram",
                "otel_metrics_exponential_histogram", "otel_metrics_summary")
 
