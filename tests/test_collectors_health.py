@@ -495,3 +495,11 @@ def test_sample_interval_option_is_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["collect", "--config", cfg, "--sample-interval-seconds", "-1"])
     assert "must be between 0 and 600 seconds" in capsys.readouterr().err
+
+
+def test_collect_prints_host_cpu_utilisation_from_the_second_sample(tmp_path, capsys):
+    cfg = write_config(tmp_path, [{"type": "host"}])
+    code, rows, err = collect_json(capsys, "--config", cfg, "--sample-interval-seconds", "0.2")
+    assert code == 0, err
+    util = [r["value"] for r in rows if r["name"] == "system.cpu.utilization"]
+    assert util and all(0 <= v <= 1 for v in util)

@@ -36,6 +36,7 @@ class HostCollector:
     type = type_of(HostConfig)
     Config = HostConfig
     metrics = METRICS
+    needs_two_samples = True  # CPU and process utilisation come from the times between two collects
 
     def __init__(self, ps: Any, process_names: Iterable[str] = (),
                  exclude_disks: Iterable[str] = (), clock: Callable[[], float] = time.monotonic) -> None:
