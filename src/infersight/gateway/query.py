@@ -301,8 +301,8 @@ class QueryApi:
         m = (_EXISTS if word == "EXISTS" else _DESCRIBE).fullmatch(sql)
         if m is None:
             raise Refused(f"{word} takes one table name: {word} [TABLE] [db.]table (no subqueries or functions)")
-        db, name = (None if p is None else p.strip("`") for p in m.groups())
-        db = db or self.storage.database
+        db = (m.group(1) or self.storage.database).strip("`")
+        name = m.group(2).strip("`")
         _table([db, name], name, frozenset(), self.storage.database)
         where = f"database = {literal(db)} AND table = {literal(name)}"
         if word == "EXISTS":
