@@ -1,12 +1,13 @@
-"""The built-in web UI, served with the gateway's real query API over chDB and rendered by headless Chromium."""
+"""The built-in web UI as a person uses it: the gateway's real query API over chDB, the SLO engine and
+the cost module, data sent through the real OTLP receiver, pages rendered by headless Chromium."""
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 
 import aiohttp
@@ -14,77 +15,21 @@ import pytest
 from aiohttp import web
 
 from infersight.config import parse_config
-from infersight.webui import OPEN_PATHS, OPEN_PREFIXES, STATIC, attach
 from infersight.gateway.app import create_app
+from infersight.webui import OPEN_PATHS, OPEN_PREFIXES, STATIC, assets, attach, history_instants
+from webui_support import browser, charts, series, show, tables, text, titles
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-class Dom(HTMLParser):
-    """Collects text by element id, and table cells as tables[container id][row key][column]."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.by_id: dict[str, str] = {}
-        self.tables: dict[str, dict[str, dict[str, str]]] = {}
-        self.hidden: set[str] = set()
-        self._stack: list[tuple[str, str | None]] = []
-        self._row: dict[str, str] | None = None
-        self._col: str | None = None
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if "hidden" in a and a.get("id"):
-            self.hidden.add(a["id"])
-        if tag == "tr" and a.get("data-key") is not None:
-            container = next(i for _, i in reversed(self._stack) if i)
-            self._row = self.tables.setdefault(container, {}).setdefault(a["data-key"], {})
-        if tag == "td" and self._row is not None and a.get("data-col"):
-            self._col = a["data-col"]
-            self._row[self._col] = ""
-        if tag not in ("input", "meta", "link", "br"):
-            self._stack.append((tag, a.get("id")))
-            if a.get("id"):
-                self.by_id.setdefault(a["id"], "")
-
-    def handle_endtag(self, tag):
-        while self._stack:
-            t, _ = self._stack.pop()
-            if t == tag:
-                break
-        if tag == "td":
-            self._col = None
-        if tag == "tr":
-            self._row = None
-
-    def handle_data(self, data):
-        for _, ident in self._stack:
-            if ident:
-                self.by_id[ident] += data
-        if self._row is not None and self._col:
-            self._row[self._col] += data
+pytestmark = pytest.mark.e2e  # a browser per test
 
 
-async def render(url: str, tmp_path: Path) -> str:
-    """The DOM after the page's scripts ran (Chromium's virtual time lets fetches finish)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (Debian package 'chromium')")
-    proc = await asyncio.create_subprocess_exec(
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000",
-        "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out.decode()
-
-
-async def start(store, port: int, slo_paths: tuple[Path, ...] = (), catalogs: tuple[Path, ...] = ()):
+async def start(store, port: int, slo_paths: tuple[Path, ...] = (), catalogs: tuple[Path, ...] = (),
+                token: str | None = None):
     """The gateway (OTLP + /api/v1/query over the store) with the UI, and the SLO engine when given specs."""
-    cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
-                                   "storage": {"database": store.database}},
-                        "slo": {"paths": [str(p) for p in slo_paths], "interval_seconds": 0.2},
+    server: dict = {"listen": f"127.0.0.1:{port}", "flush_interval_seconds": 0.05,
+                    "storage": {"database": store.database}}
+    if token:
+        server["auth_token"] = token
+    cfg = parse_config({"server": server, "slo": {"paths": [str(p) for p in slo_paths], "interval_seconds": 0.2},
                         "cost": {"catalogs": [str(p) for p in catalogs]}})
     app = create_app(cfg.server, store)
     if slo_paths:
@@ -111,6 +56,7 @@ def _minute(ago: int) -> str:
 
 
 def _fill(store) -> None:
+    """Rollup rows (as the gateway's views write them) for two clouds, one row outside the 1 h range."""
     db = store.database
     store.execute(
         f"INSERT INTO `{db}`.infersight_requests_1m (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, "
@@ -118,7 +64,6 @@ def _fill(store) -> None:
         f"('{_minute(5)}', 'aws', 'us-east-1', 'a1', 'llama-3-70b', 'vllm', '', 1200, 12, 300000, 600000, 0, 0), "
         f"('{_minute(4)}', 'aws', 'us-east-1', 'a2', 'llama-3-70b', 'vllm', '', 800, 8, 200000, 400000, 0, 0), "
         f"('{_minute(5)}', 'azure', 'eastus', 'z1', 'gpt-4o', 'openai', '', 50, 5, 40000, 10000, 0, 1.25), "
-        # older than the page's default 1 h range: must not show
         f"('{_minute(300)}', 'gcp', 'us-central1', 'g1', 'gemma', 'vllm', '', 999, 0, 1, 1, 0, 0)")
     store.execute(
         f"INSERT INTO `{db}`.infersight_latency_1m (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, "
@@ -129,41 +74,7 @@ def _fill(store) -> None:
         "[0, 50, 50, 0], 100, 300)")
 
 
-async def test_page_renders_the_fleet_from_the_query_api(store, server, tmp_path):
-    _fill(store)
-    dom = Dom(await render(server + "/", tmp_path))
-    assert set(dom.tables["fleet"]) == {"aws/us-east-1/llama-3-70b", "azure/eastus/gpt-4o"}
-    aws = dom.tables["fleet"]["aws/us-east-1/llama-3-70b"]
-    assert aws["requests"] == "2,000"
-    assert aws["error_ratio"] == "1.00%"
-    assert aws["p95_ttft"] == "480.0 ms"  # all 100 in (0.1, 0.5]: 0.1 + 0.4 * 95/100
-    assert aws["p95_e2e"] == "3.80 s"     # rank 95 in (2, 4]: 2 + 2 * 45/50
-    assert aws["output_tokens"] == "1,000,000"
-    assert aws["usd_per_1m_tokens"] == "unpriced"
-    azure = dom.tables["fleet"]["azure/eastus/gpt-4o"]
-    assert azure["error_ratio"] == "10.00%"
-    assert azure["p95_ttft"] == "–"  # no latency histogram for it: shown as missing, not 0
-    assert azure["usd_per_1m_tokens"] == "$25.00"  # 1.25 USD over 50,000 tokens
-    assert "cost-head" not in dom.hidden
-    assert dom.by_id["fleet-status"] == "2 series, last 1 h"
-
-
-async def test_slo_and_alert_panels_say_when_the_server_has_no_slo_engine(store, server, tmp_path):
-    dom = Dom(await render(server + "/ui/", tmp_path))
-    assert dom.by_id["slo-status"] == "SLOs: not available on this server (404)"
-    assert dom.by_id["alert-status"] == "alerts: not available on this server (404)"
-    assert dom.by_id["fleet-status"] == "no requests in the last 1 h"
-    assert dom.tables == {}
-
-
-async def test_query_errors_are_shown_not_swallowed(store, server, tmp_path):
-    store.execute(f"DROP TABLE `{store.database}`.infersight_latency_1m")
-    dom = Dom(await render(server + "/ui/", tmp_path))
-    status = dom.by_id["fleet-status"]
-    assert status.startswith("fleet: error 400: ") and "infersight_latency_1m" in status
-
-
-async def test_routes_and_assets(store, server):
+async def test_routes_assets_and_parameter_errors(store, server):
     async with aiohttp.ClientSession() as s:
         for path in ("/", "/ui"):
             async with s.get(server + path, allow_redirects=False) as r:
@@ -171,35 +82,142 @@ async def test_routes_and_assets(store, server):
         async with s.get(server + "/ui/") as r:
             assert r.status == 200 and r.content_type == "text/html"
             html = await r.text()
-        for asset in re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html):
+        linked = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html)
+        assert "/ui/static/vendor/uPlot.iife.min.js" in linked
+        for asset in linked + ["/ui/static/" + name for name in assets()]:
             async with s.get(server + asset) as r:
                 assert r.status == 200, asset
                 assert r.headers["Cache-Control"] == "no-cache"
                 assert await r.read() == (STATIC / asset.removeprefix("/ui/static/")).read_bytes()
+        assert "vendor/uPlot.LICENSE" in assets()  # the vendored library ships with its licence
         async with s.get(server + "/ui/meta.json") as r:
             meta = await r.json()
-        assert meta["database"] == store.database and meta["priced"] is False
+        assert meta["database"] == store.database and meta["priced"] is False and meta["slo_engine"] is False
+        assert meta["request_columns"][:2] == ["Minute", "CloudProvider"] and "Bounds" in meta["latency_columns"]
         async with s.get(server + "/ui/cost.json?hours=1") as r:
             assert r.status == 404 and "cost.catalogs" in (await r.json())["error"]
-        assert meta["request_columns"][:2] == ["Minute", "CloudProvider"]
-        for probe in ("/ui/static/../__init__.py", "/ui/static/%2e%2e%2f__init__.py", "/ui/static/nope.js"):
+        async with s.get(server + "/ui/cost.json?hours=1&by=cloud,planet") as r:
+            assert r.status == 400 and "planet" in (await r.json())["error"]
+        async with s.get(server + "/ui/slo_history.json?slo=x") as r:
+            assert r.status == 404 and "slo.paths" in (await r.json())["error"]
+        for probe in ("/ui/static/../__init__.py", "/ui/static/%2e%2e%2f__init__.py", "/ui/static/nope.js",
+                      "/ui/static/vendor/../../__init__.py"):
             async with s.get(server + probe) as r:
                 assert r.status == 404, probe
     assert "/ui/" in OPEN_PATHS and all(p.startswith("/ui/static/") for p in OPEN_PREFIXES)
 
 
-async def test_page_shows_what_an_instrumented_app_sent(store, server, tmp_path):
-    """Real OTel SDK spans → gateway → rollup views → query API → page."""
+def test_history_instants_are_minutes_over_the_span():
+    now = 1_700_000_000.5
+    at = history_instants(now, 3600, 7)
+    assert at == sorted(at) and len(at) == 7 and all(t % 60 == 0 for t in at)
+    assert at[-1] == int(now) // 60 * 60 and at[-1] - at[0] == 3600
+
+
+async def test_fleet_view_numbers_filters_and_charts(store, server):
+    _fill(store)
+    async with browser() as page:
+        await show(page, server + "/ui/#/fleet?range=1h")
+        rows = await tables(page, "#fleet")
+        assert set(rows) == {"aws/us-east-1", "azure/eastus"}  # gcp's row is 5 h old: outside the range
+        aws = rows["aws/us-east-1"]
+        assert aws["rps"] == f"{2000 / 3600:.2f} "  # mean over the hour
+        assert aws["error_ratio"] == "1.00%"
+        assert aws["p95_ttft"] == "480.0 ms"  # all 100 in (0.1, 0.5]: 0.1 + 0.4 * 95/100
+        assert aws["p95_e2e"] == "3.80 s"     # rank 95 in (2, 4]: 2 + 2 * 45/50
+        assert aws["usd_per_1m_tokens"] == "unpriced"
+        tips = await titles(page, "#fleet")
+        assert tips["aws/us-east-1"]["p95_ttft"].startswith("≈ p95 estimated from per-minute histogram buckets")
+        assert "between 100.0 ms and 500.0 ms" in tips["aws/us-east-1"]["p95_ttft"]
+        azure = rows["azure/eastus"]
+        assert azure["error_ratio"] == "10.00%"
+        assert azure["p95_ttft"] == "–"  # no latency histogram for it: missing, not 0
+        assert azure["usd_per_1m_tokens"] == "$25.00"  # 1.25 USD reported over 50,000 tokens
+        assert await text(page, "#fleet-status") == "2 clouds, 2 regions, last 1 h"
+        drawn = await charts(page)
+        assert series(drawn["fleet-rps"]) == {"aws": 2, "azure": 1}  # points in the minutes with traffic
+        assert drawn["fleet-rps"]["x"] == 61  # every minute of the hour
+        assert series(drawn["fleet-ttft"]) == {"aws": 1}
+        assert "infersight demo" in await text(page, "#hint") or await page.is_hidden("#hint")
+
+        # A filter changes the address (shareable) and the data.
+        await page.evaluate("document.body.dataset.ready = 'stale'")
+        await page.select_option("#filter-cloud", "azure")
+        await page.wait_for_function("() => document.body.dataset.ready === 'ready'")
+        assert "cloud=azure" in page.url and "range=1h" in page.url
+        assert set(await tables(page, "#fleet")) == {"azure/eastus"}
+        assert set(series((await charts(page))["fleet-rps"])) == {"azure"}
+        # ... and a wider range brings back the old row.
+        await show(page, "#/fleet?range=7d")
+        assert set(await tables(page, "#fleet")) == {"aws/us-east-1", "azure/eastus", "gcp/us-central1"}
+        assert page.errors == []
+
+
+async def test_query_errors_are_shown_not_swallowed(store, server):
+    store.execute(f"DROP TABLE `{store.database}`.infersight_latency_1m")
+    async with browser() as page:
+        await show(page, server + "/ui/#/fleet")
+        body = await text(page, "#view")
+    assert "error 400" in body and "infersight_latency_1m" in body
+
+
+async def test_views_without_an_slo_engine_say_so(store, server):
+    async with browser() as page:
+        await show(page, server + "/ui/#/slos")
+        assert await text(page, "#slo-status") == "SLOs: not available on this server (404)"
+        await show(page, "#/alerts")
+        assert await text(page, "#alert-status") == "alerts: not available on this server (404)"
+        await show(page, "#/compare")
+        assert "infersight demo" in await text(page, "#compare-status")
+
+
+PRICES = """\
+api:
+  - provider: openai
+    model: gpt-4o
+    input_usd_per_million: 2.50
+    output_usd_per_million: 10.00
+"""
+
+
+async def test_compare_view_usd_per_million_equals_cost_report(store, port, tmp_path):
+    """The compare view's $/1M tokens is the cost module's (`infersight cost report`) on the same data."""
     from test_dashboards_e2e import send_genai_spans, wait_rows
 
-    await asyncio.to_thread(send_genai_spans, server, "qwen-72b", 40, 1)
-    await wait_rows(store, "infersight_requests_1m", 1)
-    dom = Dom(await render(server + "/ui/", tmp_path))
-    row = dom.tables["fleet"]["aws/us-east-1/qwen-72b"]
-    assert (row["requests"], row["error_ratio"]) == ("40", "2.50%")
-    assert row["p95_ttft"] == "147.5 ms" and row["p95_e2e"] == "790.0 ms"
-    assert (row["input_tokens"], row["output_tokens"]) == ("4,000", "2,000")
-    assert row["usd_per_1m_tokens"] == "$10.00"  # 40 × 0.0015 USD over 6,000 tokens
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(PRICES)
+    runner = await start(store, port, catalogs=(prices,))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(send_genai_spans, url, "gpt-4o", 40, 2, "openai")
+        await asyncio.to_thread(send_genai_spans, url, "in-house-7b", 10, 0, "openai")  # unpriced, reports cost
+        await wait_rows(store, "otel_traces", 50)
+        await wait_rows(store, "infersight_requests_1m", 2)
+        config = tmp_path / "cli.yaml"  # the CLI reads the server's database name from its config
+        config.write_text(json.dumps({"server": {"storage": {"database": store.database}}}))
+        report = json.loads((await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "infersight.cli", "cost", "report", "--server", url,
+                             "--config", str(config), "--prices", str(prices),
+             "--since", "1h", "--by", "cloud,region,kind,model", "--format", "json"],
+            capture_output=True, text=True, check=True, timeout=60)).stdout)
+        async with browser() as page:
+            await show(page, url + "/ui/#/compare?range=1h&model=gpt-4o")
+            rows = await tables(page)
+            drawn = await charts(page)
+            await show(page, "#/compare?range=1h&model=in-house-7b")
+            other = await tables(page)
+            assert page.errors == []
+    finally:
+        await runner.cleanup()
+    lines = report["lines"] if isinstance(report, dict) else report
+    (line,) = [ln for ln in lines if ln["model"] == "gpt-4o"]
+    row = rows["aws/us-east-1/openai"]
+    # 4,000 input × 2.50 + 2,000 output × 10.00 USD per 1M = 0.03 USD over 6,000 tokens
+    assert float(line["usd_per_million_tokens"]) == 5.0
+    assert row["usd_per_1m_tokens"] == f"${float(line['usd_per_million_tokens']):.2f}"
+    assert row["error_ratio"] == "5.00%" and row["ttft_p95"] == "147.5 ms"
+    assert set(series(drawn["compare-ttft"])) == {"aws/us-east-1/openai"}
+    assert other["aws/us-east-1/openai"]["usd_per_1m_tokens"] == "$10.00"  # reported cost: 10 × 0.0015 / 1,500
 
 
 SLO_SPEC = """\
@@ -220,10 +238,10 @@ spec:
 """
 
 
-async def test_slo_and_alert_panels_from_the_real_engine(store, port, tmp_path):
-    """4 of 40 requests fail: 10 % errors burn a 99.9 % budget 100× faster than allowed.
-
-    The budget is gone and the page tier fires."""
+async def test_slos_alerts_and_silences_from_the_real_engine(store, port, tmp_path):
+    """4 of 40 requests fail: a 99.9 % budget burns 100× too fast; the page tier fires, slower ones are
+    inhibited (apart, not "active"); the detail's budget is `slo status`'s; a silence made in the UI is
+    in the API and moves the alert to "silenced"; expiring it in the UI ends it."""
     from test_dashboards_e2e import send_genai_spans, wait_rows
 
     spec = tmp_path / "slo.yaml"
@@ -236,133 +254,90 @@ async def test_slo_and_alert_panels_from_the_real_engine(store, port, tmp_path):
         async with aiohttp.ClientSession() as s:
             for _ in range(100):  # the engine evaluates every 0.2 s
                 async with s.get(url + "/api/v1/alerts") as r:
-                    if (await r.json())["alerts"]:
+                    if len((await r.json())["alerts"]) >= 5:
                         break
                 await asyncio.sleep(0.1)
-        dom = Dom(await render(url + "/ui/", tmp_path))
+        status = json.loads((await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "infersight.cli", "slo", "status", "--server", url,
+                             "--format", "json"],
+            capture_output=True, text=True, check=True, timeout=60)).stdout)
+        (inst,) = status["instances"] if isinstance(status, dict) else status
+        async with browser() as page:
+            await show(page, url + "/ui/#/slos?range=1h")
+            (row,) = (await tables(page)).values()
+            assert row["slo"] == "chat-availability"
+            assert row["group"] == "cloud.provider=aws, cloud.region=us-east-1, gen_ai.request.model=qwen-72b"
+            assert row["state"] == "exhausted" and row["sli"] == "90.000 %"
+            assert row["budget_left"] == inst["budget_left_text"] == "-9,900 % (100× the budget spent)"
+            assert row["coverage"] == "0% (1 of 43,200 min)"
+            assert "page-fast (page)" in row["burning"]
+
+            await page.click("#view a:text('chat-availability')")
+            await page.wait_for_function("() => document.body.dataset.ready === 'ready' && "
+                                         "location.hash.includes('slo?')")
+            assert "name=chat-availability" in page.url
+            assert await text(page, "#slo-budget-left") == inst["budget_left_text"]
+            remaining = await page.get_attribute("[data-view=slo]", "data-budget-remaining")
+            assert float(remaining) == inst["budget_remaining"]
+            assert await text(page, "#slo-budget-spent") == "4 bad events of 0.04 allowed"
+            drawn = await charts(page)
+            assert series(drawn["slo-burndown"]) == {"budget left": 1}  # the data is in the last minute only
+            assert series(drawn["slo-burndown"], thresholds=True) == {"budget exhausted": 24}
+            fast = drawn["slo-burn-page-fast"]
+            assert set(series(fast)) == {"1h window", "5m window"} and len(series(fast, True)) == 1
+            alert_rows = await tables(page, "#slo-alerts")
+            assert {r["tier"] for r in alert_rows.values()} >= {"page-fast", "page-slow"}
+
+            await show(page, "#/alerts")
+            counts = {k: await text(page, f"#count-{k}") for k in ("firing", "pending", "silenced", "inhibited")}
+            assert counts == {"firing": "2", "pending": "0", "silenced": "0", "inhibited": "3"}
+            assert {r["tier"] for r in (await tables(page, "#alerts-firing")).values()} == {"page-fast",
+                                                                                             "budget-exhausted"}
+            assert {r["tier"] for r in (await tables(page, "#alerts-inhibited")).values()} == {
+                "page-slow", "ticket-fast", "ticket-slow"}
+
+            # Create a silence in the form (as a person types it).
+            await page.fill("#silence-form [name=matchers]", "slo=chat-availability, tier=page-fast")
+            await page.fill("#silence-form [name=duration]", "1h")
+            await page.fill("#silence-form [name=comment]", "known incident")
+            await page.evaluate("document.body.dataset.ready = 'stale'")
+            await page.click("#silence-form button[type=submit]")
+            await page.wait_for_function("() => document.body.dataset.ready === 'ready'")
+            async with aiohttp.ClientSession() as s, s.get(url + "/api/v1/silences") as r:
+                (sil,) = (await r.json())["silences"]
+            assert sil["comment"] == "known incident" and sil["status"]["state"] == "active"
+            assert {(m["name"], m["value"], m["isRegex"]) for m in sil["matchers"]} == {
+                ("slo", "chat-availability", False), ("tier", "page-fast", False)}
+            for _ in range(50):
+                if await text(page, "#count-silenced") == "1":
+                    break
+                await show(page, "#/alerts?x=" + str(_))
+            assert await text(page, "#count-silenced") == "1"
+            assert {r["tier"] for r in (await tables(page, "#alerts-silenced")).values()} == {"page-fast"}
+            assert "page-fast" not in {r["tier"] for r in (await tables(page, "#alerts-firing")).values()}
+            assert set(await tables(page, "#silences")) == {sil["id"]}
+
+            # A bad matcher is refused in the page with the rule, nothing is sent.
+            await page.fill("#silence-form [name=matchers]", "slo chat")
+            await page.click("#silence-form button[type=submit]")
+            assert "write name=value" in await text(page, "#silence-message")
+
+            await page.evaluate("document.body.dataset.ready = 'stale'")
+            await page.click(f"#silences tr[data-key='{sil['id']}'] button")
+            await page.wait_for_function("() => document.body.dataset.ready === 'ready'")
+            async with aiohttp.ClientSession() as s, s.get(url + "/api/v1/silences") as r:
+                assert (await r.json())["silences"][0]["status"]["state"] == "expired"
+            assert page.errors == []
     finally:
         await runner.cleanup()
-    assert dom.by_id["slo-status"] == "1 SLO instances of 1 SLOs"
-    (row,) = dom.tables["slos"].values()
-    assert row["slo"] == "chat-availability"
-    assert row["group"] == "cloud.provider=aws, cloud.region=us-east-1, gen_ai.request.model=qwen-72b"
-    assert row["sli"] == "90.000%" and row["objective"] == "99.9%" and row["window"] == "rolling 30d"
-    # 40 events over the 30d window allow 0.04 bad ones; 4 bad use 100× the budget
-    assert row["state"] == "exhausted" and row["budget_remaining"] == "-9900.0%"
-    assert "1h 100.0×" in row["burn_rates"]
-    assert "(page)" in row["burning_tiers"]
-    by_tier = {a["tier"]: a for a in dom.tables["alerts"].values()}
-    assert {t: (a["severity"], a["state"]) for t, a in by_tier.items()} == {
-        "page-fast": ("page", "firing"), "budget-exhausted": ("ticket", "firing"),
-        # slower tiers are inhibited while the fast page fires
-        "page-slow": ("page", "firing (inhibited)"), "ticket-fast": ("ticket", "firing (inhibited)"),
-        "ticket-slow": ("ticket", "firing (inhibited)")}
-    fast = by_tier["page-fast"]
-    assert fast["slo"] == "chat-availability"
-    assert fast["group"] == "cloud_provider=aws, cloud_region=us-east-1, gen_ai_request_model=qwen-72b"
-    assert list(by_tier)[:2] == ["page-fast", "budget-exhausted"]  # live pages first
-    assert "100× too fast" in fast["summary"]
-    assert dom.by_id["alert-status"] == "5 active of 5 alerts"
-    assert dom.tables["fleet"]["aws/us-east-1/qwen-72b"]["error_ratio"] == "10.00%"
 
 
-async def test_real_server_subprocess_serves_the_ui(tmp_path, port):
-    """`infersight server` as users run it (UI registered as a server extension, SLO engine on)."""
-    import subprocess
-    import sys
-
-    from test_dashboards_e2e import send_genai_spans
-
-    spec = tmp_path / "slo.yaml"
-    spec.write_text(SLO_SPEC)
-    config = tmp_path / "server.yaml"
-    config.write_text("server: {flush_interval_seconds: 0.05}\nslo: {interval_seconds: 0.2}\n")
-    log = tmp_path / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "infersight.cli", "server", "--config", str(config),
-                                 "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
-                                 "--slo", str(spec)], stdout=out, stderr=out)
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(300):
-                assert proc.poll() is None, log.read_text()
-                try:
-                    async with s.get(url + "/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            await asyncio.to_thread(send_genai_spans, url, "mixtral-8x7b", 30, 0)
-            for _ in range(300):
-                async with s.get(url + "/api/v1/slos") as r:
-                    if [i for i in (await r.json())["instances"] if i["events"]]:
-                        break
-                await asyncio.sleep(0.1)
-        dom = Dom(await render(url + "/", tmp_path))
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    fleet = dom.tables["fleet"]["aws/us-east-1/mixtral-8x7b"]
-    assert (fleet["requests"], fleet["error_ratio"], fleet["usd_per_1m_tokens"]) == ("30", "0.00%", "$10.00")
-    (slo,) = dom.tables["slos"].values()
-    assert (slo["slo"], slo["state"], slo["sli"], slo["budget_remaining"]) == ("chat-availability", "ok",
-                                                                             "100.000%", "100.0%")
-    assert dom.by_id["alert-status"] == "no alerts"
-
-
-@pytest.mark.parametrize("token, works", [("s3cret", True), ("wrong", False)])
-async def test_token_typed_into_the_page_is_sent_to_the_apis(store, port, tmp_path, token, works):
-    cfg = parse_config({"server": {"listen": f"127.0.0.1:{port}", "auth_token": "s3cret",
-                                   "storage": {"database": store.database}}})
-    app = create_app(cfg.server, store)
-
-    async def harness(request: web.Request) -> web.Response:
-        # What the token form does, then the page itself (same origin, so the same sessionStorage).
-        # A script file, not inline code: the server's CSP refuses inline scripts.
-        return web.Response(content_type="text/html", text='<script src="/ui/static/harness.js"></script>')
-
-    async def harness_js(request: web.Request) -> web.Response:
-        return web.Response(content_type="text/javascript", text=f'sessionStorage.setItem("infersight.token", '
-                                                                 f'"{token}"); location.replace("/ui/");')
-
-    app.router.add_get("/ui/static/harness.html", harness)  # before attach: matched first
-    app.router.add_get("/ui/static/harness.js", harness_js)
-    attach(app, cfg, store)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _fill(store)
-        async with aiohttp.ClientSession() as s:
-            for path in ("/ui/", "/ui/static/app.js"):  # the page loads without the token ...
-                async with s.get(url + path) as r:
-                    assert r.status == 200, path
-            async with s.get(url + "/ui/meta.json") as r:  # ... the data does not
-                assert r.status == 401
-            async with s.post(url + "/api/v1/query", json={"sql": "SELECT 1"}) as r:
-                assert r.status == 401
-        dom = Dom(await render(url + "/ui/static/harness.html", tmp_path))
-    finally:
-        await runner.cleanup()
-    assert "fleet-status" in dom.by_id, "the page did not load"
-    if works:
-        assert dom.tables["fleet"]["aws/us-east-1/llama-3-70b"]["requests"] == "2,000"
-        assert "banner" in dom.hidden
-    else:
-        assert dom.by_id["fleet-status"] == "fleet: unauthorised (401)"
-        assert dom.by_id["banner"] == "This server needs a bearer token: enter it above."
-
-
-async def test_accelerators_by_host_from_real_collectors(store, server, tmp_path):
-    """NVML replay of the H200 capture with an injected XID 79, and a neuron-monitor document, via OTLP."""
-    from test_dashboards_e2e import RESOURCE, post_points
-
+async def test_accelerators_and_nodes_from_real_collectors(store, server):
+    """NVML replay of the H200 capture with an injected XID 79 and a neuron-monitor document, via OTLP."""
     from infersight.collectors.neuron import NeuronCollector
     from infersight.collectors.nvml import NvmlCollector
     from infersight.testing.nvml_replay import ReplayNvml, load_capture
+    from test_dashboards_e2e import RESOURCE, post_points
 
     replay = ReplayNvml(load_capture())
     nvml = NvmlCollector(replay, clock=replay.clock, proc_root=Path("/nonexistent"))
@@ -371,7 +346,7 @@ async def test_accelerators_by_host_from_real_collectors(store, server, tmp_path
     replay.inject_xid(0, 79)  # fallen off the bus: failed
     replay.seek(61)
     second = list(nvml.collect())
-    await post_points(server, first, store, len(first), seconds_ago=10)  # one collection interval earlier
+    await post_points(server, first, store, len(first), seconds_ago=70)  # an earlier minute
     await post_points(server, second, store, len(first) + len(second))
     neuron = NeuronCollector(["unused"])
     neuron.close()
@@ -381,54 +356,91 @@ async def test_accelerators_by_host_from_real_collectors(store, server, tmp_path
     await post_points(server, points, store, len(first) + len(second) + len(points),
                       {**RESOURCE, "host.name": "trn-node-1", "cloud.provider": "aws"}, "infersight.collectors.neuron")
 
-    dom = Dom(await render(server + "/ui/", tmp_path))
-    hosts = dom.tables["accelerators"]
-    assert list(hosts) == ["gpu-node-7", "trn-node-1"]  # the host with a failed GPU first
-    gpu = hosts["gpu-node-7"]
-    util = [p.value for p in first + second if p.name == "hw.gpu.utilization"
-            and p.attributes["hw.gpu.task"] == "general"]
-    assert gpu["utilization"] == f"{sum(util) / len(util) * 100:.1f}%"
-    (watts,) = [p.value for p in second if p.name == "hw.power"]
-    assert (gpu["devices"], gpu["power"], gpu["not_ok"], gpu["xid"]) == ("1", f"{watts:,.0f} W", "1", "1")
-    trn = hosts["trn-node-1"]
-    assert (trn["cloud"], trn["devices"], trn["utilization"], trn["power"]) == ("aws", "2", "0.7%", "–")
-    assert dom.by_id["accel-status"] == "2 hosts, last 1 h"
+    async with browser(width=900) as page:  # usable at 900 px
+        await show(page, server + "/ui/#/nodes?range=1h")
+        hosts = await tables(page)
+        assert set(hosts) == {"gpu-node-7", "trn-node-1"}
+        gpu = hosts["gpu-node-7"]
+        util = [p.value for p in first + second if p.name == "hw.gpu.utilization"
+                and p.attributes["hw.gpu.task"] == "general"]
+        assert gpu["util"].startswith(f"{sum(util) / len(util) * 100:.0f}% / ")
+        assert (gpu["devices"], gpu["where"]) == ("1", "gcp / us-central1")
+        assert hosts["trn-node-1"]["devices"] == "2"
+        await page.click("#view a:text('gpu-node-7')")
+        await page.wait_for_function("() => document.body.dataset.ready === 'ready' && location.hash.includes('host=')")
+        assert "host=gpu-node-7" in page.url
+        drawn = await charts(page)
+        (dev,) = series(drawn["dev-hw-gpu-utilization"]).items()
+        assert dev[1] == 2  # two minutes, one device
+        assert {"dev-hw-power", "dev-hw-temperature", "dev-infersight-gpu-sm-activity"} <= set(drawn)
+        health = await tables(page, "#device-health")
+        (h,) = health.values()
+        assert h["state"] == "failed" and h["xid"] == "1" and h["codes"] == "79"
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 900  # no page-wide overflow
+        assert page.errors == []
 
 
-PRICES = """\
-api:
-  - provider: openai
-    model: gpt-4o
-    input_usd_per_million: 2.50
-    output_usd_per_million: 10.00
-"""
+async def test_one_real_node_shows_at_once_with_host_and_agent_health(store, server, tmp_path):
+    """What `make run` shows first: this machine's host collector and agent self metrics, no requests."""
+    import psutil
+
+    from infersight.agent.selfmetrics import AgentStats
+    from infersight.collectors.host import HostCollector
+    from infersight.exporters.spool import Spool
+    from test_dashboards_e2e import post_points
+
+    host = HostCollector(psutil, process_names=[], exclude_disks=("loop*", "ram*", "zram*"))
+    host.collect()
+    await asyncio.sleep(0.1)
+    points = list(host.collect())
+    stats = AgentStats()
+    stats.exported = 123
+    stats.collected["host"] = 45
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    points += stats.points(spool)
+    resource = {"service.name": "infersight-agent", "host.name": "this-machine"}
+    await post_points(server, points, store, len(points), resource, "infersight.collectors.host")
+    cpu_idle = next(p.value for p in points if p.name == "system.cpu.utilization"
+                    and p.attributes["cpu.mode"] == "idle")
+    async with browser() as page:
+        await show(page, server + "/ui/")
+        assert "#/fleet" in page.url or page.url.endswith("/ui/")
+        assert "infersight demo" in await text(page, "#hint")
+        assert "1 node reports" in await text(page, "#hint")
+        assert set(await tables(page, "#fleet-nodes")) == {"this-machine"}
+        assert (await tables(page, "#fleet-nodes"))["this-machine"]["last_seen"].endswith("s ago")
+        await show(page, "#/nodes")
+        row = (await tables(page))["this-machine"]
+        assert row["cpu"] == f"{(1 - cpu_idle) * 100:.0f}%"
+        assert row["memory"].endswith("%") and row["spool"] == "0 B"
+        assert (row["dropped"], row["export_errors"]) == ("0", "0")
+        drawn = await charts(page)  # the only node is selected: its CPU and memory over time
+        assert series(drawn["host-cpu-memory"]) == {"CPU busy": 1, "memory used": 1}
+        assert page.errors == []
 
 
-async def test_usd_per_million_tokens_from_the_price_catalog(store, port, tmp_path):
-    """The cost module's catalog price wins; reported cost is the fallback; neither is 'unpriced'."""
-    from test_dashboards_e2e import send_genai_spans, wait_rows
-
-    prices = tmp_path / "prices.yaml"
-    prices.write_text(PRICES)
-    runner = await start(store, port, catalogs=(prices,))
+@pytest.mark.parametrize("token, works", [("s3cret", True), ("wrong", False)])
+async def test_token_in_session_storage_is_sent_to_the_apis(store, port, token, works):
+    runner = await start(store, port, token="s3cret")
     url = f"http://127.0.0.1:{port}"
     try:
-        await asyncio.to_thread(send_genai_spans, url, "gpt-4o", 40, 0, "openai")  # also reports 0.0015 each
-        await asyncio.to_thread(send_genai_spans, url, "in-house-7b", 10, 0, "openai")  # no price, reported
-        await asyncio.to_thread(send_genai_spans, url, "mystery-1", 10, 0, "openai", None)  # neither
-        await wait_rows(store, "otel_traces", 60)
+        _fill(store)
         async with aiohttp.ClientSession() as s:
-            for bad in ("0", "x", str(24 * 31 + 1)):
-                async with s.get(f"{url}/ui/cost.json?hours={bad}") as r:
-                    assert r.status == 400 and "hours" in (await r.json())["error"]
-        dom = Dom(await render(url + "/ui/", tmp_path))
+            for path in ("/ui/", "/ui/static/app.js", "/ui/static/vendor/uPlot.iife.min.js"):
+                async with s.get(url + path) as r:  # the page loads without the token ...
+                    assert r.status == 200, path
+            async with s.get(url + "/ui/meta.json") as r:  # ... the data does not
+                assert r.status == 401
+        async with browser(token=token) as page:
+            await show(page, url + "/ui/#/fleet?range=1h")
+            if works:
+                assert (await tables(page, "#fleet"))["aws/us-east-1"]["error_ratio"] == "1.00%"
+                assert await page.is_hidden("#banner")
+            else:
+                assert "unauthorised (401)" in await text(page, "#view")
+                assert await text(page, "#banner") == "This server needs a bearer token: enter it above."
     finally:
         await runner.cleanup()
-    fleet = dom.tables["fleet"]
-    # 4,000 input × 2.50 + 2,000 output × 10.00 USD per 1M = 0.03 USD over 6,000 tokens
-    assert fleet["aws/us-east-1/gpt-4o"]["usd_per_1m_tokens"] == "$5.00"
-    assert fleet["aws/us-east-1/in-house-7b"]["usd_per_1m_tokens"] == "$10.00"  # 10 × 0.0015 / 1,500 tokens
-    assert fleet["aws/us-east-1/mystery-1"]["usd_per_1m_tokens"] == "unpriced"
 
 
 def test_unreadable_price_catalog_is_a_config_error(store, tmp_path):
@@ -437,3 +449,12 @@ def test_unreadable_price_catalog_is_a_config_error(store, tmp_path):
     cfg = parse_config({"cost": {"catalogs": [str(tmp_path / "missing.yaml")]}})
     with pytest.raises(ConfigError, match=r"cost: .*missing\.yaml"):
         attach(web.Application(), cfg, store)
+
+
+def test_no_inline_script_or_style():
+    """The server's CSP is default-src 'self': every script and style is a file."""
+    html = (STATIC / "index.html").read_text()
+    assert "<style" not in html and " style=" not in html and "javascript:" not in html
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    for js in STATIC.glob("*.js"):
+        assert "innerHTML" not in js.read_text(), js.name

@@ -1,12 +1,16 @@
-"""Built-in web UI: a dependency-free page that reads the query, SLO and alert APIs from the browser.
+"""Built-in web UI: a static single-page app that reads the query, SLO and alert APIs from the browser.
 
-The page is static (no build step); `attach` serves it, a small `/ui/meta.json` telling the page
-which database and rollup columns this server has (so the same page works on every deployment), and
-`/ui/cost.json`, the cost module's report per cloud/region/model when price catalogs are configured.
+The page is static (no build step, ES modules under `static/`, uPlot vendored under `static/vendor/`);
+`attach` serves it and three small JSON documents the page cannot get from the public APIs:
+`/ui/meta.json` (which database and rollup columns this server has, so the same page works on every
+deployment), `/ui/cost.json` (the cost module's report over the last hours, grouped as asked) and
+`/ui/slo_history.json` (one SLO evaluated by the engine at instants over its window: the burn-down
+and the burn rate per tier over time; the same evaluation as `slo status --at`).
 """
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +28,27 @@ STATIC = Path(str(files("infersight.webui").joinpath("static")))
 OPEN_PATHS = ("/", "/ui", "/ui/")
 OPEN_PREFIXES = ("/ui/static/",)
 MAX_COST_HOURS = 24 * 31
+COST_DIMENSIONS = ("cloud", "region", "host", "kind", "model", "tenant")
+MAX_HISTORY_POINTS = 120
+
+
+def assets() -> dict[str, Path]:
+    """Every file shipped under static/ (index.html aside) by its path relative to it, e.g. 'vendor/uPlot.min.css'."""
+    return {p.relative_to(STATIC).as_posix(): p for p in STATIC.rglob("*")
+            if p.is_file() and p.name != "index.html" and not p.name.startswith(".")}
+
+
+def history_instants(now: float, period_seconds: float, points: int) -> list[int]:
+    """`points` minute-aligned instants from `period_seconds` ago to the last whole minute, oldest first."""
+    end = int(now) // 60 * 60
+    start = end - int(period_seconds) // 60 * 60
+    step = max(60, (end - start) // max(points - 1, 1) // 60 * 60)
+    out = list(range(end, start - 1, -step))[:points]
+    return sorted(out)
+
+
+def _error(msg: str, status: int = 400, **headers: str) -> web.Response:
+    return web.json_response({"error": msg}, status=status, headers=headers or None)
 
 
 def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
@@ -47,39 +72,115 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
 
     async def meta(request: web.Request) -> web.Response:
         db = storage.database.replace("'", "''")
-        sql = (f"SELECT name FROM system.columns WHERE database = '{db}' "
-               "AND table = 'infersight_requests_1m' ORDER BY position")
+        sql = (f"SELECT table, name FROM system.columns WHERE database = '{db}' "
+               "AND table IN ('infersight_requests_1m', 'infersight_latency_1m') ORDER BY table, position")
         try:
             rows = await asyncio.get_running_loop().run_in_executor(None, storage.query, sql)
         except StorageError as err:
-            return web.json_response({"error": str(err)}, status=503, headers={"Retry-After": "5"})
-        return web.json_response({"database": storage.database, "priced": priced,
-                                  "request_columns": [r["name"] for r in rows]},
-                                 headers={"Cache-Control": "no-cache"})
+            return _error(str(err), 503, **{"Retry-After": "5"})
+        from infersight.slo.service import ENGINE
+
+        return web.json_response({
+            "database": storage.database, "priced": priced, "slo_engine": request.app.get(ENGINE) is not None,
+            "request_columns": [r["name"] for r in rows if r["table"] == "infersight_requests_1m"],
+            "latency_columns": [r["name"] for r in rows if r["table"] == "infersight_latency_1m"],
+            "now": time.time()}, headers={"Cache-Control": "no-cache"})
 
     async def cost(request: web.Request) -> web.Response:
-        """Spend and $/1M tokens per cloud/region/model over the last `hours`, from the price catalogs."""
+        """Spend and $/1M tokens per group over the last `hours`, from the price catalogs (`cost report`)."""
         text = request.query.get("hours", "1")
         if not text.isdigit() or not 1 <= int(text) <= MAX_COST_HOURS:
-            return web.json_response({"error": f"hours: an integer from 1 to {MAX_COST_HOURS}"}, status=400)
+            return _error(f"hours: an integer from 1 to {MAX_COST_HOURS}")
+        by = tuple(d for d in request.query.get("by", "cloud,region,model").split(",") if d)
+        unknown = [d for d in by if d not in COST_DIMENSIONS]
+        if unknown or not by:
+            return _error(f"by: comma-separated dimensions of {', '.join(COST_DIMENSIONS)}; got {unknown or 'none'}")
         if catalog is None:
-            return web.json_response({"error": "no price catalog configured (cost.catalogs, cost.imports)"},
-                                     status=404)
+            return _error("no price catalog configured (cost.catalogs, cost.imports)", 404)
         end = int(time.time()) // 60 * 60 + 60
         start = end - int(text) * 3600
         try:
             report = await asyncio.get_running_loop().run_in_executor(
-                None, build_report, StoreSource(storage), catalog, start, end, ("cloud", "region", "model"),
-                cfg.cost.default_capacity_type)
+                None, build_report, StoreSource(storage), catalog, start, end, by, cfg.cost.default_capacity_type)
         except StorageError as err:
-            return web.json_response({"error": str(err)}, status=503, headers={"Retry-After": "5"})
-        return web.json_response({"start": start, "end": end, "lines": [as_dict(report, ln) for ln in report.lines]})
+            return _error(str(err), 503, **{"Retry-After": "5"})
+        return web.json_response({"start": start, "end": end, "by": list(by),
+                                  "lines": [as_dict(report, ln) for ln in report.lines]})
 
-    assets = {p.name: p for p in STATIC.iterdir() if p.is_file() and p.name != "index.html"}
+    async def slo_history(request: web.Request) -> web.Response:
+        """One SLO evaluated at `points` instants over `seconds` (default its budget period), windows ending at each."""
+        from infersight.slo.service import ENGINE
+        from infersight.slo.spec import format_duration
+        from infersight.slo.views import budget_value
+
+        engine = request.app.get(ENGINE)
+        if engine is None:
+            return _error("no SLO engine on this server (slo.paths)", 404)
+        name = request.query.get("slo", "")
+        slo = engine.slos.get(name)
+        if slo is None:
+            return _error(f"slo: unknown SLO {name!r}; have {sorted(engine.slos)}", 404)
+        text = request.query.get("points", "24")
+        if not text.isdigit() or not 2 <= int(text) <= MAX_HISTORY_POINTS:
+            return _error(f"points: an integer from 2 to {MAX_HISTORY_POINTS}")
+        now = engine.clock()
+        _, period = slo.window.bounds(now)
+        span_text = request.query.get("seconds", "")
+        if span_text and (not span_text.isdigit() or int(span_text) < 120):
+            return _error("seconds: the span to show, an integer of at least 120 (default: the SLO's window)")
+        span = min(int(span_text), MAX_COST_HOURS * 3600) if span_text else period
+        instants = history_instants(now, span, int(text))
+
+        def run() -> list[tuple[int, list]]:
+            # Past instants as `slo status --at`; the last one live, as the status API answers now.
+            past = [(t, engine.evaluator.evaluate([slo], t, point_in_time=True)) for t in instants[:-1]]
+            return [*past, (int(now), engine.evaluator.evaluate([slo], now))]
+
+        try:
+            evaluated = await asyncio.get_running_loop().run_in_executor(None, run)
+        except StorageError as err:
+            return _error(str(err), 503, **{"Retry-After": "5"})
+
+        def f(x: Any) -> float | None:
+            if x is None:
+                return None
+            v = float(x)
+            return v if math.isfinite(v) else None
+
+        groups: dict[tuple, dict] = {}
+        for i, (_, results) in enumerate(evaluated):
+            for r in results:
+                g = groups.get(r.group)
+                if g is None:
+                    g = groups[r.group] = {"group": dict(r.group), "budget_remaining": [None] * len(instants),
+                                           "sli": [None] * len(instants), "events": [None] * len(instants),
+                                           "state": [None] * len(instants),
+                                           "tiers": {t.tier.name: {"long": [None] * len(instants),
+                                                                   "short": [None] * len(instants)}
+                                                     for t in r.tiers}}
+                g["budget_remaining"][i] = f(r.budget_remaining)
+                g["sli"][i] = f(r.sli)
+                g["events"][i] = f(r.period.events) if r.period else None
+                g["state"][i] = r.state
+                for t in r.tiers:
+                    series = g["tiers"].setdefault(t.tier.name, {"long": [None] * len(instants),
+                                                                 "short": [None] * len(instants)})
+                    series["long"][i] = f(t.long.burn_rate)
+                    series["short"][i] = f(t.short.burn_rate)
+        return web.json_response({
+            "slo": slo.name, "unit": slo.unit, "window": slo.window.describe(), "period_seconds": period,
+            "span_seconds": span,
+            "budget": budget_value(slo), "at": [t for t, _ in evaluated],
+            "tiers": [{"name": t.name, "severity": t.severity, "factor": float(t.factor),
+                       "long_window": format_duration(t.long_s), "short_window": format_duration(t.short_s)}
+                      for t in slo.tiers],
+            "groups": list(groups.values())}, headers={"Cache-Control": "no-cache"})
+
+    shipped = assets()
 
     async def asset(request: web.Request) -> web.StreamResponse:
         # Only the files shipped in static/; no-cache makes browsers revalidate after an upgrade.
-        path = assets.get(request.match_info["name"])
+        path = shipped.get(request.match_info["name"])
         if path is None:
             raise web.HTTPNotFound(text="no such UI asset")
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
@@ -89,5 +190,6 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/meta.json", meta)
     app.router.add_get("/ui/cost.json", cost)
-    app.router.add_get("/ui/static/{name}", asset)
+    app.router.add_get("/ui/slo_history.json", slo_history)
+    app.router.add_get("/ui/static/{name:.+}", asset)
     allow_public(app, OPEN_PATHS, OPEN_PREFIXES)

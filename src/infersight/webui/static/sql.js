@@ -1,0 +1,211 @@
+// SQL for the query API (POST /api/v1/query: one sandboxed SELECT over the telemetry database).
+// The rollups are described in docs/ROLLUPS.md; raw metrics follow the OTel ClickHouse schema.
+
+export function ident(name) {
+  return "`" + String(name).replace(/`/g, "``") + "`";
+}
+
+export function str(v) {
+  return "'" + String(v).replace(/\\/g, "\\\\").replace(/'/g, "\\'") + "'";
+}
+
+export function table(db, name) {
+  return ident(db) + "." + ident(name);
+}
+
+// Ranges the page offers (URL ?range=), their chart step (about 60-170 points) and hours for cost.json.
+export const RANGES = {
+  "1h": { seconds: 3600, step: 60, label: "last 1 h" },
+  "6h": { seconds: 6 * 3600, step: 300, label: "last 6 h" },
+  "24h": { seconds: 86400, step: 900, label: "last 24 h" },
+  "7d": { seconds: 7 * 86400, step: 3600, label: "last 7 days" },
+};
+
+export function range(key) {
+  return RANGES[key] || RANGES["6h"];
+}
+
+// Filters of the rollups' dimensions: {cloud, region, model, host} → SQL condition.
+const ROLLUP_DIMS = { cloud: "CloudProvider", region: "CloudRegion", model: "Model", host: "HostName", kind: "ServerKind" };
+export function rollupWhere(r, filters, minute) {
+  const parts = [(minute || "Minute") + " >= now() - INTERVAL " + r.seconds + " SECOND"];
+  for (const [k, col] of Object.entries(ROLLUP_DIMS)) {
+    if (filters && filters[k]) parts.push(col + " = " + str(filters[k]));
+  }
+  return parts.join(" AND ");
+}
+
+const RES_DIMS = { cloud: "cloud.provider", region: "cloud.region", host: "host.name" };
+export function resourceWhere(r, filters) {
+  const parts = ["TimeUnix >= now() - INTERVAL " + r.seconds + " SECOND"];
+  for (const [k, attr] of Object.entries(RES_DIMS)) {
+    if (filters && filters[k]) parts.push("ResourceAttributes[" + str(attr) + "] = " + str(filters[k]));
+  }
+  return parts.join(" AND ");
+}
+
+export function bucket(column, step) {
+  return "toUnixTimestamp(toStartOfInterval(" + column + ", INTERVAL " + step + " SECOND))";
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Percentiles from the latency rollup's bucket counts. THE one place that knows how a percentile is
+// estimated from infersight_latency_1m (when the rollup keeps native bounds, only this changes).
+//
+// Rows are summed per bucket layout, then per upper bound (several layouts merge into the union of
+// their bounds); the quantile q lies in the first bucket whose cumulative count reaches q × total and
+// is interpolated linearly inside it. The +Inf bucket answers its lower bound (marked open). Every
+// value comes with the bucket it lies in, [q_lo, q_hi], so the page can say "≈ estimate within".
+//
+// opts: {db, kind: "ttft"|"e2e"|"tpot"|"queue" or several (then a Kind column), qs: [0.5, 0.95], dims: ["CloudProvider", ...],
+//        where: SQL condition, step: seconds or 0 (no time bucket)}
+// Columns: dims..., [t], total, and per q (as pNN): pNN, pNN_lo, pNN_hi.
+export function percentileSQL(opts) {
+  const kinds = Array.isArray(opts.kind) ? opts.kind : [opts.kind];
+  const dims = Array.isArray(opts.kind) ? opts.dims.concat(["Kind"]) : opts.dims;
+  const keys = dims.slice();
+  const inner = dims.slice();
+  if (opts.step) { inner.push(bucket("Minute", opts.step) + " AS t"); keys.push("t"); }
+  const keyList = keys.join(", ");
+  const perQ = opts.qs.map((q) => {
+    const n = "p" + Math.round(q * 100);
+    const i = "i_" + n;
+    const lo = "if(" + i + " = 1, 0, b[" + i + " - 1])";
+    return "arrayFirstIndex(x -> x >= " + q + " * total, cum) AS " + i + ", " +
+      "if(" + i + " = length(b), b[" + i + " - 1], " + lo + " + (b[" + i + "] - " + lo + ") * " +
+      "(" + q + " * total - if(" + i + " = 1, 0, cum[" + i + " - 1])) / c[" + i + "]) AS " + n + ", " +
+      lo + " AS " + n + "_lo, b[" + i + "] AS " + n + "_hi";
+  }).join(", ");
+  return "SELECT " + keyList + (keyList ? ", " : "") + "total, " + perQ + " FROM (SELECT " + keyList +
+    (keyList ? ", " : "") + "arraySort(groupArray((bound, n))) AS pairs, pairs.1 AS b, pairs.2 AS c, " +
+    "arrayCumSum(c) AS cum, cum[-1] AS total FROM (SELECT " + keyList + (keyList ? ", " : "") +
+    "bound, sum(n) AS n FROM (SELECT " + inner.join(", ") + (inner.length ? ", " : "") +
+    "Bounds, sumForEach(BucketCounts) AS counts FROM " + table(opts.db, "infersight_latency_1m") +
+    " WHERE Kind IN (" + kinds.map(str).join(", ") + ") AND " + opts.where + " GROUP BY " + keyList + (keyList ? ", " : "") +
+    "Bounds) ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, counts AS n GROUP BY " + keyList +
+    (keyList ? ", " : "") + "bound)" + (keyList ? " GROUP BY " + keyList : "") + ") WHERE total > 0";
+}
+
+// What a percentile cell says about itself: "≈ p95 from rollup buckets: between 400 ms and 500 ms".
+export function percentileNote(row, name, fmt) {
+  const lo = row[name + "_lo"], hi = row[name + "_hi"];
+  if (lo === undefined || lo === null) return "";
+  const open = hi === null || hi === undefined || !isFinite(Number(hi)) || String(hi) === "inf";
+  return "≈ " + name + " estimated from per-minute histogram buckets (linear inside the bucket): " +
+    (open ? "above " + fmt(lo) + " (open +Inf bucket, shown as its lower bound)" : "between " + fmt(lo) + " and " + fmt(hi));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Requests per group (and optionally per time bucket) from infersight_requests_1m.
+export function requestsSQL(db, where, dims, step, withCost) {
+  const keys = dims.slice();
+  const cols = dims.slice();
+  if (step) { cols.push(bucket("Minute", step) + " AS t"); keys.push("t"); }
+  return "SELECT " + cols.join(", ") + (cols.length ? ", " : "") + "sum(Requests) AS requests, sum(BadRequests) AS bad, " +
+    "sum(InputTokens) AS input, sum(OutputTokens) AS output, sum(CachedTokens) AS cached" +
+    (withCost ? ", toFloat64(sum(ReportedCostUSD)) AS reported_cost" : "") + " FROM " +
+    table(db, "infersight_requests_1m") + " WHERE " + where +
+    (keys.length ? " GROUP BY " + keys.join(", ") + " ORDER BY " + keys.join(", ") : "");
+}
+
+// Every host that reported anything the page knows within the range: host collector, accelerators,
+// inference scrapes or agent self metrics. Last seen, and where it runs.
+const GAUGE_PRESENCE = ["system.cpu.utilization", "system.memory.utilization", "hw.gpu.utilization",
+  "infersight.neuron.core.utilization", "infersight.inference.endpoint.up"];
+const SUM_PRESENCE = ["infersight.agent.points.collected", "hw.status"];
+export function nodesSQL(db, r, filters) {
+  const w = resourceWhere(r, filters);
+  const sel = (tbl, names) => "SELECT ResourceAttributes['host.name'] AS host, " +
+    "ResourceAttributes['cloud.provider'] AS cloud, ResourceAttributes['cloud.region'] AS region, " +
+    "ResourceAttributes['host.type'] AS host_type, max(TimeUnix) AS last FROM " + table(db, tbl) +
+    " WHERE MetricName IN (" + names.map(str).join(", ") + ") AND " + w + " GROUP BY host, cloud, region, host_type";
+  return "SELECT host, any(cloud) AS cloud, any(region) AS region, max(host_type) AS host_type, " +
+    "toUnixTimestamp(max(last)) AS last_seen FROM (" + sel("otel_metrics_gauge", GAUGE_PRESENCE) + " UNION ALL " +
+    sel("otel_metrics_sum", SUM_PRESENCE) + ") WHERE host != '' GROUP BY host ORDER BY cloud, region, host";
+}
+
+// Accelerator activity per host: GPUs (engine utilisation and GPM tensor pipe) and NeuronCores.
+// With `step`, per time bucket and host's cloud instead of per host.
+export function acceleratorActivitySQL(db, r, filters, step) {
+  const w = resourceWhere(r, filters);
+  const g = table(db, "otel_metrics_gauge");
+  const key = step ? bucket("TimeUnix", step) + " AS t, ResourceAttributes['cloud.provider'] AS cloud"
+    : "ResourceAttributes['host.name'] AS host";
+  const group = step ? "t, cloud" : "host";
+  return "SELECT " + key + ", " +
+    "uniqExactIf(concat(MetricName, Attributes['hw.id'], Attributes['infersight.neuron.core']), MetricName != 'infersight.gpu.pipe.utilization') AS devices, " +
+    "avgIf(Value, MetricName != 'infersight.gpu.pipe.utilization') AS util, " +
+    "avgIf(Value, MetricName = 'infersight.gpu.pipe.utilization') AS tensor FROM " + g +
+    " WHERE ((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) OR " +
+    "MetricName = 'infersight.neuron.core.utilization' OR " +
+    "(MetricName = 'infersight.gpu.pipe.utilization' AND Attributes['infersight.gpu.pipe'] = 'tensor')) AND " + w +
+    " GROUP BY " + group + " ORDER BY " + group;
+}
+
+// Host CPU and memory from the host collector (docs/collectors/host.md), latest and per bucket.
+export function hostSQL(db, r, filters, step) {
+  const w = resourceWhere(r, filters);
+  return "SELECT ResourceAttributes['host.name'] AS host, " + (step ? bucket("TimeUnix", step) : "0") + " AS t, " +
+    "1 - avgIf(Value, MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') * " +
+    "if(countIf(MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') > 0, 1, nan) AS cpu, " +
+    "avgIf(Value, MetricName = 'system.memory.utilization' AND Attributes['system.memory.state'] = 'used') AS memory " +
+    "FROM " + table(db, "otel_metrics_gauge") + " WHERE MetricName IN ('system.cpu.utilization', " +
+    "'system.memory.utilization') AND " + w + " GROUP BY host, t ORDER BY host, t";
+}
+
+// Per device timelines of one host: every accelerator gauge the collectors send, averaged per bucket.
+export const DEVICE_GAUGES = [
+  ["hw.gpu.utilization", "Engine utilisation", "1", "Attributes['hw.gpu.task'] IN ('', 'general')"],
+  ["infersight.gpu.sm.activity", "SM activity", "1", ""],
+  ["infersight.gpu.pipe.utilization", "Tensor pipe active", "1", "Attributes['infersight.gpu.pipe'] = 'tensor'"],
+  ["infersight.gpu.dram.activity", "DRAM activity", "1", ""],
+  ["hw.power", "Power", "W", ""],
+  ["hw.temperature", "Temperature", "°C", "Attributes['hw.sensor_location'] IN ('', 'gpu')"],
+  ["hw.gpu.memory.utilization", "Memory used", "1", ""],
+  ["infersight.neuron.core.utilization", "NeuronCore utilisation", "1", ""],
+];
+export function deviceSQL(db, r, host, step) {
+  const cond = DEVICE_GAUGES.map(([name, , , extra]) => "(MetricName = " + str(name) + (extra ? " AND " + extra : "") + ")");
+  return "SELECT MetricName AS metric, if(Attributes['hw.id'] != '', Attributes['hw.id'], " +
+    "concat('nc', Attributes['infersight.neuron.core'])) AS device, " + bucket("TimeUnix", step) + " AS t, avg(Value) AS v " +
+    "FROM " + table(db, "otel_metrics_gauge") + " WHERE (" + cond.join(" OR ") + ") AND " +
+    resourceWhere(r, { host: host }) + " GROUP BY metric, device, t ORDER BY metric, device, t";
+}
+
+// Health per device of one host: latest hw.status state, XIDs in the range (delta or cumulative counters).
+export function deviceHealthSQL(db, r, host) {
+  const s = table(db, "otel_metrics_sum");
+  const w = resourceWhere(r, { host: host });
+  const status = "SELECT Attributes['hw.id'] AS device, argMax(Attributes['hw.state'], TimeUnix) AS state, " +
+    "toUnixTimestamp(max(TimeUnix)) AS last FROM " + s + " WHERE MetricName = 'hw.status' AND Value = 1 AND " + w +
+    " GROUP BY device";
+  const xid = "SELECT device, sum(inc) AS xid, groupUniqArrayIf(code, inc > 0) AS codes FROM (SELECT Attributes['hw.id'] AS device, " +
+    "Attributes['hw.gpu.xid'] AS code, if(AggregationTemporality = 1, Value, if(row_number() OVER w = 1, " +
+    "if(StartTimeUnix >= now() - INTERVAL " + r.seconds + " SECOND, Value, 0), if(Value >= lagInFrame(Value) OVER w, " +
+    "Value - lagInFrame(Value) OVER w, Value))) AS inc FROM " + s + " WHERE MetricName = 'hw.errors' AND " +
+    "Attributes['error.type'] = 'xid' AND " + w + " WINDOW w AS (PARTITION BY ResourceAttributes, Attributes " +
+    "ORDER BY TimeUnix ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) GROUP BY device";
+  return "SELECT st.device AS device, st.state AS state, st.last AS last, if(x.found = 1, x.xid, 0) AS xid, " +
+    "if(x.found = 1, x.codes, []) AS codes FROM (" + status + ") AS st LEFT JOIN (SELECT *, 1 AS found FROM (" + xid +
+    ")) AS x USING (device) ORDER BY device";
+}
+
+// Agent health (docs/agent.md, infersight.agent.*): latest value per host of the cumulative counters.
+export const AGENT_METRICS = [
+  ["infersight.agent.spool.size", "spool_bytes"],
+  ["infersight.agent.spool.batches", "spool_batches"],
+  ["infersight.agent.spool.dropped_points", "dropped_points"],
+  ["infersight.agent.export.failures", "export_failures"],
+  ["infersight.agent.export.rejected_points", "rejected_points"],
+  ["infersight.agent.collection.errors", "collection_errors"],
+  ["infersight.agent.points.exported", "exported_points"],
+];
+export function agentSQL(db, r, filters) {
+  const per = "SELECT ResourceAttributes['host.name'] AS host, MetricName AS metric, Attributes AS a, " +
+    "argMax(Value, TimeUnix) AS v, max(TimeUnix) AS last FROM " + table(db, "otel_metrics_sum") +
+    " WHERE MetricName IN (" + AGENT_METRICS.map((m) => str(m[0])).join(", ") + ") AND " + resourceWhere(r, filters) +
+    " GROUP BY host, metric, a";
+  return "SELECT host, toUnixTimestamp(max(last)) AS last_report, " +
+    AGENT_METRICS.map(([m, n]) => "sumIf(v, metric = " + str(m) + ") AS " + n + ", countIf(metric = " + str(m) + ") AS has_" + n).join(", ") +
+    " FROM (" + per + ") GROUP BY host ORDER BY host";
+}
