@@ -287,8 +287,7 @@ def build(src: Source, model: str, start: int, end: int, catalog: Catalog | None
         }
 
     lines = cost_part(src, catalog, model, start, end, default_capacity_type)
-    for k in lines or ():
-        line = lines[k]
+    for line in (lines or {}).values():
         if line["requests"] or line["spend_usd"] not in (None, "0"):
             dep(line["cloud"], line["region"], line["kind"])
 

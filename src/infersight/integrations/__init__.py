@@ -1,0 +1,1 @@
+"""Integrations with tools outside infersight, each in its own module behind its own extra."""
