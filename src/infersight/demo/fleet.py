@@ -115,7 +115,7 @@ class ApiDeployment:
 
 
 API_DEPLOYMENTS: tuple[ApiDeployment, ...] = (
-    ApiDeployment("azure.ai.openai", "azure", "eastus2", "gpt-4o", 0.04, 0.35, 2.4),
-    ApiDeployment("aws.bedrock", "aws", "us-east-1", "anthropic.claude-3-5-sonnet-20240620-v1:0", 0.03, 0.38, 3.1),
-    ApiDeployment("gcp.vertex_ai", "gcp", "us-central1", "gemini-1.5-pro-002", 0.03, 0.40, 2.7),
+    ApiDeployment("azure.ai.openai", "azure", "eastus2", "gpt-4o", 0.04, 0.30, 2.4),
+    ApiDeployment("aws.bedrock", "aws", "us-east-1", "anthropic.claude-3-5-sonnet-20240620-v1:0", 0.03, 0.35, 3.1),
+    ApiDeployment("gcp.vertex_ai", "gcp", "us-central1", "gemini-1.5-pro-002", 0.03, 0.32, 2.7),
 )

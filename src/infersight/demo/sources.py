@@ -34,7 +34,8 @@ PREFILL_STEPS = tuple(range(46, 77))  # bf16 matmul: tensor ~93 %, DRAM ~17 %
 DECODE_STEPS = tuple(range(88, 107))  # memcopy: DRAM ~88 %, tensor 0
 GPU_NAMES = {"h100": ("NVIDIA H100 80GB HBM3", 85_520_809_984), "h200": ("NVIDIA H200", None)}
 # A neuron-monitor that only stays up: the simulator gives the reports to the collector's `feed`.
-IDLE_MONITOR = (sys.executable, "-c", "import signal; signal.sigwait({signal.SIGTERM, signal.SIGINT})")
+IDLE_MONITOR = (sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "signal.sigwait({signal.SIGTERM})")  # Ctrl-C reaches the whole process group: only close() ends it
 
 
 class Clock:

@@ -40,6 +40,7 @@ BASELINE_ERROR_RATIO = 0.0002
 EXECUTIONS_PER_REQUEST = 40
 OVERRUN_MAX_RATE_FACTOR = 4.0
 API_ERROR_RATIO = 0.0003
+API_TTFT_SIGMA = 0.3
 
 
 def diurnal(t: float, region: str) -> float:
@@ -282,7 +283,7 @@ def api_requests(dep: ApiDeployment, script: Script, t0: float, t1: float, rng: 
     n = int(dep.peak_rps * load * min(factor, OVERRUN_MAX_RATE_FACTOR) * (t1 - t0) + rng.random())
     out = []
     for _ in range(n):
-        ttft = rng.lognormvariate(math.log(dep.ttft_median_seconds), 0.35)
+        ttft = rng.lognormvariate(math.log(dep.ttft_median_seconds), API_TTFT_SIGMA)
         e2e = ttft + rng.lognormvariate(math.log(dep.e2e_median_seconds), 0.45)
         inp = int(rng.lognormvariate(math.log(INPUT_TOKENS_MEDIAN), INPUT_SIGMA) * factor)
         out.append(ApiRequest(t0 + rng.random() * (t1 - t0), e2e, ttft, inp,
