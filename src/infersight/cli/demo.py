@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from infersight.config import ConfigError
-    from infersight.demo.runner import DemoOptions, run_demo  # the server extra: not loaded for other commands
+    from infersight.demo.runner import DemoOptions, ServerParts, run_demo  # the server extra: not for other commands
+    from infersight.server.app import serve
+    from infersight.server.components import default_components
     from infersight.storage import SchemaMismatch, StorageError
 
     if args.nodes < 1:
@@ -59,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
     opts = DemoOptions(nodes=args.nodes, history_seconds=args.history, port=args.port, data_dir=args.data_dir,
                        sink_port=args.sink_port or 0, incident_scale=args.incident_scale)
     try:
-        return run_demo(opts)
+        return run_demo(opts, ServerParts(serve, default_components))
     except (ConfigError, SchemaMismatch, StorageError) as err:
         return fail(err, 2)
     except OSError as err:  # e.g. the port is taken

@@ -18,11 +18,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 import aiohttp
 from aiohttp import web
@@ -136,10 +136,18 @@ async def _spans_loop(api: ApiClients, stop: asyncio.Event, interval: float, sin
         last = now
 
 
-async def run(opts: DemoOptions, out: TextIO = sys.stdout, ready: Callable[[dict], None] | None = None) -> int:
+@dataclass(frozen=True)
+class ServerParts:
+    """The server's composition, handed in by the caller (`cli/demo.py`): areas never import `server/`."""
+
+    serve: Callable[..., Awaitable[None]]
+    components: Callable[[Any, Any], list]
+
+
+async def run(opts: DemoOptions, server: ServerParts, out: TextIO = sys.stdout,
+              ready: Callable[[dict], None] | None = None) -> int:
     """The demo until SIGINT/SIGTERM; 0 after a clean stop."""
-    from infersight.server.app import serve
-    from infersight.server.components import default_components
+    serve, default_components = server.serve, server.components
     from infersight.storage import open_storage, schema_options
     from infersight.storage.schema import ensure_schema
 
@@ -239,5 +247,5 @@ async def run(opts: DemoOptions, out: TextIO = sys.stdout, ready: Callable[[dict
         say("demo stopped")
 
 
-def run_demo(opts: DemoOptions) -> int:
-    return asyncio.run(run(opts))
+def run_demo(opts: DemoOptions, server: ServerParts) -> int:
+    return asyncio.run(run(opts, server))
