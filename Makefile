@@ -5,14 +5,18 @@ PIP := $(VENV)/bin/pip
 .PHONY: install run test test-fast lint typecheck bench dist clean
 
 $(VENV)/.installed: pyproject.toml
+	@echo "infersight: creating $(VENV) and installing the package with its extras (about a minute, once)..."
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[nvidia,server,test,lint]'
+	@echo "infersight: installed into $(VENV)"
 	touch $@
 
 install: $(VENV)/.installed
 
 run: install
+	@echo "infersight: starting a server and an agent for this node on 127.0.0.1 (Ctrl-C stops both);"
+	@echo "            to see a simulated multi-cloud fleet instead, run: $(VENV)/bin/infersight demo"
 	$(VENV)/bin/infersight up
 
 test: install
