@@ -8,7 +8,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "infersight: creating $(VENV) and installing the package with its extras (about a minute, once)..."
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[nvidia,server,test,lint]'
+	$(PIP) install -q -e '.[nvidia,server,litellm,test,lint]'
 	@echo "infersight: installed into $(VENV)"
 	touch $@
 

@@ -22,7 +22,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # bundled catalogs and tokenizers only
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # LiteLLM's tokenizer look-up must not reach the Hugging Face Hub
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
-litellm = pytest.importorskip("litellm")
+import litellm  # noqa: E402 -- after the environment above; `make install` installs the litellm extra
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
