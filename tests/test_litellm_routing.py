@@ -13,7 +13,6 @@ import json
 import os
 import time
 
-import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,20 +21,19 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm 
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")  # bundled catalogs and tokenizers only
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # LiteLLM's tokenizer look-up must not reach the Hugging Face Hub
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
-import litellm  # noqa: E402 -- after the environment above; `make install` installs the litellm extra
+import litellm  # after the environment above (make install installs the litellm extra)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
-
-from infersight.compare import api as compare_api  # noqa: E402
-from infersight.compare.settings import CompareSettings  # noqa: E402
-from infersight.config import parse_config  # noqa: E402
-from infersight.gateway.app import attach_receiver, base_app  # noqa: E402
-from infersight.integrations.litellm import install  # noqa: E402
-from infersight.slo import service as slo_service  # noqa: E402
-from slo_support import slo_doc  # noqa: E402
+from infersight.compare import api as compare_api
+from infersight.compare.settings import CompareSettings
+from infersight.config import parse_config
+from infersight.gateway.app import attach_receiver, base_app
+from infersight.integrations.litellm import install
+from infersight.slo import service as slo_service
+from slo_support import slo_doc
 
 MODEL = "llama-3.1-8b"
 EVAL_SECONDS = 0.2
