@@ -50,3 +50,24 @@ async def hook():
 
     async with serve_receiver() as rec:
         yield rec
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "contract: runs on the embedded store and, with CLICKHOUSE_URL, on ClickHouse")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say whether the contract suite (tests/test_contract.py) reached a real ClickHouse server."""
+    import os
+
+    ran = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
+           if "test_contract.py" in getattr(r, "nodeid", "") and "[clickhouse]" in r.nodeid]
+    if not ran:
+        return
+    skipped = sum(r.skipped for r in ran)
+    url = os.environ.get("CLICKHOUSE_URL")
+    if url:
+        line = f"contract suite: {len(ran) - skipped} tests ran against ClickHouse at {url}"
+    else:
+        line = f"contract suite: CLICKHOUSE_URL not set, {skipped} ClickHouse tests skipped (embedded store only)"
+    terminalreporter.write_line(line, yellow=not url)

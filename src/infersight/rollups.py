@@ -83,9 +83,8 @@ def _array(values: tuple[float, ...]) -> str:
     return "CAST([" + ", ".join(repr(float(v)) for v in values) + "], 'Array(Float64)')"
 
 
-def ddl(database: str) -> list[str]:
+def ddl(opts: SchemaOptions) -> list[str]:
     """The rollup tables and their views (`storage/sql/rollup_*.sql`), with the constants above filled in."""
-    opts = SchemaOptions(database)
     requests_metric, tokens_metric = COUNTED_SUMS
     kind = "multiIf(" + ", ".join(f"MetricName = '{n}', '{k}'" for n, k in LATENCY_METRICS.items()) + ", '')"
     bounds = ", ".join(f"Kind = '{k}', {_array(b)}" for k, b in LATENCY_BOUNDS.items())

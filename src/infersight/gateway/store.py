@@ -27,9 +27,8 @@ DATA_TABLES = ("otel_logs", "otel_traces", "otel_metrics_gauge", "otel_metrics_s
                "otel_metrics_exponential_histogram", "otel_metrics_summary")
 
 
-def ddl(database: str) -> list[str]:
+def ddl(opts: SchemaOptions) -> list[str]:
     """The journal and block tables, and one block view per data table (`storage/sql/gateway_*.sql`)."""
-    opts = SchemaOptions(database)
     return [*render("gateway_requests", opts, keep_days=KEEP_DAYS),
             *(stmt for table in DATA_TABLES
               for stmt in render("gateway_blocks_view", opts, source=table, short=table.removeprefix("otel_")))]

@@ -62,17 +62,36 @@ class SloEngine:
         self.lock = threading.RLock()
         self.settings = settings
         self.slos = {s.name: s for s in slos}
-        self.tracker = AlertTracker(self.store.load_alerts())
+        self.tracker = AlertTracker()
         self._unsaved: dict[str, AlertRecord] = {}
-        self.dispatcher = Dispatcher(settings, self.store.last_per_group())
-        self.silences: list[Silence] = self.store.load_silences()
-        self.outbox: list[Notification] = self.store.pending_notifications()
+        self.dispatcher = Dispatcher(settings)
+        self.silences: list[Silence] = []
+        self.outbox: list[Notification] = []
+        self.load_state()
         self.results: list[InstanceResult] = []
         self.evaluated_at: float | None = None
         # SLO name -> this engine's first evaluation of it (the no-data grace period counts from there).
         self.watched_since: dict[str, float] = {}
         self.pruned_at = 0.0
-        self.metrics.outbox.set(len(self.outbox))
+
+    def load_state(self) -> None:
+        """Alerts, groups, silences and the outbox as stored: at start, and when this server takes the
+        lease over from another (`slo.lease`), whose versions it then continues above."""
+        alerts, last = self.store.load_alerts(), self.store.last_per_group()
+        silences, outbox = self.store.load_silences(), self.store.pending_notifications()
+        self.store.floor_versions()
+        with self.lock:
+            self.tracker = AlertTracker(alerts)
+            self._unsaved.clear()
+            self.dispatcher = Dispatcher(self.settings, last)
+            self.silences, self.outbox = silences, outbox
+            self.metrics.outbox.set(len(outbox))
+
+    def load_silences(self) -> None:
+        """Silences as stored: another server's API may have added or expired one."""
+        silences = self.store.load_silences()
+        with self.lock:
+            self.silences = silences
 
     @property
     def receivers(self) -> dict[str, Any]:

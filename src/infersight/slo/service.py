@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infersight.slo.engine import SloEngine
 from infersight.slo.evaluator import point_in_time_instant
+from infersight.slo.lease import Lease, LeaseTable, holder_id
 from infersight.slo.model import load_slos
 from infersight.slo.notifiers import DeliveryError, send_test
 from infersight.slo.spec import SpecError, parse_duration
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("slo_engine", SloEngine)
 TASK = web.AppKey("slo_task", asyncio.Task)
+LOOP: web.AppKey[EngineLoop] = web.AppKey("slo_loop")
 
 
 class Matcher(BaseModel):
@@ -60,6 +62,7 @@ def attach(app: web.Application, cfg, storage, clock: Callable[[], float] = time
         raise ConfigError(f"slo.paths: {err}") from None
     engine = SloEngine(storage, settings, slos, clock=clock)
     app[ENGINE] = engine
+    app[LOOP] = EngineLoop(engine, Lease(LeaseTable(storage), holder_id()))
     r = app.router
     r.add_get("/api/v1/slos", _slos)
     r.add_get("/api/v1/slos/status", _status)
@@ -90,7 +93,7 @@ async def _start(app: web.Application) -> None:
     engine = app[ENGINE]
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, engine)
-    app[TASK] = asyncio.create_task(_run(engine))
+    app[TASK] = asyncio.create_task(_run(app[LOOP]))
 
 
 async def _stop(app: web.Application) -> None:
@@ -99,28 +102,55 @@ async def _stop(app: web.Application) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await asyncio.to_thread(app[LOOP].lease.release)  # another server takes over at once
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
-async def _run(engine: SloEngine) -> None:
-    """Evaluate every interval_seconds; between evaluations flush groups and deliver the outbox."""
-    next_eval = 0.0
+class EngineLoop:
+    """One server's engine cycle. With the lease (`slo.lease`): evaluate every interval_seconds, and
+    between evaluations flush groups and deliver the outbox. Without it: reload the stored state every
+    interval_seconds, so this server's read API shows what the holder decided."""
+
+    def __init__(self, engine: SloEngine, lease: Lease) -> None:
+        self.engine, self.lease = engine, lease
+        self.leading = False
+        self.next_eval = 0.0
+
+    async def step(self, session: aiohttp.ClientSession) -> None:
+        engine = self.engine
+        held = await asyncio.to_thread(self.lease.tick)
+        if held and not self.leading:  # taken over (or started): carry on from the stored state
+            await asyncio.to_thread(engine.load_state)
+            self.next_eval = 0.0
+            log.info("SLO engine: %s holds the lease and evaluates", self.lease.holder)
+        self.leading = held
+        now = engine.clock()
+        if not held:
+            if now >= self.next_eval:
+                self.next_eval = now + engine.settings.interval_seconds
+                await asyncio.to_thread(engine.load_state)
+            return
+        if now >= self.next_eval:
+            self.next_eval = now + engine.settings.interval_seconds
+            await asyncio.to_thread(engine.load_silences)  # any server's API may have changed them
+            await asyncio.to_thread(engine.evaluate, now)
+        else:
+            await asyncio.to_thread(engine.dispatch, now)
+        if self.lease.held():  # the lease may have lapsed while evaluating
+            await engine.deliver(session, engine.clock())
+
+
+async def _run(loop: EngineLoop) -> None:
     async with aiohttp.ClientSession() as session:
         while True:
-            now = engine.clock()
             try:
-                if now >= next_eval:
-                    next_eval = now + engine.settings.interval_seconds
-                    await asyncio.to_thread(engine.evaluate, now)
-                else:
-                    await asyncio.to_thread(engine.dispatch, now)
-                await engine.deliver(session, engine.clock())
+                await loop.step(session)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a storage hiccup must not stop the engine
                 log.exception("SLO engine cycle failed")
-            await asyncio.sleep(min(1.0, engine.settings.interval_seconds))
+            await asyncio.sleep(min(1.0, loop.engine.settings.interval_seconds))
 
 
 def _bad(msg: str) -> web.Response:

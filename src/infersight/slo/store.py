@@ -19,6 +19,7 @@ from infersight.storage.tables import LOW, STRING, Table, array
 ALERTS = "infersight_slo_alerts"
 NOTIFICATIONS = "infersight_slo_notifications"
 SILENCES = "infersight_slo_silences"
+LEASE = "infersight_slo_lease"
 _T64 = "DateTime64(3)"
 # The columns of storage/sql/{hw_health_1m,slo_state}.sql (checked by tests/test_schema_contract.py).
 TABLES = (
@@ -35,17 +36,19 @@ TABLES = (
                           ("Version", "UInt64"))),
     Table(SILENCES, (("Id", STRING), ("Matchers", STRING), ("StartsAt", _T64), ("EndsAt", _T64),
                      ("CreatedBy", STRING), ("Comment", STRING), ("Version", "UInt64"))),
+    Table(LEASE, (("Name", LOW), ("Term", "UInt64"), ("Holder", STRING), ("ClaimedAt", _T64),
+                  ("Renewal", "UInt64"), ("Time", "DateTime"))),
 )
 
 
-def ddl(database: str) -> list[str]:
-    """The health rollup with its views and the alert state tables (`storage/sql/{hw_health_1m,slo_state}.sql`)."""
-    opts = SchemaOptions(database)
+def ddl(opts: SchemaOptions) -> list[str]:
+    """The health rollup with its views, the alert state tables and the engine's lease
+    (`storage/sql/{hw_health_1m,slo_state,slo_lease}.sql`)."""
     resource = {a: c for a, c in HEALTH_COLUMNS.items() if a != "hw.type"}
     return [*render("hw_health_1m", opts,
                     resource_dims=", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in resource.items()),
                     resource_columns=", ".join(resource.values())),
-            *render("slo_state", opts)]
+            *render("slo_state", opts), *render("slo_lease", opts)]
 
 
 _vlock = threading.Lock()
@@ -58,6 +61,13 @@ def _version() -> int:
     with _vlock:
         _last_version = max(time.time_ns(), _last_version + 1)
         return _last_version
+
+
+def floor_version(seen: int) -> None:
+    """Later versions exceed `seen` (the store's newest): another server's clock may run ahead of ours."""
+    global _last_version
+    with _vlock:
+        _last_version = max(_last_version, seen)
 
 
 def _s(value: str) -> str:
@@ -82,6 +92,14 @@ class StateStore:
     def __init__(self, storage) -> None:
         self.storage = storage
         self.db = f"`{storage.database}`"
+        # On a cluster the tables are Distributed fronts: DELETE runs on the `_local` tables ON CLUSTER.
+        self.cluster: str | None = getattr(storage, "cluster", None)
+
+    def floor_versions(self) -> None:
+        """Continue above the newest version stored, whoever wrote it (a take-over by another server)."""
+        rows = self.storage.query(" UNION ALL ".join(
+            f"SELECT max(Version) AS v FROM {self.db}.`{t}`" for t in (ALERTS, NOTIFICATIONS, SILENCES)))
+        floor_version(max((int(r["v"]) for r in rows), default=0))
 
     # alerts
     def save_alerts(self, records: list[AlertRecord], deleted: list[AlertRecord] = ()) -> None:
@@ -136,8 +154,9 @@ class StateStore:
         The newest one per group is that group's memory of what its receiver was told; pending ones
         are still to be delivered. Everything else is history that would otherwise grow forever.
         """
+        target = f"`{NOTIFICATIONS}_local` ON CLUSTER `{self.cluster}`" if self.cluster else f"`{NOTIFICATIONS}`"
         self.storage.execute(
-            f"DELETE FROM {self.db}.`{NOTIFICATIONS}` WHERE CreatedAt < {_t(before)} AND Id IN ("
+            f"DELETE FROM {self.db}.{target} WHERE CreatedAt < {_t(before)} AND Id IN ("
             f"SELECT Id FROM {self.db}.`{NOTIFICATIONS}` FINAL WHERE Status != 'pending') AND Id NOT IN ("
             f"SELECT argMax(Id, (CreatedAt, Id)) FROM {self.db}.`{NOTIFICATIONS}` GROUP BY GroupKey)")
 

@@ -20,7 +20,7 @@ def open_storage(cfg: StorageConfig, data_dir: Path, ddl: Sequence[DdlSource] | 
             raise ValueError("server.storage.clickhouse: required when backend is 'clickhouse'")
         ch = cfg.clickhouse
         store: Storage = ClickHouseStorage(ch.url, ch.user, ch.password.get_secret_value(),
-                                           cfg.database, ch.verify_tls)
+                                           cfg.database, ch.verify_tls, cfg.cluster)
     else:
         from infersight.storage.embedded import EmbeddedStorage
 

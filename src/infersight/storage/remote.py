@@ -7,19 +7,25 @@ from urllib.parse import urlparse
 from infersight.storage.base import Unavailable
 from infersight.storage.errors import classify
 
+# On a cluster, every query of this connection: an insert into a Distributed table returns only once
+# each shard stored its rows (acknowledged means stored, as on one node), and a retried block is
+# dropped by the views' target tables too, not only by the table inserted into.
+CLUSTER_SETTINGS = {"distributed_foreground_insert": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+
 
 class ClickHouseStorage:
     def __init__(self, url: str, user: str = "default", password: str = "", database: str = "otel",
-                 verify_tls: bool = True) -> None:
+                 verify_tls: bool = True, cluster: str | None = None) -> None:
         import clickhouse_connect
 
         u = urlparse(url)
         self.database = database
+        self.cluster = cluster  # the tables are Distributed fronts over `<table>_local` (storage.schema)
         try:
             self._client = clickhouse_connect.get_client(
                 host=u.hostname or "127.0.0.1", port=u.port or (8443 if u.scheme == "https" else 8123),
                 username=user, password=password, secure=u.scheme == "https", verify=verify_tls,
-                autogenerate_session_id=False)
+                autogenerate_session_id=False, settings=dict(CLUSTER_SETTINGS) if cluster else None)
         except Exception as err:
             raise Unavailable(f"cannot connect to ClickHouse at {url}: {err}") from err
 

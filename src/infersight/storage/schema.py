@@ -29,8 +29,33 @@ OTEL_TABLES = {
     "otel_metrics_exponential_histogram": "TimeUnix",
     "otel_metrics_summary": "TimeUnix",
 }
-# An area's own tables: database -> CREATE statements. The callers say which areas (`server.tables.all_ddl`).
-DdlSource = Callable[[str], list[str]]
+# An area's own tables: schema options (database, cluster) -> CREATE statements. The callers say which
+# areas (`server.tables.all_ddl`).
+DdlSource = Callable[["SchemaOptions"], list[str]]
+
+# On a cluster, the sharding key of each table's Distributed front (`sql/distributed.sql`). It must be
+# a function of the row, never rand(): a retried insert carries the same `insert_deduplication_token`,
+# and only a split that is the same on every try lets each shard's replicas drop the block they hold.
+# Rows of a host stay on one shard (its rollup rows collapse there); a trace's spans too (trace_id_ts).
+_HOST = "cityHash64(ResourceAttributes['host.name'])"
+SHARDING_KEYS = {
+    "otel_logs": _HOST,
+    "otel_traces": "cityHash64(TraceId)",
+    "otel_traces_trace_id_ts": "cityHash64(TraceId)",
+    **{t: _HOST for t in OTEL_TABLES if t.startswith("otel_metrics_")},
+    "infersight_schema": "cityHash64(Component)",
+    "infersight_requests_1m": "cityHash64(HostName)",
+    "infersight_latency_1m": "cityHash64(HostName)",
+    "infersight_nodes_1m": "cityHash64(HostName)",
+    "infersight_hw_health_1m": "cityHash64(HostName)",
+    "infersight_gateway_requests": "cityHash64(Key)",
+    "infersight_gateway_blocks": "cityHash64(Token)",
+    # Every version of one id on one shard: FINAL (per shard) then sees them all.
+    "infersight_slo_alerts": "cityHash64(Fingerprint)",
+    "infersight_slo_notifications": "cityHash64(Id)",
+    "infersight_slo_silences": "cityHash64(Id)",
+    "infersight_slo_lease": "cityHash64(Name)",
+}
 
 
 class SchemaMismatch(Exception):
@@ -60,6 +85,22 @@ def _engine(m: re.Match[str], cluster: str | None) -> str:
     return f"{family}MergeTree({arg or ''})"
 
 
+def _template(name: str) -> str:
+    text = files("infersight.storage").joinpath(f"sql/{name}.sql").read_text()
+    return "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+
+
+def distributed(table: str, opts: SchemaOptions) -> str:
+    """The Distributed table `table` over `table_local` on every shard of `opts.cluster` (`sql/distributed.sql`)."""
+    key = SHARDING_KEYS.get(table)
+    if key is None:
+        raise ValueError(f"{table}: no sharding key in infersight.storage.schema.SHARDING_KEYS")
+    stmt = _template("distributed").strip().rstrip(";")
+    fixed = {"db": f"`{opts.database}`", "table": table, "on_cluster": f" ON CLUSTER `{opts.cluster}`",
+             "cluster": f"`{opts.cluster}`", "sharding_key": key}
+    return _LEFT.sub(lambda p: fixed[p.group(1)], stmt)
+
+
 def render(template: str, opts: SchemaOptions, **params: object) -> list[str]:
     """The statements of `storage/sql/<template>.sql` for one node or a cluster.
 
@@ -68,10 +109,10 @@ def render(template: str, opts: SchemaOptions, **params: object) -> list[str]:
     `{ttl}` (the `TTL` clause of an OTel table from `opts.ttl_days`), `{dedup}` (the non-replicated
     deduplication window setting, after a comma), `{dedup_window}`, and the template's own `params`
     (generated SQL, such as arrays built from constants). On a cluster, each `CREATE TABLE` of a
-    `{local}` table gets its Distributed table.
+    `{local}` table is followed by its Distributed table (`distributed`), and each `ADD COLUMN` of
+    one is repeated on that table (a Distributed table copies its columns only when created).
     """
-    text = files("infersight.storage").joinpath(f"sql/{template}.sql").read_text()
-    text = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    text = _template(template)
     cluster = opts.cluster
     on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""
     local = "_local" if cluster else ""
@@ -89,6 +130,7 @@ def render(template: str, opts: SchemaOptions, **params: object) -> list[str]:
         days = opts.ttl_days.get(_ttl_key(table), 0) if table in OTEL_TABLES else 0
         ttl = f"TTL toDateTime({OTEL_TABLES[table]}) + toIntervalDay({int(days)})\n" if days else ""
         is_table = stmt.startswith("CREATE TABLE") and "{local}" in stmt
+        adds = stmt.startswith("ALTER TABLE") and "{local}" in stmt and " ADD COLUMN " in stmt
         stmt = _LEFT.sub(lambda p: fixed.get(p.group(1), p.group(0)), stmt.replace("{ttl}", ttl))
         stmt = _ENGINE.sub(lambda e: _engine(e, cluster), stmt)
         left = set(_LEFT.findall(stmt)) - {"shard", "database", "table", "replica"}
@@ -96,10 +138,9 @@ def render(template: str, opts: SchemaOptions, **params: object) -> list[str]:
             raise ValueError(f"{template}.sql: no value for {sorted(left)}")
         out.append(stmt)
         if cluster and is_table:
-            out.append(
-                f"CREATE TABLE IF NOT EXISTS `{opts.database}`.`{table}`{on_cluster} "
-                f"AS `{opts.database}`.`{table}_local` "
-                f"ENGINE = Distributed(`{cluster}`, `{opts.database}`, `{table}_local`, rand())")
+            out.append(distributed(table, opts))
+        elif cluster and adds:
+            out.append(stmt.replace(f"`{table}_local`", f"`{table}`", 1))
     return out
 
 
@@ -108,16 +149,28 @@ def render_otel_ddl(opts: SchemaOptions) -> list[str]:
     return render("otel_schema", opts)
 
 
-def meta_ddl(database: str) -> str:
-    """The table recording which schema version created the database."""
-    return render("infersight_schema", SchemaOptions(database))[0]
+def meta_ddl(opts: SchemaOptions) -> list[str]:
+    """The table recording which schema version created the database (and its Distributed front on a cluster)."""
+    return render("infersight_schema", opts)
+
+
+def cluster_ddl(opts: SchemaOptions, ddl: Sequence[DdlSource]) -> list[str]:
+    """Every statement `ensure_schema` runs, in order (for a cluster: what `tests/golden/cluster/` holds)."""
+    otel = render_otel_ddl(opts)
+    return [otel[0], *meta_ddl(opts), *otel[1:], *(stmt for source in ddl for stmt in source(opts))]
 
 
 def ensure_schema(storage: Storage, opts: SchemaOptions, ddl: Sequence[DdlSource]) -> None:
-    """Create what is missing (the OTel tables, then each of `ddl`); refuse a database of another schema version."""
+    """Create what is missing (the OTel tables, then each of `ddl`); refuse a database of another schema version.
+
+    On a cluster (`opts.cluster`) every statement runs `ON CLUSTER`: Replicated `<table>_local` tables
+    with `{shard}`/`{replica}` macros, the views on them, and a Distributed `<table>` in front of each,
+    so readers and writers use the same names as on one node.
+    """
     statements = render_otel_ddl(opts)
     storage.execute(statements[0])  # CREATE DATABASE
-    storage.execute(meta_ddl(opts.database))
+    for stmt in meta_ddl(opts):
+        storage.execute(stmt)
     rows = storage.query(
         f"SELECT Version FROM `{opts.database}`.`infersight_schema` FINAL WHERE Component = 'otel'")
     if rows and int(rows[0]["Version"]) != SCHEMA_VERSION:
@@ -126,10 +179,9 @@ def ensure_schema(storage: Storage, opts: SchemaOptions, ddl: Sequence[DdlSource
             f"this build expects {SCHEMA_VERSION}; migrate or use another --data-dir/database")
     for stmt in statements[1:]:
         storage.execute(stmt)
-    if not opts.cluster:
-        for source in ddl:
-            for stmt in source(opts.database):
-                storage.execute(stmt)
+    for source in ddl:
+        for stmt in source(opts):
+            storage.execute(stmt)
     if not rows:
         storage.execute(f"INSERT INTO `{opts.database}`.`infersight_schema` (Component, Version) "
                         f"VALUES ('otel', {SCHEMA_VERSION})")

@@ -1,2 +1,2 @@
 -- Which schema version created this database, per component (infersight.storage.schema.ensure_schema).
-CREATE TABLE IF NOT EXISTS {db}.`infersight_schema` (Component String, Version UInt32, AppliedAt DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY Component;
+CREATE TABLE IF NOT EXISTS {db}.`infersight_schema{local}`{on_cluster} (Component String, Version UInt32, AppliedAt DateTime DEFAULT now()) ENGINE = {engine:Replacing} ORDER BY Component;
