@@ -29,3 +29,8 @@ HEALTH_COLUMNS = {
     sc.SERVICE_NAME: "ServiceName",
     sc.HW_TYPE: "HwType",
 }
+
+# Probe SLIs (`slo/sli/probe.py`) read the probe collector's points, which carry the probed endpoint's
+# cloud.provider/cloud.region as point attributes (not the agent's resource): attribute -> the same key.
+PROBE_ATTRIBUTES = (sc.CLOUD_PROVIDER, sc.CLOUD_REGION, sc.MODEL, sc.PROVIDER_NAME, sc.PROBE_ENDPOINT,
+                    sc.SERVING_REGION, sc.SERVER_ADDRESS, sc.TENANT)

@@ -150,7 +150,26 @@ class HealthSli:
     kind: ClassVar[str] = "accelerator_health"
 
 
-Sli = RatioSli | LatencySli | CostSli | HealthSli
+@dataclass(frozen=True)
+class ProbeAvailabilitySli:
+    """Probe availability: failed ÷ all probes of the probe collector (probe traffic only)."""
+
+    filters: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "probe_availability"
+
+
+@dataclass(frozen=True)
+class ProbeLatencySli:
+    """Probes at or under `threshold` s of the probe's `latency` histogram; `failed_bad`: failures miss it."""
+
+    latency: str  # ttft | e2e | tpot | time_to_headers
+    threshold: Fraction
+    failed_bad: bool = False
+    filters: Mapping[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "probe_latency"
+
+
+Sli = RatioSli | LatencySli | CostSli | HealthSli | ProbeAvailabilitySli | ProbeLatencySli
 
 
 @dataclass(frozen=True)
@@ -231,6 +250,10 @@ def compile_sli(sli: sp.SliSpec) -> Sli:
                        None if body.budget_usd is None else _frac(body.budget_usd),
                        None if body.target_usd_per_million_tokens is None
                        else _frac(body.target_usd_per_million_tokens), filters)
+    if isinstance(body, sp.ProbeAvailabilitySli):
+        return ProbeAvailabilitySli(filters)
+    if isinstance(body, sp.ProbeLatencySli):
+        return ProbeLatencySli(body.kind, _frac(body.threshold_seconds), body.failed_probes == "bad", filters)
     return HealthSli(body.hw_type, filters)
 
 

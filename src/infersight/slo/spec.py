@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from infersight.collectors.probe import metrics as probe_metrics
 from infersight.cost.catalog import Rate
 from infersight.rollups import LATENCY_BOUNDS
-from infersight.slo.dimensions import HEALTH_COLUMNS, ROLLUP_ATTRIBUTES
+from infersight.slo.dimensions import HEALTH_COLUMNS, PROBE_ATTRIBUTES, ROLLUP_ATTRIBUTES
 
 API_VERSION = "infersight/v1"
 
@@ -115,22 +116,64 @@ class AcceleratorHealthSli(_Strict):
     filters: dict[str, str] = Field(default_factory=dict)
 
 
+# Probe latency kinds -> the probe collector's histogram bounds (a threshold must be one of them).
+PROBE_LATENCY_BOUNDS: dict[str, tuple[float, ...]] = {
+    "ttft": probe_metrics.TTFT_BOUNDS, "e2e": probe_metrics.DURATION_BOUNDS, "tpot": probe_metrics.TPOT_BOUNDS,
+    "time_to_headers": probe_metrics.DURATION_BOUNDS}
+
+
+class ProbeAvailabilitySli(_Strict):
+    """Probe availability: failed ÷ all probes (`infersight.probe.requests`, probe traffic only)."""
+
+    filters: dict[str, str] = Field(default_factory=dict)
+
+
+class ProbeLatencySli(_Strict):
+    """Probes at or under `threshold_seconds` (probe TTFT, e2e, TPOT or time to headers).
+
+    `failed_probes: bad` also counts every failed probe as one that missed the threshold ("answered
+    within T"); `excluded` (default) reads successful probes only, the availability SLI counts failures.
+    """
+
+    kind: Literal["ttft", "e2e", "tpot", "time_to_headers"] = "ttft"
+    threshold_seconds: Decimal = Field(gt=0)
+    failed_probes: Literal["excluded", "bad"] = "excluded"
+    filters: dict[str, str] = Field(default_factory=dict)
+
+    _exact = field_validator("threshold_seconds", mode="before")(lambda cls, v: _exact(v))
+
+    @model_validator(mode="after")
+    def _boundary(self) -> ProbeLatencySli:
+        bounds = PROBE_LATENCY_BOUNDS[self.kind]
+        if float(self.threshold_seconds) not in bounds:
+            raise ValueError(f"threshold_seconds {self.threshold_seconds} is not a bucket boundary of the probe's "
+                             f"{self.kind} histogram, so good probes cannot be counted exactly; boundaries that "
+                             f"exist: {list(bounds)}")
+        return self
+
+
+SLI_KINDS = ("ratio", "latency", "cost", "accelerator_health", "probe_availability", "probe_latency")
+PROBE_KINDS = ("probe_availability", "probe_latency")
+
+
 class SliSpec(_Strict):
     ratio: RatioSli | None = None
     latency: LatencySli | None = None
     cost: CostSli | None = None
     accelerator_health: AcceleratorHealthSli | None = None
+    probe_availability: ProbeAvailabilitySli | None = None
+    probe_latency: ProbeLatencySli | None = None
 
     @model_validator(mode="after")
     def _one(self) -> SliSpec:
-        given = [k for k in ("ratio", "latency", "cost", "accelerator_health") if getattr(self, k) is not None]
+        given = [k for k in SLI_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"exactly one of ratio, latency, cost, accelerator_health is required (got {given})")
+            raise ValueError(f"exactly one of {', '.join(SLI_KINDS)} is required (got {given})")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("ratio", "latency", "cost", "accelerator_health") if getattr(self, k) is not None)
+        return next(k for k in SLI_KINDS if getattr(self, k) is not None)
 
     @property
     def body(self) -> Any:
@@ -237,7 +280,8 @@ class SloBody(_Strict):
     @model_validator(mode="after")
     def _attrs(self) -> SloBody:
         kind = self.sli.kind
-        allowed = tuple(HEALTH_COLUMNS) if kind == "accelerator_health" else tuple(ROLLUP_ATTRIBUTES)
+        allowed = (tuple(HEALTH_COLUMNS) if kind == "accelerator_health" else PROBE_ATTRIBUTES if kind in PROBE_KINDS
+                   else tuple(ROLLUP_ATTRIBUTES))
         for key in list(self.group_by) + list(getattr(self.sli.body, "filters", {})):
             if key not in allowed:
                 raise ValueError(f"attribute {key!r} is not available to {kind} SLIs; use one of {list(allowed)}")

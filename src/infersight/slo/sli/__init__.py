@@ -9,6 +9,8 @@ from infersight.slo.sli.base import SliSource
 from infersight.slo.sli.cost import CostSource
 from infersight.slo.sli.health import HealthSource
 from infersight.slo.sli.latency import LatencySource
+from infersight.slo.sli.probe import ProbeAvailabilitySource, ProbeLatencySource
 from infersight.slo.sli.ratio import RatioSource
 
-SOURCES: dict[str, SliSource] = {s.kind: s for s in (RatioSource(), LatencySource(), CostSource(), HealthSource())}
+SOURCES: dict[str, SliSource] = {s.kind: s for s in (RatioSource(), LatencySource(), CostSource(), HealthSource(),
+                                                     ProbeAvailabilitySource(), ProbeLatencySource())}
