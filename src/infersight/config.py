@@ -131,8 +131,13 @@ class ServerConfig(Strict):
     auth_failure_window_seconds: float = Field(60.0, gt=0)
     max_body_bytes: int = 64 * 1024 * 1024
     max_queue_rows: int = 1_000_000
-    flush_rows: int = 10_000
-    flush_interval_seconds: float = 1.0
+    # Adaptive insert size: a flush starts once the queue holds its target (the arrival rate over half
+    # the interval, within [flush_rows, flush_max_rows]), when requests stop arriving for
+    # flush_linger_seconds with at least flush_rows queued, or flush_interval_seconds after its first row.
+    flush_rows: int = Field(10_000, ge=1)
+    flush_max_rows: int = Field(200_000, ge=1)
+    flush_interval_seconds: float = Field(1.0, gt=0)
+    flush_linger_seconds: float = Field(0.005, ge=0)
     # Decoded attribute sets kept for reuse across requests; cleared (between requests) past this.
     attribute_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)
     storage: StorageConfig = StorageConfig()

@@ -13,6 +13,14 @@ The unit of deduplication is the request, whichever flush it lands in:
 One insert per request and table would make each request its own block too, but a part costs
 about 25 ms in chDB whatever its size: ingest ran 9x slower (bench/ingest.py).
 
+Insert size adapts to the load (bench/ingest.py measures it): an insert into the exporter tables
+costs a fixed ~60 ms (parts, indexes, the views) plus ~2.5 us a row, so 10k-row inserts run at
+about a third of the rate of 100k-row ones. A flush starts once the queue holds its target, the
+arrival rate over half the flush interval within [flush_rows, flush_max_rows] (deep queue: big
+inserts), or once requests stop arriving for `linger` with at least flush_rows queued (clients
+waiting on their acknowledgements: no stall), or `flush_interval` after its oldest row (idle: small
+and prompt). A flush takes at most flush_max_rows; the rest waits for the next one.
+
 When the store rejects rows themselves (a constraint, a type error), retrying cannot succeed: that
 table's rows are written request by request (tokens `<flush>:<table>:<key>`, nothing of the
 combined block was stored) and only the offending request is refused (500), at once. A view that
@@ -65,6 +73,7 @@ class _Entry:
     tables: dict[str, Part]
     rows: int
     future: asyncio.Future
+    arrived: float = 0.0  # loop time when queued: the flush deadline counts from the oldest
     done: set[str] = field(default_factory=set)  # tables already holding this request's rows
     refused: Exception | None = None  # the store rejected its rows (or a bug): never retried
 
@@ -88,10 +97,17 @@ class _Flush:
 class BatchWriter:
     def __init__(self, storage: Storage, flush_rows: int = 10_000, flush_interval_seconds: float = 1.0,
                  max_queue_rows: int = 1_000_000, retry_seconds: float = 1.0,
-                 remember_keys: int = 200_000) -> None:
+                 remember_keys: int = 200_000, flush_max_rows: int = 200_000,
+                 flush_linger_seconds: float = 0.005) -> None:
         self.storage = storage
         self.flush_rows = flush_rows
+        self.flush_max_rows = max(flush_rows, flush_max_rows)
         self.flush_interval = flush_interval_seconds
+        self.linger = flush_linger_seconds
+        self.target_rows = flush_rows  # rows that start a flush now (adapts to the arrival rate)
+        self._arrived_rows = 0  # since the last flush started, for the rate
+        self._rate_since = 0.0
+        self._last_arrival = 0.0
         self.max_queue_rows = max_queue_rows
         self.retry_seconds = retry_seconds
         self.remember_keys = remember_keys
@@ -187,7 +203,9 @@ class BatchWriter:
                 raise StorageDown(f"storage unavailable: {self.last_error}")
             if self._queued_rows + rows > self.max_queue_rows:
                 raise QueueFull(f"write queue full ({self._queued_rows} rows waiting)")
-            entry = _Entry(key, digest, tables, rows, asyncio.get_running_loop().create_future())
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            entry = _Entry(key, digest, tables, rows, loop.create_future(), now)
             partial = self._partial.pop(key, None)
             if partial is not None:
                 self._check(key, partial[0], digest)
@@ -196,7 +214,9 @@ class BatchWriter:
             self._pending.append(entry)
             self._pending_rows += rows
             self._queued_rows += rows
-            if len(self._pending) == 1 or self._pending_rows >= self.flush_rows:
+            self._arrived_rows += rows
+            self._last_arrival = now
+            if len(self._pending) == 1 or self._pending_rows >= self.target_rows:
                 self._wake.set()  # start the interval timer, or flush now
         await asyncio.shield(entry.future)
 
@@ -224,15 +244,8 @@ class BatchWriter:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                deadline = loop.time() + self.flush_interval
-                while self._pending_rows < self.flush_rows and not self._stopping:
-                    self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
-                    except TimeoutError:
-                        break
-                batch = _Flush(self._pending)
-                self._pending, self._pending_rows = [], 0
+                await self._fill(loop)
+                batch = self._take()
             started = time.perf_counter()
             try:
                 await loop.run_in_executor(self._pool, self._write, batch)
@@ -253,6 +266,36 @@ class BatchWriter:
                 continue
             self._observe("stored", batch.rows, time.perf_counter() - started)
             self._stored(batch)
+
+    async def _fill(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until the queue holds the target, requests pause with flush_rows queued, or the deadline."""
+        deadline = self._pending[0].arrived + self.flush_interval
+        while self._pending_rows < self.target_rows and not self._stopping:
+            now = loop.time()
+            timeout = deadline - now
+            if self._pending_rows >= self.flush_rows:
+                timeout = min(timeout, self._last_arrival + self.linger - now)
+            if timeout <= 0:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _take(self) -> _Flush:
+        """Up to flush_max_rows of the oldest queued requests (at least one); sets the next target."""
+        now = asyncio.get_running_loop().time()
+        if self._rate_since:
+            rate = self._arrived_rows / max(now - self._rate_since, 1e-3)
+            self.target_rows = int(min(self.flush_max_rows, max(self.flush_rows, rate * self.flush_interval / 2)))
+        self._arrived_rows, self._rate_since = 0, now
+        n = rows = 0
+        for e in self._pending:
+            if n and rows + e.rows > self.flush_max_rows:
+                break
+            n, rows = n + 1, rows + e.rows
+        entries, self._pending = self._pending[:n], self._pending[n:]
+        self._pending_rows -= rows
+        return _Flush(entries)
 
     def _write(self, batch: _Flush) -> None:
         """In the writer thread: journal the keys, every table once, then mark the keys done."""
@@ -327,7 +370,7 @@ class BatchWriter:
 
     def _give_up(self, batch: _Flush) -> None:
         entries = batch.entries + self._pending
-        self._pending = []
+        self._pending, self._pending_rows = [], 0
         log.error("shutting down with %d unwritten rows (never acknowledged)",
                   sum(e.rows for e in entries))
         for e in entries:
