@@ -13,6 +13,7 @@ import * as nodes from "./view_nodes.js";
 
 const VIEWS = { fleet: fleet, compare: compare, slos: slos, slo: slos, alerts: alerts, nodes: nodes };
 const REFRESH_MS = 60000;
+window.infersightTimings = timings;  // per query of the current view: label, ms, rows (bench/ui.py reads it)
 
 export function explain(err, what) {
   if (err instanceof ApiError && err.status === 401) {
@@ -75,4 +76,7 @@ document.getElementById("refresh").addEventListener("click", render);
 document.getElementById("range").addEventListener("change", (ev) => setParams({ range: ev.target.value }));
 window.addEventListener("hashchange", render);
 render();
-setInterval(() => { if (!document.hidden && document.body.dataset.ready === "ready") render(); }, REFRESH_MS);
+setInterval(() => {
+  const typing = document.activeElement && ["INPUT", "SELECT", "TEXTAREA"].indexOf(document.activeElement.tagName) >= 0;
+  if (!document.hidden && !typing && document.body.dataset.ready === "ready") render();
+}, REFRESH_MS);

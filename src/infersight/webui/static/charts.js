@@ -55,7 +55,7 @@ export function chart(parent, spec) {
     scales: { x: { time: true }, y: spec.yRange ? { range: spec.yRange } : {} },
     axes: [
       {},
-      { values: (u, ticks) => ticks.map((v) => fmt(v)), size: 64 },
+      { values: (u, ticks) => axisValues(ticks, spec.unit, fmt), size: 70 },
     ],
     series: [{ value: (u, v) => v === null ? "–" : new Date(v * 1000).toLocaleString("en-GB",
       { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }) }].concat(series.map((s, i) => ({
@@ -63,8 +63,11 @@ export function chart(parent, spec) {
       stroke: s.threshold ? "#6b7280" : color(i),
       width: s.threshold ? 1 : 1.6,
       dash: s.dash,
-      spanGaps: false,
-      points: { show: false },
+      // The demo's backfill (and a coarse step) leaves empty buckets between points: join them; a node
+      // that stopped reporting is called out in the tables, not by a gap.
+      spanGaps: true,
+      // Sparse series (a few points with gaps) would not show as lines: draw their points.
+      points: { show: !s.threshold && points[i] > 0 && points[i] < 24, size: 5 },
       value: (u, v) => v === null || v === undefined ? "–" : fmt(v),
     }))),
   };
@@ -79,6 +82,17 @@ export function chart(parent, spec) {
   const destroy = u.destroy.bind(u);
   u.destroy = () => { ro.disconnect(); destroy(); };
   return box;
+}
+
+// Axis labels with as many digits as the tick spacing needs (0.1%, 0.2%, … not 0.0%, 0.0%).
+function axisValues(ticks, unit, fmt) {
+  if (unit === "1/s") {
+    return ticks.map((v) => Math.abs(v) >= 1000 ? Number((v / 1000).toPrecision(3)) + "k/s" : Number(v.toPrecision(3)) + "/s");
+  }
+  if (unit !== "1" || ticks.length < 2) return ticks.map((v) => fmt(v));
+  const step = Math.abs(ticks[1] - ticks[0]) * 100;
+  const digits = step > 0 ? Math.min(4, Math.max(0, -Math.floor(Math.log10(step)))) : 1;
+  return ticks.map((v) => (v * 100).toFixed(digits) + "%");
 }
 
 // Rows [{key, t, value}] as uPlot columns: sorted x and one value array per key (null where missing).

@@ -108,11 +108,10 @@ export function requestsSQL(db, where, dims, step, withCost) {
     (keys.length ? " GROUP BY " + keys.join(", ") + " ORDER BY " + keys.join(", ") : "");
 }
 
-// Every host that reported anything the page knows within the range: host collector, accelerators,
-// inference scrapes or agent self metrics. Last seen, and where it runs.
-const GAUGE_PRESENCE = ["system.cpu.utilization", "system.memory.utilization", "hw.gpu.utilization",
-  "infersight.neuron.core.utilization", "infersight.inference.endpoint.up"];
-const SUM_PRESENCE = ["infersight.agent.points.collected", "hw.status"];
+// Hosts seen through their light, per-host series: host collector, inference scrapes, agent self
+// metrics (GPU and NeuronCore hosts are also seen by acceleratorSQL, which scans their devices anyway).
+const GAUGE_PRESENCE = ["system.cpu.utilization", "system.memory.utilization", "infersight.inference.endpoint.up"];
+const SUM_PRESENCE = ["infersight.agent.points.exported"];
 export function nodesSQL(db, r, filters) {
   const w = resourceWhere(r, filters);
   const sel = (tbl, names) => "SELECT ResourceAttributes['host.name'] AS host, " +
@@ -124,22 +123,22 @@ export function nodesSQL(db, r, filters) {
     sel("otel_metrics_sum", SUM_PRESENCE) + ") WHERE host != '' GROUP BY host ORDER BY cloud, region, host";
 }
 
-// Accelerator activity per host: GPUs (engine utilisation and GPM tensor pipe) and NeuronCores.
-// With `step`, per time bucket and host's cloud instead of per host.
-export function acceleratorActivitySQL(db, r, filters, step) {
+// Accelerator activity in one scan of the device gauges: GPUs (engine utilisation, GPM tensor pipe)
+// and NeuronCores, per host over the range (rows with t = 0: devices, util, tensor, where it runs and
+// when it was last seen) and, with `step`, per cloud and time bucket (t > 0, host empty).
+export function acceleratorSQL(db, r, filters, step) {
   const w = resourceWhere(r, filters);
-  const g = table(db, "otel_metrics_gauge");
-  const key = step ? bucket("TimeUnix", step) + " AS t, ResourceAttributes['cloud.provider'] AS cloud"
-    : "ResourceAttributes['host.name'] AS host";
-  const group = step ? "t, cloud" : "host";
-  return "SELECT " + key + ", " +
-    "uniqExactIf(concat(MetricName, Attributes['hw.id'], Attributes['infersight.neuron.core']), MetricName != 'infersight.gpu.pipe.utilization') AS devices, " +
-    "avgIf(Value, MetricName != 'infersight.gpu.pipe.utilization') AS util, " +
-    "avgIf(Value, MetricName = 'infersight.gpu.pipe.utilization') AS tensor FROM " + g +
+  const tensor = "MetricName = 'infersight.gpu.pipe.utilization'";
+  const sets = step ? "GROUPING SETS ((host, cloud, region, host_type), (t, cloud))" : "host, cloud, region, host_type";
+  return "SELECT ResourceAttributes['host.name'] AS host, ResourceAttributes['cloud.provider'] AS cloud, " +
+    "ResourceAttributes['cloud.region'] AS region, ResourceAttributes['host.type'] AS host_type, " +
+    (step ? bucket("TimeUnix", step) : "0") + " AS t, " +
+    "uniqExactIf(concat(MetricName, Attributes['hw.id'], Attributes['infersight.neuron.core']), NOT " + tensor + ") AS devices, " +
+    "avgIf(Value, NOT " + tensor + ") AS util, if(countIf(" + tensor + ") > 0, avgIf(Value, " + tensor + "), NULL) AS tensor, " +
+    "toUnixTimestamp(max(TimeUnix)) AS last_seen FROM " + table(db, "otel_metrics_gauge") +
     " WHERE ((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) OR " +
-    "MetricName = 'infersight.neuron.core.utilization' OR " +
-    "(MetricName = 'infersight.gpu.pipe.utilization' AND Attributes['infersight.gpu.pipe'] = 'tensor')) AND " + w +
-    " GROUP BY " + group + " ORDER BY " + group;
+    "MetricName = 'infersight.neuron.core.utilization' OR (" + tensor + " AND Attributes['infersight.gpu.pipe'] = 'tensor')) AND " + w +
+    " GROUP BY " + sets + " ORDER BY t, host";
 }
 
 // Host CPU and memory from the host collector (docs/collectors/host.md), latest and per bucket.

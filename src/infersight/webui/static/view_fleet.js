@@ -4,7 +4,7 @@
 import { api, meta, query } from "./api.js";
 import { chart, pivot, steps } from "./charts.js";
 import * as f from "./fmt.js";
-import { acceleratorActivitySQL, nodesSQL, percentileNote, percentileSQL, requestsSQL, rollupWhere } from "./sql.js";
+import { acceleratorSQL, nodesSQL, percentileNote, percentileSQL, requestsSQL, rollupWhere } from "./sql.js";
 import { href, setParams } from "./state.js";
 
 // A node is stale when nothing came from it for this long (agents report every 10-60 s).
@@ -41,15 +41,21 @@ export function filterBar(page, params, options, onto) {
   return bar;
 }
 
-function sumBy(rows, keyOf, fields) {
-  const out = new Map();
-  for (const r of rows) {
-    const k = keyOf(r);
-    const acc = out.get(k) || Object.fromEntries(fields.map((x) => [x, 0]));
-    for (const x of fields) acc[x] += f.num(r[x]) || 0;
-    out.set(k, acc);
+// Hosts from the light presence series and from the accelerator scan (per-host rows, t = 0).
+export function mergeNodes(presence, accelRows) {
+  const accel = accelRows.filter((x) => f.num(x.t) === 0 && x.host !== "");
+  const by = new Map(presence.map((n) => [n.host, Object.assign({}, n)]));
+  for (const a of accel) {
+    const n = by.get(a.host);
+    if (!n) by.set(a.host, { host: a.host, cloud: a.cloud, region: a.region, host_type: a.host_type, last_seen: a.last_seen });
+    else {
+      n.last_seen = Math.max(f.num(n.last_seen) || 0, f.num(a.last_seen) || 0);
+      n.cloud = n.cloud || a.cloud; n.region = n.region || a.region; n.host_type = n.host_type || a.host_type;
+    }
   }
-  return out;
+  const nodes = Array.from(by.values()).sort((a, b) => (a.cloud || "").localeCompare(b.cloud || "") ||
+    (a.region || "").localeCompare(b.region || "") || a.host.localeCompare(b.host));
+  return { nodes: nodes, accel: accel };
 }
 
 export async function render(page, params, ctx) {
@@ -81,20 +87,21 @@ export async function render(page, params, ctx) {
   const pct = (kind, dims, step) => query(percentileSQL({ db: m.database, kind: kind, qs: [0.95], dims: dims, where: where, step: step }), "p95 " + kind);
   const cost = (by) => m.priced ? api("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" + by +
     (filters.model ? ",model" : "")).catch(() => ({ lines: [] })) : Promise.resolve({ lines: [] });
-  const [reqs, lat, latCloud, nodes, accel, overT, ttftT, accelT, costRegion, costCloud, options] = await Promise.all([
+  const [reqs, lat, latCloud, presence, accelRows, overT, ttftT, costRegion, costCloud, options] = await Promise.all([
     query(requestsSQL(m.database, where, ["CloudProvider", "CloudRegion"], 0, withCost), "requests"),
     pct(["ttft", "e2e"], ["CloudProvider", "CloudRegion"], 0),
     pct(["ttft", "e2e"], ["CloudProvider"], 0),
     query(nodesSQL(m.database, r, filters), "nodes"),
-    query(acceleratorActivitySQL(m.database, r, filters, 0), "accelerators"),
+    query(acceleratorSQL(m.database, r, filters, r.step), "accelerators"),
     query(requestsSQL(m.database, where, ["CloudProvider"], r.step, false), "requests over time"),
     pct("ttft", ["CloudProvider"], r.step),
-    query(acceleratorActivitySQL(m.database, r, filters, r.step), "accelerators over time"),
     cost("cloud,region"), cost("cloud"),
     query("SELECT groupUniqArray(CloudProvider) AS cloud, groupUniqArray(CloudRegion) AS region, groupUniqArray(Model) AS model FROM " +
       "`" + m.database.replace(/`/g, "``") + "`.infersight_requests_1m WHERE " + rollupWhere(r, {}), "filter options"),
   ]);
   if (ctx.stale()) return;
+  const { nodes, accel } = mergeNodes(presence, accelRows);
+  const accelT = accelRows.filter((x) => f.num(x.t) > 0);
   const opt = options[0] || {};
   const sorted = (a) => (a || []).filter((x) => x !== "").sort();
   const nodeClouds = nodes.map((n) => n.cloud).filter((x) => x);

@@ -5,9 +5,9 @@
 import { meta, query } from "./api.js";
 import { chart, pivot, steps } from "./charts.js";
 import * as f from "./fmt.js";
-import { DEVICE_GAUGES, acceleratorActivitySQL, agentSQL, deviceHealthSQL, deviceSQL, hostSQL, nodesSQL } from "./sql.js";
+import { DEVICE_GAUGES, acceleratorSQL, agentSQL, deviceHealthSQL, deviceSQL, hostSQL, nodesSQL } from "./sql.js";
 import { href } from "./state.js";
-import { STALE_SECONDS, filterBar } from "./view_fleet.js";
+import { STALE_SECONDS, filterBar, mergeNodes } from "./view_fleet.js";
 
 export async function render(page, params, ctx) {
   const m = await meta();
@@ -17,13 +17,14 @@ export async function render(page, params, ctx) {
   head.appendChild(f.el("h2", "Accelerators and nodes"));
   head.appendChild(f.el("p", r.label + " · CPU and memory from the host collector, means per host over the range", "status"));
   page.appendChild(head);
-  const [nodes, accel, host, agent] = await Promise.all([
+  const [presence, accelRows, host, agent] = await Promise.all([
     query(nodesSQL(m.database, r, filters), "nodes"),
-    query(acceleratorActivitySQL(m.database, r, filters, 0), "accelerators"),
+    query(acceleratorSQL(m.database, r, filters, 0), "accelerators"),
     query(hostSQL(m.database, r, filters, 0), "host"),
     query(agentSQL(m.database, r, filters), "agent health"),
   ]);
   if (ctx.stale()) return;
+  const { nodes, accel } = mergeNodes(presence, accelRows);
   filterBar(page, params, { cloud: Array.from(new Set(nodes.map((n) => n.cloud).filter((x) => x))).sort(),
     region: Array.from(new Set(nodes.map((n) => n.region).filter((x) => x))).sort() });
   const nowS = Date.now() / 1000;
