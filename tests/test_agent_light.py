@@ -43,3 +43,44 @@ def test_agent_help_and_config_check_without_server_packages(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "interval_seconds: 5.0" in proc.stdout
+
+
+# `infersight agent` exporting over OTLP/HTTP loads neither the server's stack nor the SDK, gRPC or requests.
+AGENT_BLOCKED = ("chdb", "clickhouse_connect", "pyarrow", "numpy", "aiohttp", "requests", "urllib3", "grpc",
+                 "opentelemetry.sdk", "opentelemetry.exporter", "infersight.cli._common", "infersight.storage",
+                 "infersight.gateway")
+AGENT_RUNNER = BLOCKING_RUNNER.replace('BLOCKED = ("chdb", "clickhouse_connect", "pyarrow", "numpy")',
+                                       f"BLOCKED = {AGENT_BLOCKED!r}").replace(
+    'if name.split(".")[0] in BLOCKED:', 'if any(name == b or name.startswith(b + ".") for b in BLOCKED):').replace(
+    'loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)',
+    'loaded = sorted(m for m in sys.modules if any(m == b or m.startswith(b + ".") for b in BLOCKED))')
+
+
+def test_agent_over_http_loads_no_server_sdk_grpc_or_requests(tmp_path, port):
+    import signal
+    import time
+
+    from otlp_recorder import Recorder
+
+    assert "BLOCKED = ('chdb'" in AGENT_RUNNER and "startswith(b" in AGENT_RUNNER
+    recorder = Recorder(port).start()
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "agent": {"exporter": {"endpoint": recorder.url, "spool_dir": str(tmp_path / "spool"),
+                               "export_interval_seconds": 0.3}},
+        "collectors": [{"type": "host", "interval_seconds": 0.2}]}))
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_RUNNER, "agent", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not recorder.accepted() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        recorder.stop()
+    assert proc.returncode == 0, err
+    names = {name for r in recorder.accepted() for name, _ in r.points()}
+    assert "system.memory.usage" in names and "infersight.collector.up" in names

@@ -1,4 +1,4 @@
-"""Points → SDK data model → OTLP protobuf, and the gRPC sender against a real local gRPC server."""
+"""Points → OTLP protobuf (checked against the OTel SDK encoder), and the gRPC sender against a real gRPC server."""
 from __future__ import annotations
 
 from concurrent import futures
@@ -65,7 +65,8 @@ def test_points_of_one_metric_share_one_metric_and_scopes_stay_apart():
 
 def test_repeated_scope_keeps_every_point():
     """Two collects of one collector in one batch: the SDK encoder would keep only the last scope."""
-    first, second = [GAUGE.point(0.1, {"cpu.mode": "user"}, time_ns=1)], [GAUGE.point(0.2, {"cpu.mode": "user"}, time_ns=2)]
+    first = [GAUGE.point(0.1, {"cpu.mode": "user"}, time_ns=1)]
+    second = [GAUGE.point(0.2, {"cpu.mode": "user"}, time_ns=2)]
     req = decode(encode(to_metrics_data([ScopedPoints("a", first), ScopedPoints("a", second)], {}, 1)))
     (scope,) = req.resource_metrics[0].scope_metrics
     assert [dp.as_double for dp in scope.metrics[0].gauge.data_points] == [0.1, 0.2]
@@ -76,7 +77,7 @@ class _Servicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.code = code
         self.calls: list[tuple[dict, ExportMetricsServiceRequest]] = []
 
-    def Export(self, request, context):  # noqa: N802 (gRPC method name)
+    def Export(self, request, context):
         self.calls.append((dict(context.invocation_metadata()), request))
         if self.code is not None:
             context.abort(self.code, "scripted failure")
@@ -157,3 +158,69 @@ def test_grpc_resource_exhausted_with_retry_info_is_retried_after_its_delay(port
         sender.close()
         server.stop(None)
     assert (result.outcome, result.reason, result.retry_after_seconds) == ("retry", "grpc_RESOURCE_EXHAUSTED", 1.5)
+
+
+def _sdk_reference(batches, resource, default_start_ns, now_ns) -> bytes:
+    """The same points through the OTel SDK's data model and its own `metrics_encoder` (what the agent did
+    before it filled in the opentelemetry-proto messages itself)."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.sdk.metrics import export as sdk
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from infersight import __version__
+
+    temporality = {"cumulative": sdk.AggregationTemporality.CUMULATIVE, "delta": sdk.AggregationTemporality.DELTA}
+    by_scope: dict = {}
+    for b in batches:
+        grouped = by_scope.setdefault(b.scope, {})
+        for p in b.points:
+            grouped.setdefault((p.name, p.kind, p.unit, p.description, p.temporality), []).append(p)
+
+    def metric(key, pts):
+        name, kind, unit, description, temp = key
+        if kind == "histogram":
+            data = sdk.Histogram([sdk.HistogramDataPoint(
+                dict(p.attributes), p.start_time_ns or default_start_ns, p.time_ns or now_ns, p.count, p.value,
+                list(p.bucket_counts), list(p.bounds), None, None) for p in pts], temporality[temp])
+        else:
+            dps = [sdk.NumberDataPoint(dict(p.attributes),
+                                       0 if kind == "gauge" else p.start_time_ns or default_start_ns,
+                                       p.time_ns or now_ns, p.value) for p in pts]
+            data = (sdk.Gauge(dps) if kind == "gauge"
+                    else sdk.Sum(dps, temporality[temp], is_monotonic=kind == "counter"))
+        return sdk.Metric(name=name, description=description, unit=unit, data=data)
+
+    scopes = [sdk.ScopeMetrics(InstrumentationScope(s, __version__), [metric(k, v) for k, v in g.items()], "")
+              for s, g in by_scope.items() if g]
+    data = sdk.MetricsData([sdk.ResourceMetrics(Resource(dict(resource)), scopes, "")])
+    return encode_metrics(data).SerializeToString()
+
+
+def test_bytes_are_those_of_the_sdk_encoder():
+    """Real host points, every kind, typed and list attributes, a repeated and an empty scope: the request is
+    byte for byte what the OTel SDK's encoder makes of the same points through its data model."""
+    import psutil
+
+    from infersight.collectors.host import HostCollector
+
+    host = HostCollector(psutil, ["python3", "python"])
+    host.collect()
+    points = host.collect()
+    hist = Point("infersight.test.latency", "histogram", 3.5, unit="s",
+                 attributes={"k": "v", "n": 3, "ok": True, "f": 1.5, "tags": ("a", "b")},
+                 bounds=(0.1, 1.0), bucket_counts=(1, 2, 0), count=3, temporality="delta", time_ns=50)
+    batches = [ScopedPoints("infersight.collector.host", points), ScopedPoints("h", [hist]),
+               ScopedPoints("infersight.collector.host", points[:3]), ScopedPoints("e", [])]
+    resource = {"service.name": "svc", "host.name": "h1", "cloud.region": "us-east-2"}
+    ours = encode(to_metrics_data(batches, resource, default_start_ns=7, now_ns=99))
+    assert ours == _sdk_reference(batches, resource, 7, 99)
+    assert len(decode(ours).resource_metrics[0].scope_metrics) == 2
+
+
+def test_an_attribute_of_no_otlp_type_is_dropped_and_the_point_kept(caplog):
+    point = GAUGE.point(0.5, {"cpu.mode": "idle", "bad": object()})
+    req = decode(encode(to_metrics_data([ScopedPoints("s", [point])], {}, 1)))
+    (dp,) = req.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points
+    assert [kv.key for kv in dp.attributes] == ["cpu.mode"] and dp.as_double == 0.5
+    assert "attribute bad dropped" in caplog.text

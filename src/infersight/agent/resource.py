@@ -12,10 +12,12 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from infersight.config import ResourceConfig
+
+if TYPE_CHECKING:  # aiohttp is imported only when cloud detection is on: it is a quarter of the agent's memory
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ PROBES: dict[str, Callable[[aiohttp.ClientSession, str], Awaitable[dict[str, str
 
 async def detect_cloud(base_url: str, timeout_seconds: float) -> dict[str, str]:
     """Cloud identity from instance metadata; CloudDetectionError when no provider answers."""
+    import aiohttp
+
     base = base_url.rstrip("/")
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
     async with aiohttp.ClientSession(timeout=timeout) as s:

@@ -59,7 +59,13 @@ async def run_agent(cfg: Config) -> int:
     except (SpoolInUse, OSError) as err:
         log.error("cannot open the spool: %s", err)
         return 2
-    agent = Agent(cfg.agent, collectors, make_sender(ex), spool, resource)
+    try:
+        sender = make_sender(ex)
+    except ValueError as err:
+        log.error("agent.exporter.endpoint: %s", err)
+        spool.close()
+        return 2
+    agent = Agent(cfg.agent, collectors, sender, spool, resource)
     log.info("agent started: %d collectors, exporting to %s (%s), spool %s",
              len(collectors), ex.endpoint, ex.protocol, ex.spool_dir)
     try:

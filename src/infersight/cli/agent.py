@@ -1,4 +1,8 @@
-"""`infersight agent` (run the node agent) and `infersight collect` (one collection, printed)."""
+"""`infersight agent` (run the node agent) and `infersight collect` (one collection, printed).
+
+Imports only what the agent needs: `cli._common` (the server-side helpers: storage, gateway auth, aiohttp) is
+imported where an error is printed or a table drawn, so `infersight agent` does not carry it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +17,6 @@ from typing import Any
 from infersight.agent.loop import ScheduledCollector
 from infersight.agent.resource import resolve_resource
 from infersight.agent.run import build_collectors, run_agent
-from infersight.cli._common import fail, table
 from infersight.collectors.base import Health, Point, health_of
 from infersight.config import Config, ConfigError, load_config
 
@@ -47,6 +50,8 @@ def _load(path: str) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as err:
+        from infersight.cli._common import fail
+
         fail(err, 2)
         return None
 
@@ -76,8 +81,11 @@ def _collect(args: argparse.Namespace) -> int:
     else:
         _print_table(rows, resource)
     errors = [e for s in samples for e in s.errors()]
-    for e in errors:
-        fail(e, 1)
+    if errors:
+        from infersight.cli._common import fail
+
+        for e in errors:
+            fail(e, 1)
     return 1 if errors else 0
 
 
@@ -119,6 +127,8 @@ def _once(sc: ScheduledCollector) -> Sample:
 
 
 def _print_table(rows: list[dict[str, Any]], resource: dict[str, str]) -> None:
+    from infersight.cli._common import table
+
     print("resource: " + ", ".join(f"{k}={v}" for k, v in resource.items()))
     print(table(("COLLECTOR", "NAME", "TYPE", "UNIT", "VALUE", "ATTRIBUTES"),
                 [(r["collector"], r["name"], r["type"], r["unit"], _number(r["value"]),

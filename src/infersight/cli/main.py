@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+from types import ModuleType
 
 from infersight import __version__
-from infersight.cli import agent, compare, config, cost, demo, doctor, notify, server, silence, slo, up
 
-# Each module has `register(subparsers)` and owns the commands it adds.
-COMMAND_GROUPS = (config, agent, doctor, server, up, demo, slo, silence, notify, cost, compare)
+# Each module of infersight.cli has `register(subparsers)` and owns the commands it adds; imported when a parser
+# is built, so that a command whose group is listed in LIGHT_COMMANDS loads only that group.
+COMMAND_GROUPS = ("config", "agent", "doctor", "server", "up", "demo", "slo", "silence", "notify", "cost", "compare")
+# The node agent's commands: the process imports the agent and nothing of the server (aiohttp, storage, SLO).
+LIGHT_COMMANDS = {"agent": "agent", "collect": "agent"}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -23,20 +27,34 @@ def log_level(text: str) -> str:
     return text.upper()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Every command of every group, each with its handler as `func`."""
+def build_parser(groups: tuple[str, ...] = COMMAND_GROUPS) -> argparse.ArgumentParser:
+    """Every command of every group (or of `groups`), each with its handler as `func`."""
     parser = argparse.ArgumentParser(prog="infersight", description="`infersight` command line.")
     parser.add_argument("--log-level", default="INFO", type=log_level, help="debug, info, warning, error, critical")
     parser.add_argument("--version", action="version", version=f"infersight {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in COMMAND_GROUPS:
+    for name in groups:
+        group: ModuleType = importlib.import_module(f"infersight.cli.{name}")
         group.register(sub)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The command word of `argv` (the first word that is not a global option or its value)."""
+    rest = iter(argv)
+    for word in rest:
+        if word == "--log-level":
+            next(rest, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, set up logging and run the command; its return value is the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    light = LIGHT_COMMANDS.get(_command(argv) or "")
+    args = build_parser((light,) if light else COMMAND_GROUPS).parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)
 

@@ -3,18 +3,26 @@
 Stateless on purpose: the agent loop decides when to export, the spool decides what is retried.
 A sender makes exactly one attempt and classifies the outcome, because the SDK exporters' own retry
 loops would hide whether a failure is worth keeping on disk. What the bytes are is `exporters.encode`.
+The gRPC stack is imported only by `GrpcSender`; OTLP/HTTP needs nothing but the standard library.
 """
 from __future__ import annotations
 
+import contextlib
+import http.client
+import select
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Literal, Protocol
-from urllib.parse import urlparse
+from typing import Any, Literal, Protocol
+from urllib.parse import urlparse, urlsplit
 
 from google.protobuf.message import DecodeError
 
+from infersight import __version__
 from infersight.config import ExporterConfig
 from infersight.semconv import IDEMPOTENCY_HEADER
 
@@ -54,57 +62,110 @@ _DETAIL_CHARS = 300
 
 
 class HttpSender:
-    """POST to `{endpoint}/v1/metrics` through the OTel SDK's HTTP transport, one attempt."""
+    """POST to `{endpoint}/v1/metrics` over one kept-alive connection (the standard library's `http.client`: no
+    requests/urllib3 stack in the agent), one attempt. HTTPS verifies against the system's trust store."""
 
     def __init__(self, endpoint: str, headers: Mapping[str, str], timeout_seconds: float,
-                 transport=None) -> None:
-        from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
-
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.url = endpoint.rstrip("/") + "/v1/metrics"
-        self._headers = {**headers, "Content-Type": "application/x-protobuf"}
+        url = urlsplit(self.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"exporter endpoint must be an http(s) URL, not {endpoint!r}")
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname, url.port
+        self._path = url.path + (f"?{url.query}" if url.query else "")
+        self._headers = {"User-Agent": f"infersight-agent/{__version__}", **headers,
+                         "Content-Type": "application/x-protobuf"}
         self._timeout = timeout_seconds
-        self._transport = transport or RequestsHTTPTransport()
+        self._ssl_context = ssl_context
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
 
     def send(self, payload: bytes, idempotency_key: str, timeout_seconds: float | None = None) -> SendResult:
         timeout = self._timeout if timeout_seconds is None else min(self._timeout, timeout_seconds)
-        result = self._transport.request("POST", self.url, data=payload, timeout=timeout,
-                                         headers={**self._headers, IDEMPOTENCY_HEADER: idempotency_key})
-        status = result.status_code
-        if status is None:
-            return SendResult("retry", _error_reason(result.error))
+        headers = {**self._headers, IDEMPOTENCY_HEADER: idempotency_key}
+        with self._lock:
+            try:
+                status, reason_headers, body = self._post(payload, headers, timeout)
+            except (OSError, http.client.HTTPException) as err:
+                self._drop()
+                return SendResult("retry", "timeout" if isinstance(err, TimeoutError) else "connection")
         if 200 <= status < 300:
-            return _partial_success(result)
-        reason, detail = f"http_{status}", _detail(result)
+            return _partial_success(body)
+        reason, detail = f"http_{status}", body[:_DETAIL_CHARS * 4].decode("utf-8", "replace")[:_DETAIL_CHARS]
         if status in _RETRYABLE_HTTP:
-            return SendResult("retry", reason, retry_after(result.headers().get("retry-after")), detail)
+            return SendResult("retry", reason, retry_after(reason_headers.get("retry-after")), detail)
         return SendResult("auth" if status in _AUTH_HTTP else "reject", reason, detail=detail)
 
+    def _post(self, payload: bytes, headers: dict[str, str], timeout: float) -> tuple[int, Any, bytes]:
+        conn, reused = self._connection(timeout)
+        try:
+            conn.request("POST", self._path, body=payload, headers=headers)
+            response = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            # The receiver closed the idle kept-alive connection as we sent: once more on a new one (the
+            # idempotency key makes a batch that did arrive count once).
+            self._drop()
+            conn, _ = self._connection(timeout)
+            conn.request("POST", self._path, body=payload, headers=headers)
+            response = conn.getresponse()
+        body = response.read()
+        if response.will_close:
+            self._drop()
+        return response.status, response.headers, body
+
+    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """The kept-alive connection if the receiver has not closed it, else a new one; and whether it is reused."""
+        conn = self._conn
+        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
+            conn.sock.settimeout(timeout)
+            return conn, True
+        self._drop()
+        if self._https:
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+                                               context=self._ssl_context or ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        self._conn = conn
+        return conn, False
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
     def close(self) -> None:
-        self._transport.close()
+        """Also from another thread while a send hangs: shutting the socket down ends that send at once."""
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+        self._drop()
 
 
-def _detail(result) -> str:
+def _dropped(sock: socket.socket) -> bool:
+    """An idle kept-alive socket that is readable was closed by the peer (or holds data nobody asked for)."""
     try:
-        return result.text()[:_DETAIL_CHARS]
-    except Exception:  # noqa: BLE001 (an undecodable body is no reason to lose the status)
-        return ""
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
-def _partial_success(result) -> SendResult:
+def _partial_success(body: bytes) -> SendResult:
     """An OTLP 2xx may say some points were dropped (e.g. values that cannot be stored); a body that is not an
     `ExportMetricsServiceResponse` is still a success."""
+    if not body:
+        return SendResult("ok")
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
     try:
-        partial = ExportMetricsServiceResponse.FromString(result.content()).partial_success
+        partial = ExportMetricsServiceResponse.FromString(body).partial_success
     except DecodeError:
         return SendResult("ok")
     return SendResult("ok", detail=partial.error_message[:_DETAIL_CHARS], rejected_points=partial.rejected_data_points)
-
-
-def _error_reason(error: BaseException | None) -> str:
-    text = type(error).__name__.lower() if error else "unknown"
-    return "timeout" if "timeout" in text else "connection"
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
