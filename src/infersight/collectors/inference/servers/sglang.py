@@ -4,6 +4,12 @@ Older versions expose no failure counter: every finished request counts as good.
 aborted requests (`sglang:num_aborted_requests_total`); an aborted request also finishes, so it is
 in `num_requests_total` too: good = finished - aborted of the same series, bad = aborted
 (`error.type` = `abort`), never counted twice.
+
+HTTP 5xx (`servers/_http.py`): SGLang answers a failed request with an abort carrying the status
+(500 for an internal error), so where `num_aborted_requests` exists the 5xx are already counted.
+Only a server older than that counter whose exposition also holds `http_requests_total` (SGLang's
+own /metrics does not: it mounts prometheus_client's app without the FastAPI instrumentator; a
+deployment may add one) gets its 5xx added as bad, `error.type=http_5xx`.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from infersight.collectors.inference.metrics import (
     WAITING,
 )
 from infersight.collectors.inference.model import Context, Reading, first, histograms, samples_by_labels, values
+from infersight.collectors.inference.servers import _http
 
 PREFIX = "sglang:"
 _M = "model_name"
@@ -36,7 +43,7 @@ FAMILIES = frozenset({
     "sglang:time_to_first_token_seconds",
     "sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds", "sglang:queue_time_seconds",
     "sglang:prompt_tokens", "sglang:generation_tokens", "sglang:cached_tokens", "sglang:num_running_reqs",
-    "sglang:num_queue_reqs", "sglang:token_usage"})
+    "sglang:num_queue_reqs", "sglang:token_usage", _http.FAMILY})
 
 
 def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
@@ -51,6 +58,8 @@ def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
             yield r
     if aborted is not None:
         yield from values(aborted, ctx, REQUESTS, _M, {OUTCOME: "bad", ERROR_TYPE: "abort"})
+    else:
+        yield from _http.server_errors(families, ctx, _http.model_names(fam, _M))
     for spec, names in ((DURATION, ("sglang:e2e_request_latency_seconds",)),
                         (TTFT, ("sglang:time_to_first_token_seconds",)),
                         (TPOT, ("sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds")),

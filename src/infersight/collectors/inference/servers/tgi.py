@@ -2,6 +2,12 @@
 
 TGI series have no model label: the model comes from the endpoint config or from TGI's
 `GET /info` (`model_id`), which the collector reads once. TGI has no TTFT histogram.
+
+Availability: TGI's router counts every failed request itself (`tgi_request_failure{err}`: validation,
+overloaded, generation, incomplete_generation — the 4xx, 429 and 5xx it answers), so HTTP status
+counters are never read for TGI (`servers/_http.py`): they would count its failures twice. The family
+appears only after the first failure (the metrics crate registers on first use); until then every
+finished request is good.
 """
 from __future__ import annotations
 

@@ -6,6 +6,13 @@
 `local_cache_hit` and `external_kv_transfer` sources; `local_compute` was computed)
 and `num_requests_waiting_by_reason{reason}` (waiting per reason; what the reasons do not cover
 of `num_requests_waiting` is reason `other`, so the reasons always sum to the total).
+
+Availability without an error counter: vLLM's `request_success{finished_reason}` counts requests the
+engine finished (stop, length; abort/error only where the engine records them: V1 as released never
+does, vllm#31503). A request the API server answers with a 5xx never finished, so the front end's
+`http_requests_total{status=5xx}` (`servers/_http.py`) adds it as bad, `error.type=http_5xx` — unless
+this exposition's abort/error series are above zero: then the engine records failures and the 5xx are
+taken to be among them (never counted twice; a V0 server may under-count 5xx the engine never saw).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from infersight.collectors.inference.metrics import (
     WAITING,
 )
 from infersight.collectors.inference.model import Context, Reading, first, histograms, values
+from infersight.collectors.inference.servers import _http
 
 PREFIX = "vllm:"
 _M = "model_name"
@@ -42,7 +50,8 @@ FAMILIES = frozenset({
     "vllm:inter_token_latency_seconds", "vllm:request_queue_time_seconds", "vllm:prompt_tokens",
     "vllm:generation_tokens", "vllm:prompt_tokens_cached", "vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits",
     "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-    "vllm:gpu_cache_usage_perc", "vllm:prompt_tokens_by_source", "vllm:num_requests_waiting_by_reason"})
+    "vllm:gpu_cache_usage_perc", "vllm:prompt_tokens_by_source", "vllm:num_requests_waiting_by_reason",
+    _http.FAMILY})
 # prompt_tokens_by_source sources that were not computed by this engine.
 CACHED_SOURCES = frozenset({"local_cache_hit", "external_kv_transfer"})
 
@@ -62,6 +71,8 @@ def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
             if bad:
                 attrs[ERROR_TYPE] = reason
             yield Reading(REQUESTS, ("vllm:request_success", tuple(sorted(s.labels.items()))), attrs, s.value)
+    if not _engine_counts_failures(fam):
+        yield from _http.server_errors(families, ctx, _http.model_names(fam, _M))
     # Alternatives per normalised histogram, the most precise first.
     for spec, names in ((DURATION, ("vllm:e2e_request_latency_seconds",)),
                         (TTFT, ("vllm:time_to_first_token_seconds",)),
@@ -89,6 +100,12 @@ def readings(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
         fam = first(families, *names)
         if fam is not None:
             yield from values(fam, ctx, spec, _M)
+
+
+def _engine_counts_failures(fam: Metric | None) -> bool:
+    """Whether the engine records failed requests itself (an abort/error series above zero)."""
+    return fam is not None and any(s.value > 0 and s.labels.get("finished_reason") in BAD_REASONS
+                                   for s in fam.samples if not s.name.endswith("_created"))
 
 
 def _waiting(families: Mapping[str, Metric], ctx: Context) -> Iterable[Reading]:
