@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.async_api import async_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -35,8 +36,7 @@ async def browser(width: int = 1280, height: int = 900, token: str | None = None
     """A fresh headless Chromium page; `token` is put in sessionStorage as the token form does."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (Debian package 'chromium')")
-    async_api = pytest.importorskip("playwright.async_api")
-    async with async_api.async_playwright() as p:
+    async with async_playwright() as p:
         b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
                                                                     "--disable-dev-shm-usage"])
         try:
