@@ -1,6 +1,7 @@
 """Embedded ClickHouse through chDB: one process owns the data directory."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -24,13 +25,11 @@ def _settings_clause(settings: dict[str, Any] | None) -> str:
 def _run(session: Any, sql: str, fmt: str) -> Any:
     try:
         return session.query(sql, fmt)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 -- chDB raises plain exceptions; classify() types them
         msg = str(err)
         # chDB keeps a failed query's partial output and prepends it to the next result.
-        try:
+        with contextlib.suppress(Exception):  # draining is best effort
             session.query("SELECT 1", "CSV")
-        except Exception:  # noqa: BLE001 -- draining is best effort
-            pass
         raise classify(msg) from None
 
 
@@ -143,7 +142,7 @@ class EmbeddedStorage:
                 arrow_data = data  # noqa: F841 -- chDB resolves Python(name) in the calling frame
                 self._session.query(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM Python(arrow_data)"
                                     + _settings_clause(settings))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 -- chDB raises plain exceptions; classify() types them
                 raise classify(str(err)) from None
 
     def ping(self) -> None:

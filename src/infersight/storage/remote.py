@@ -32,13 +32,13 @@ class ClickHouseStorage:
     def execute(self, sql: str, settings: dict[str, Any] | None = None) -> None:
         try:
             self._client.command(sql, settings=settings)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 -- the client raises its own types; classify() maps codes
             raise classify(str(err)) from None
 
     def query(self, sql: str, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         try:
             res = self._client.query(sql, settings=settings)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 -- the client raises its own types; classify() maps codes
             raise classify(str(err)) from None
         return list(res.named_results())
 
@@ -46,14 +46,14 @@ class ClickHouseStorage:
         """The result in ClickHouse's output format `fmt`, as bytes."""
         try:
             return self._client.raw_query(sql, settings=settings, fmt=fmt)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 -- the client raises its own types; classify() maps codes
             raise classify(str(err)) from None
 
     def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         try:
             self._client.insert_arrow(table, data, database=self.database, settings=settings)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 -- the client raises its own types; classify() maps codes
             raise classify(str(err)) from None
 
     def ping(self) -> None:
