@@ -227,3 +227,25 @@ def test_probe_names_never_reach_user_traffic_rollups():
         if spec.name in rollups.COUNTED_SUMS:
             assert spec.kind == "histogram", spec.name  # the rollups read only the sums of that name
         assert sc.TRAFFIC in spec.attributes
+
+
+def test_multi_cloud_example_passes_config_check_and_its_probe_slos_load():
+    """examples/multi-cloud.yaml (README "Multi-cloud"): two clouds, one model, probes, a LiteLLM proxy and a
+    self-hosted vLLM; `config check` accepts it and examples/slos/probes.yaml compiles."""
+    from tests.test_config import EXAMPLES, run_cli
+
+    from infersight.config import load_config
+    from infersight.slo.model import load_slos
+
+    out = run_cli("config", "check", str(EXAMPLES / "multi-cloud.yaml"))
+    assert out.returncode == 0, out.stderr
+    cfg = load_config(EXAMPLES / "multi-cloud.yaml", env={})
+    assert [c.type for c in cfg.collectors] == ["host", "inference", "probe"]
+    inference, probes = cfg.collectors[1], cfg.collectors[2]
+    assert [e.kind for e in inference.endpoints] == ["vllm", "litellm"]
+    assert {(e.cloud_provider, e.cloud_region) for e in probes.endpoints} == \
+        {("aws", "us-west-2"), ("azure", "eastus2"), ("aws", "us-east-1")}
+    assert all(e.headers_file or e.base_url.startswith("http://127.0.0.1") for e in probes.endpoints)
+    slos = {s.name: s for s in load_slos([EXAMPLES / "slos" / "probes.yaml"])}
+    assert slos["probe-availability"].sli_kind == "probe_availability"
+    assert slos["probe-ttft"].sli.failed_bad and slos["probe-ttft"].group_by == (sc.CLOUD_PROVIDER, sc.CLOUD_REGION)
