@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from infersight.rollups import DIMENSIONS, LATENCY_BOUNDS
+from infersight.rollups import DIMENSIONS, SPAN_BOUNDS
 
 RES = {"cloud.provider": "aws", "cloud.region": "us-east-1", "host.name": "gpu-1", "host.type": "p5.48xlarge",
        "service.name": "infersight-agent"}
@@ -53,10 +53,10 @@ def requests(store, **where) -> list[dict]:
 def latency(store, kind: str, **where) -> list[dict]:
     cond = " AND ".join([f"Kind = '{kind}'", *(f"{k} = '{v}'" for k, v in where.items())])
     return store.query(
-        f"SELECT toString(Minute) AS Minute, Model, ServerKind, Tenant, any(Bounds) AS Bounds, "
+        f"SELECT toString(Minute) AS Minute, Model, ServerKind, Tenant, Source, Bounds, "
         "sumForEach(BucketCounts) AS Buckets, sum(Count) AS Count, sum(Sum) AS Sum "
         f"FROM `{store.database}`.infersight_latency_1m WHERE {cond} "
-        "GROUP BY Minute, Model, ServerKind, Tenant ORDER BY Minute, Model")
+        "GROUP BY Minute, Model, ServerKind, Tenant, Source, Bounds ORDER BY Minute, Model")
 
 
 def n(v) -> int:
@@ -91,6 +91,8 @@ def test_scraped_request_and_token_deltas_roll_up(store):
         ("aws", "us-east-1", "gpu-1", "llama-3-8b", "vllm", "search")
     assert (n(r["Requests"]), n(r["Bad"]), n(r["Input"]), n(r["Output"]), n(r["Cached"])) == (10, 2, 300, 100, 50)
     assert n(rows[1]["Requests"]) == 4 and rows[1]["Minute"] == "2026-11-26 10:01:00"
+    sources = store.query(f"SELECT DISTINCT Source FROM `{store.database}`.infersight_requests_1m")
+    assert [r["Source"] for r in sources] == ["server"]
 
 
 def test_tenant_falls_back_to_resource_attribute(store):
@@ -101,16 +103,15 @@ def test_tenant_falls_back_to_resource_attribute(store):
     assert requests(store)[0]["Tenant"] == "risk"
 
 
-def test_server_histograms_rebucketed_onto_fixed_bounds(store):
+def test_server_histograms_keep_their_native_bounds(store):
     e2e = "gen_ai.server.request.duration"
     v0 = [1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0]
     tgi = [0.0001 * 1.5 ** k for k in range(1, 36)]
     insert(store, "otel_metrics_histogram", [
-        # vLLM V0 bounds are all rollup bounds: exact.
         hist_row(e2e, v0, [1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 3], 300.5, VLLM),
         # Triton: no bounds at all, count and sum still exact, all in +Inf.
         hist_row(e2e, [], [2], 0.75, {**VLLM, "gen_ai.request.model": "densenet", "infersight.server.kind": "triton"}),
-        # TGI bounds fall between ours: each bucket goes to the first rollup bound >= its upper bound.
+        # TGI's geometric bounds are kept as they are, never moved onto another grid.
         hist_row(e2e, tgi, [1 if i == 22 else 0 for i in range(36)], 1.0,
                  {**VLLM, "gen_ai.request.model": "mistral", "infersight.server.kind": "tgi"}),
         hist_row("gen_ai.server.time_to_first_token", [0.1], [1, 1], 0.55, VLLM),
@@ -118,29 +119,36 @@ def test_server_histograms_rebucketed_onto_fixed_bounds(store):
         hist_row("infersight.inference.request.queue_time", [0.3], [1, 0], 0.2, VLLM),
         hist_row(e2e, v0, [0] * 11, 0.0, VLLM),  # an idle interval adds no row
         hist_row(e2e, v0, [9] * 11, 9.0, VLLM, temporality=2),  # cumulative: ignored
+        hist_row(e2e, [2.0, 1.0], [1, 0, 0], 1.0, VLLM),  # bounds out of order: left out, never misread
     ])
+    # A second insert of the same layout adds up bucket by bucket.
+    insert(store, "otel_metrics_histogram", [hist_row(e2e, v0, [1] + [0] * 10, 0.5, {**VLLM, "engine": "1"})])
     rows = {r["Model"]: r for r in latency(store, "e2e")}
-    bounds = list(LATENCY_BOUNDS["e2e"])
     vllm = rows["llama-3-8b"]
-    assert vllm["Bounds"] == bounds and len(vllm["Buckets"]) == len(bounds) + 1
-    expect = [0] * (len(bounds) + 1)
-    expect[bounds.index(1.0)], expect[bounds.index(2.5)], expect[bounds.index(10.0)], expect[-1] = 1, 2, 1, 3
-    assert [n(b) for b in vllm["Buckets"]] == expect
-    assert (n(vllm["Count"]), vllm["Sum"]) == (7, 300.5)
+    assert vllm["Bounds"] == v0 and [n(b) for b in vllm["Buckets"]] == [2, 2, 0, 1, 0, 0, 0, 0, 0, 0, 3]
+    assert (n(vllm["Count"]), vllm["Sum"], vllm["Source"]) == (8, 301.0, "server")
     triton = rows["densenet"]
-    assert [n(b) for b in triton["Buckets"]] == [0] * len(bounds) + [2] and triton["Sum"] == 0.75
+    assert (triton["Bounds"], [n(b) for b in triton["Buckets"]], triton["Sum"]) == ([], [2], 0.75)
     assert triton["ServerKind"] == "triton"
     tgi_row = rows["mistral"]
-    assert (tgi[21], tgi[22]) == pytest.approx((0.748183, 1.122274))  # → counted at 1.5, never at 1.0
-    assert [n(b) for b in tgi_row["Buckets"]].index(1) == bounds.index(1.5)
+    assert tgi_row["Bounds"] == pytest.approx(tgi) and [n(b) for b in tgi_row["Buckets"]].index(1) == 22
     ttft = latency(store, "ttft")[0]
-    assert ttft["Bounds"] == list(LATENCY_BOUNDS["ttft"])
-    b = [n(x) for x in ttft["Buckets"]]
-    assert b[LATENCY_BOUNDS["ttft"].index(0.1)] == 1 and b[-1] == 1 and sum(b) == 2
-    tpot = [n(x) for x in latency(store, "tpot")[0]["Buckets"]]
-    assert tpot[LATENCY_BOUNDS["tpot"].index(0.01)] == 4
+    assert (ttft["Bounds"], [n(x) for x in ttft["Buckets"]]) == ([0.1], [1, 1])
+    assert [n(x) for x in latency(store, "tpot")[0]["Buckets"]] == [4, 0]
     queue = latency(store, "queue")[0]
-    assert [n(x) for x in queue["Buckets"]][LATENCY_BOUNDS["queue"].index(0.3)] == 1 and queue["Sum"] == 0.2
+    assert [n(x) for x in queue["Buckets"]] == [1, 0] and queue["Sum"] == 0.2
+
+
+def test_layouts_are_rows_of_their_own(store):
+    """Two servers with different bounds in one minute: one row per layout, read back with each layout's counts."""
+    e2e = "gen_ai.server.request.duration"
+    insert(store, "otel_metrics_histogram", [
+        hist_row(e2e, [0.25, 0.5], [1, 2, 0], 1.0, VLLM),
+        hist_row(e2e, [0.4, 0.5], [3, 0, 1], 9.0, {**VLLM, "engine": "1"}),
+    ])
+    rows = store.query(f"SELECT Bounds, sumForEach(BucketCounts) AS b FROM `{store.database}`.infersight_latency_1m "
+                       "GROUP BY Bounds ORDER BY Bounds")
+    assert [(r["Bounds"], [n(x) for x in r["b"]]) for r in rows] == [([0.25, 0.5], [1, 2, 0]), ([0.4, 0.5], [3, 0, 1])]
 
 
 def test_genai_spans_count_as_requests_with_latency(store):
@@ -166,13 +174,17 @@ def test_genai_spans_count_as_requests_with_latency(store):
     ads = rows["ads"]
     assert (n(ads["Requests"]), n(ads["Input"]), ads["ServerKind"]) == (1, 0, "openai")  # gen_ai.system fallback
     e2e = {r["Tenant"]: r for r in latency(store, "e2e")}
-    bounds = LATENCY_BOUNDS["e2e"]
+    bounds = list(SPAN_BOUNDS)
+    assert e2e["legal"]["Bounds"] == bounds and e2e["legal"]["Source"] == "span"
     b = [n(x) for x in e2e["legal"]["Buckets"]]
-    assert b[bounds.index(1.5)] == 1 and b[bounds.index(0.3)] == 1 and b[bounds.index(40.0)] == 1
+    # Exact durations on a bound count at or under it: 1.2 s in (1.15, 1.2], 0.3 s in (0.29, 0.3].
+    assert b[bounds.index(1.2)] == 1 and b[bounds.index(0.3)] == 1 and b[bounds.index(40.0)] == 1
     assert e2e["legal"]["Sum"] == pytest.approx(41.5) and n(e2e["legal"]["Count"]) == 3
     ttft = latency(store, "ttft")
     assert len(ttft) == 1 and n(ttft[0]["Count"]) == 1
-    assert [n(x) for x in ttft[0]["Buckets"]][LATENCY_BOUNDS["ttft"].index(0.25)] == 1
+    assert [n(x) for x in ttft[0]["Buckets"]][bounds.index(0.25)] == 1
+    sources = store.query(f"SELECT DISTINCT Source FROM `{store.database}`.infersight_requests_1m")
+    assert {r["Source"] for r in sources} == {"span"}
 
 
 def test_node_uptime_minutes_from_endpoint_scrapes(store):

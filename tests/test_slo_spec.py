@@ -108,8 +108,8 @@ def test_objective_is_exact():
                                                       "long_window": "5m", "short_window": "1h"}]}),
      "short_window must be shorter than long_window"),
     (lambda d: d["spec"].update(sli={"accelerator_health": {}}), "set budgeting: timeslices"),
-    (lambda d: d["spec"].update(sli={"latency": {"kind": "ttft", "threshold_seconds": 0.33}}),
-     "threshold_seconds 0.33 is not a bucket boundary of the ttft latency rollup; boundaries that exist: [0.001,"),
+    (lambda d: d["spec"].update(sli={"latency": {"kind": "ttft", "threshold_seconds": 0.123}}),
+     "threshold_seconds 0.123 is not a bucket boundary of the ttft latency rollup's span grid"),
     (lambda d: d["spec"].update(sli={"cost": {"metric": "spend_usd", "prices": {}}}), "needs budget_usd"),
 ])
 def test_errors_name_file_slo_and_field(mutate, message):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from infersight.collectors.probe import metrics as probe_metrics
 from infersight.cost.catalog import Rate
-from infersight.rollups import LATENCY_BOUNDS
+from infersight.rollups import threshold_problem
 from infersight.slo.dimensions import HEALTH_COLUMNS, PROBE_ATTRIBUTES, ROLLUP_ATTRIBUTES
 
 API_VERSION = "infersight/v1"
@@ -80,10 +80,9 @@ class LatencySli(_Strict):
 
     @model_validator(mode="after")
     def _boundary(self) -> LatencySli:
-        bounds = LATENCY_BOUNDS.get(self.kind, ())
-        if float(self.threshold_seconds) not in bounds:
-            raise ValueError(f"threshold_seconds {self.threshold_seconds} is not a bucket boundary of the "
-                             f"{self.kind} latency rollup; boundaries that exist: {list(bounds)}")
+        problem = threshold_problem(self.kind, float(self.threshold_seconds))
+        if problem:
+            raise ValueError(f"threshold_seconds {self.threshold_seconds} {problem}")
         return self
 
 

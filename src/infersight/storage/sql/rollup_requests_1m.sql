@@ -1,5 +1,6 @@
 -- Per-minute request and token counts (infersight.rollups). Rendered by infersight.storage.schema.render;
--- {tenant}, {requests_metric}, {tokens_metric}, {max_count} and {max_cost} come from infersight.rollups.
+-- {tenant}, {server_kind}, {requests_metric}, {tokens_metric}, {max_count}, {max_cost} and the {source_*} names
+-- come from infersight.rollups.
 CREATE TABLE IF NOT EXISTS {db}.`infersight_requests_1m{local}`{on_cluster} (
     `Minute` DateTime,
     `CloudProvider` LowCardinality(String),
@@ -8,6 +9,7 @@ CREATE TABLE IF NOT EXISTS {db}.`infersight_requests_1m{local}`{on_cluster} (
     `Model` LowCardinality(String),
     `ServerKind` LowCardinality(String),
     `Tenant` LowCardinality(String),
+    `Source` LowCardinality(String),
     `Requests` UInt64,
     `BadRequests` UInt64,
     `InputTokens` UInt64,
@@ -16,19 +18,30 @@ CREATE TABLE IF NOT EXISTS {db}.`infersight_requests_1m{local}`{on_cluster} (
     `ReportedCostUSD` Decimal(38, 12)
 ) ENGINE = {engine:Summing}
 PARTITION BY toYYYYMM(Minute)
-ORDER BY (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant)
+ORDER BY (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source)
 SETTINGS non_replicated_deduplication_window = {dedup_window};
 
 -- Databases created before the views deduplicated.
 ALTER TABLE {db}.`infersight_requests_1m{local}`{on_cluster} MODIFY SETTING non_replicated_deduplication_window = {dedup_window};
 
--- Scraped servers: request and token deltas (finite counts in [0, max_count] only).
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_metrics_mv{local}`{on_cluster}
+-- Databases created before rows said their source: old rows read Source = ''. Source is not in such a
+-- database's sorting key (ClickHouse adds a column to it only together with a new column), so a merge may
+-- keep either source of two rows with the same dimensions; databases created since have it in the key.
+ALTER TABLE {db}.`infersight_requests_1m{local}`{on_cluster} ADD COLUMN IF NOT EXISTS `Source` LowCardinality(String) AFTER `Tenant`;
+
+-- The views of databases created before the Source column.
+DROP VIEW IF EXISTS {db}.`infersight_requests_1m_metrics_mv{local}`{on_cluster};
+DROP VIEW IF EXISTS {db}.`infersight_requests_1m_traces_mv{local}`{on_cluster};
+
+-- Request and token deltas of scraped servers (Source 'server': the inference collector sets the server
+-- kind) or of applications (Source 'app'); finite counts in [0, max_count] only.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_sums_mv{local}`{on_cluster}
 TO {db}.`infersight_requests_1m{local}` AS
 SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider'] AS CloudProvider,
     ResourceAttributes['cloud.region'] AS CloudRegion, ResourceAttributes['host.name'] AS HostName,
-    Attributes['gen_ai.request.model'] AS Model, Attributes['infersight.server.kind'] AS ServerKind,
+    Attributes['gen_ai.request.model'] AS Model, Attributes['{server_kind}'] AS ServerKind,
     if(Attributes['{tenant}'] != '', Attributes['{tenant}'], ResourceAttributes['{tenant}']) AS Tenant,
+    if(Attributes['{server_kind}'] != '', '{source_server}', '{source_app}') AS Source,
     toUInt64(round(sumIf(Value, MetricName = '{requests_metric}'
         AND isFinite(Value) AND Value >= 0 AND Value <= {max_count}))) AS Requests,
     toUInt64(round(sumIf(Value, MetricName = '{requests_metric}' AND Attributes['infersight.request.outcome'] = 'bad'
@@ -42,11 +55,11 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     toDecimal128(0, 12) AS ReportedCostUSD
 FROM {db}.`otel_metrics_sum{local}`
 WHERE AggregationTemporality = 1 AND (MetricName = '{requests_metric}' OR MetricName = '{tokens_metric}')
-GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant;
+GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source;
 
--- Instrumented applications: one request per GenAI span; token attributes outside [0, max_count]
--- and costs outside [0, max_cost] count as 0.
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_traces_mv{local}`{on_cluster}
+-- Instrumented applications: one request per GenAI span (Source 'span'); token attributes outside
+-- [0, max_count] and costs outside [0, max_cost] count as 0.
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`infersight_requests_1m_spans_mv{local}`{on_cluster}
 TO {db}.`infersight_requests_1m{local}` AS
 SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'] AS CloudProvider,
     ResourceAttributes['cloud.region'] AS CloudRegion, ResourceAttributes['host.name'] AS HostName,
@@ -54,6 +67,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
     if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
        SpanAttributes['gen_ai.system']) AS ServerKind,
     if(SpanAttributes['{tenant}'] != '', SpanAttributes['{tenant}'], ResourceAttributes['{tenant}']) AS Tenant,
+    '{source_span}' AS Source,
     count() AS Requests,
     countIf(StatusCode = 'Error') AS BadRequests,
     sum(if(toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens']) <= {max_count},
@@ -70,4 +84,4 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
            toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12), toDecimal128(0, 12))) AS ReportedCostUSD
 FROM {db}.`otel_traces{local}`
 WHERE SpanAttributes['gen_ai.request.model'] != ''
-GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant;
+GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source;
