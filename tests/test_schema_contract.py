@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infersight import rollups
+from infersight import accelerator_rollups, rollups
 from infersight.gateway import store as gateway_store
 from infersight.gateway.rows.attrs import arrow_type
 from infersight.slo import store as slo_store
@@ -18,12 +18,14 @@ from infersight.storage import tables
 
 pytest.importorskip("chdb")
 
-DECLARED = {t.name: t for t in (*tables.TABLES, *rollups.TABLES, *slo_store.TABLES, *gateway_store.TABLES)}
+DECLARED = {t.name: t for t in (*tables.TABLES, *rollups.TABLES, *accelerator_rollups.TABLES, *slo_store.TABLES,
+                                     *gateway_store.TABLES)}
 SRC = Path(__file__).resolve().parent.parent / "src" / "infersight"
 
 
 def test_every_table_is_declared_once():
-    names = [t.name for t in (*tables.TABLES, *rollups.TABLES, *slo_store.TABLES, *gateway_store.TABLES)]
+    names = [t.name for t in (*tables.TABLES, *rollups.TABLES, *accelerator_rollups.TABLES, *slo_store.TABLES,
+                              *gateway_store.TABLES)]
     assert len(names) == len(set(names))
 
 

@@ -5,13 +5,13 @@ schema without loading the HTTP server (and the agent install, which has no serv
 """
 from __future__ import annotations
 
-from infersight import rollups
+from infersight import accelerator_rollups, rollups
 from infersight.gateway import store as gateway_store
 from infersight.slo import store as slo_store
 from infersight.storage.schema import DdlSource
 
 # The rollups are views over what the receiver writes; the key table is its idempotency record.
-RECEIVER_TABLES: tuple[DdlSource, ...] = (rollups.ddl, gateway_store.ddl)
+RECEIVER_TABLES: tuple[DdlSource, ...] = (rollups.ddl, accelerator_rollups.ddl, gateway_store.ddl)
 SLO_TABLES: tuple[DdlSource, ...] = (slo_store.ddl,)
 
 

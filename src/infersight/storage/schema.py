@@ -48,6 +48,7 @@ SHARDING_KEYS = {
     "infersight_latency_1m": "cityHash64(HostName)",
     "infersight_nodes_1m": "cityHash64(HostName)",
     "infersight_hw_health_1m": "cityHash64(HostName)",
+    "infersight_accelerators_1m": "cityHash64(HostName)",
     "infersight_gateway_requests": "cityHash64(Key)",
     "infersight_gateway_blocks": "cityHash64(Token)",
     # Every version of one id on one shard: FINAL (per shard) then sees them all.

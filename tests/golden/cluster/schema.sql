@@ -524,6 +524,119 @@ FROM `otel`.`otel_metrics_gauge_local`
 WHERE MetricName = 'infersight.inference.endpoint.up'
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, HostType, CapacityType;
 
+CREATE TABLE IF NOT EXISTS `otel`.`infersight_accelerators_1m_local` ON CLUSTER `infersight` (
+    `Minute` DateTime,
+    `CloudProvider` LowCardinality(String),
+    `CloudRegion` LowCardinality(String),
+    `HostName` LowCardinality(String),
+    `HostType` LowCardinality(String),
+    `Device` String,
+    `XidSeries` String,
+    `Samples` UInt64,
+    `LastSeen` DateTime,
+    `UtilSum` Float64,
+    `UtilCount` UInt64,
+    `TensorSum` Float64,
+    `TensorCount` UInt64,
+    `SmSum` Float64,
+    `SmCount` UInt64,
+    `DramSum` Float64,
+    `DramCount` UInt64,
+    `PowerSum` Float64,
+    `PowerCount` UInt64,
+    `TempSum` Float64,
+    `TempCount` UInt64,
+    `TempMax` Float64,
+    `MemUtilSum` Float64,
+    `MemUtilCount` UInt64,
+    `MemUsedSum` Float64,
+    `MemUsedCount` UInt64,
+    `MemLimitMax` Float64,
+    `Reachable` UInt64,
+    `Unreachable` UInt64,
+    `StatusTime` DateTime,
+    `State` LowCardinality(String),
+    `XidDelta` Float64,
+    `XidSamples` UInt64,
+    `XidMax` Float64,
+    `XidMin` Float64,
+    `XidStart` DateTime,
+    `CpuIdleSum` Float64,
+    `CpuIdleCount` UInt64,
+    `MemorySum` Float64,
+    `MemoryCount` UInt64
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
+PARTITION BY toYYYYMM(Minute)
+ORDER BY (Minute, HostName, Device, XidSeries)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS `otel`.`infersight_accelerators_1m` ON CLUSTER `infersight` AS `otel`.`infersight_accelerators_1m_local`
+ENGINE = Distributed(`infersight`, `otel`, `infersight_accelerators_1m_local`, cityHash64(HostName));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`infersight_accelerators_1m_gauge_mv_local` ON CLUSTER `infersight`
+TO `otel`.`infersight_accelerators_1m_local` AS
+SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider'] AS CloudProvider,
+    ResourceAttributes['cloud.region'] AS CloudRegion, ResourceAttributes['host.name'] AS HostName,
+    ResourceAttributes['host.type'] AS HostType, if(Attributes['hw.id'] != '', Attributes['hw.id'], if(Attributes['infersight.neuron.core'] != '', concat('nc', Attributes['infersight.neuron.core']), '')) AS Device,
+    if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS XidSeries,
+    count() AS Samples, toDateTime(max(TimeUnix)) AS LastSeen,
+    sumIf(Value, ((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) OR MetricName = 'infersight.neuron.core.utilization') AND isFinite(Value)) AS UtilSum, countIf(((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) OR MetricName = 'infersight.neuron.core.utilization') AND isFinite(Value)) AS UtilCount,
+    sumIf(Value, (MetricName = 'infersight.gpu.pipe.utilization' AND Attributes['infersight.gpu.pipe'] = 'tensor') AND isFinite(Value)) AS TensorSum, countIf((MetricName = 'infersight.gpu.pipe.utilization' AND Attributes['infersight.gpu.pipe'] = 'tensor') AND isFinite(Value)) AS TensorCount,
+    sumIf(Value, MetricName = 'infersight.gpu.sm.activity' AND isFinite(Value)) AS SmSum,
+    countIf(MetricName = 'infersight.gpu.sm.activity' AND isFinite(Value)) AS SmCount,
+    sumIf(Value, MetricName = 'infersight.gpu.dram.activity' AND isFinite(Value)) AS DramSum,
+    countIf(MetricName = 'infersight.gpu.dram.activity' AND isFinite(Value)) AS DramCount,
+    sumIf(Value, MetricName = 'hw.power' AND isFinite(Value)) AS PowerSum,
+    countIf(MetricName = 'hw.power' AND isFinite(Value)) AS PowerCount,
+    sumIf(Value, (MetricName = 'hw.temperature' AND Attributes['hw.sensor_location'] IN ('', 'gpu')) AND isFinite(Value)) AS TempSum, countIf((MetricName = 'hw.temperature' AND Attributes['hw.sensor_location'] IN ('', 'gpu')) AND isFinite(Value)) AS TempCount,
+    if(TempCount > 0, maxIf(Value, (MetricName = 'hw.temperature' AND Attributes['hw.sensor_location'] IN ('', 'gpu')) AND isFinite(Value)), -inf) AS TempMax,
+    sumIf(Value, MetricName = 'hw.gpu.memory.utilization' AND isFinite(Value)) AS MemUtilSum,
+    countIf(MetricName = 'hw.gpu.memory.utilization' AND isFinite(Value)) AS MemUtilCount,
+    0 AS MemUsedSum, toUInt64(0) AS MemUsedCount, -inf AS MemLimitMax,
+    countIf(MetricName = 'infersight.gpu.reachable' AND Value > 0) AS Reachable,
+    countIf(MetricName = 'infersight.gpu.reachable' AND Value = 0) AS Unreachable,
+    toDateTime(maxIf(TimeUnix, MetricName = 'hw.status' AND Value > 0)) AS StatusTime,
+    argMaxIf(Attributes['hw.state'], TimeUnix, MetricName = 'hw.status' AND Value > 0) AS State,
+    countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS XidDelta,
+    countIf((MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)) AS XidSamples,
+    if(XidSamples > 0, maxIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)), -inf) AS XidMax,
+    if(XidSamples > 0, minIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)), inf) AS XidMin,
+    toDateTime(if(XidSamples > 0, minIf(StartTimeUnix, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)), toDateTime64(0, 9))) AS XidStart,
+    sumIf(Value, (MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') AND isFinite(Value)) AS CpuIdleSum, countIf((MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') AND isFinite(Value)) AS CpuIdleCount,
+    sumIf(Value, (MetricName = 'system.memory.utilization' AND Attributes['system.memory.state'] = 'used') AND isFinite(Value)) AS MemorySum, countIf((MetricName = 'system.memory.utilization' AND Attributes['system.memory.state'] = 'used') AND isFinite(Value)) AS MemoryCount
+FROM `otel`.`otel_metrics_gauge_local`
+WHERE MetricName IN ('hw.gpu.utilization', 'infersight.neuron.core.utilization', 'infersight.gpu.pipe.utilization', 'infersight.gpu.sm.activity', 'infersight.gpu.dram.activity', 'hw.power', 'hw.temperature', 'hw.gpu.memory.utilization', 'infersight.gpu.reachable', 'hw.status', 'hw.errors', 'infersight.gpu.xid.last', 'system.cpu.utilization', 'system.memory.utilization', 'infersight.collector.up', 'infersight.inference.endpoint.up', 'infersight.neuron.monitor.up', 'infersight.probe.up')
+GROUP BY Minute, CloudProvider, CloudRegion, HostName, HostType, Device, XidSeries;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`infersight_accelerators_1m_sum_mv_local` ON CLUSTER `infersight`
+TO `otel`.`infersight_accelerators_1m_local` AS
+SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider'] AS CloudProvider,
+    ResourceAttributes['cloud.region'] AS CloudRegion, ResourceAttributes['host.name'] AS HostName,
+    ResourceAttributes['host.type'] AS HostType, if(Attributes['hw.id'] != '', Attributes['hw.id'], if(Attributes['infersight.neuron.core'] != '', concat('nc', Attributes['infersight.neuron.core']), '')) AS Device,
+    if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS XidSeries,
+    count() AS Samples, toDateTime(max(TimeUnix)) AS LastSeen,
+    0 AS UtilSum, toUInt64(0) AS UtilCount, 0 AS TensorSum, toUInt64(0) AS TensorCount, 0 AS SmSum,
+    toUInt64(0) AS SmCount, 0 AS DramSum, toUInt64(0) AS DramCount, 0 AS PowerSum, toUInt64(0) AS PowerCount,
+    0 AS TempSum, toUInt64(0) AS TempCount, -inf AS TempMax, 0 AS MemUtilSum, toUInt64(0) AS MemUtilCount,
+    sumIf(Value, MetricName = 'hw.gpu.memory.usage' AND isFinite(Value)) AS MemUsedSum,
+    countIf(MetricName = 'hw.gpu.memory.usage' AND isFinite(Value)) AS MemUsedCount,
+    if(countIf(MetricName = 'hw.gpu.memory.limit' AND isFinite(Value)) > 0,
+       maxIf(Value, MetricName = 'hw.gpu.memory.limit' AND isFinite(Value)), -inf) AS MemLimitMax,
+    toUInt64(0) AS Reachable, toUInt64(0) AS Unreachable,
+    toDateTime(maxIf(TimeUnix, MetricName = 'hw.status' AND Value > 0)) AS StatusTime,
+    argMaxIf(Attributes['hw.state'], TimeUnix, MetricName = 'hw.status' AND Value > 0) AS State,
+    sumIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality = 1)
+        + countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS XidDelta,
+    countIf((MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1) AS XidSamples,
+    if(XidSamples > 0, maxIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1), -inf) AS XidMax,
+    if(XidSamples > 0, minIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1), inf) AS XidMin,
+    toDateTime(if(XidSamples > 0, minIf(StartTimeUnix, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1),
+                  toDateTime64(0, 9))) AS XidStart,
+    0 AS CpuIdleSum, toUInt64(0) AS CpuIdleCount, 0 AS MemorySum, toUInt64(0) AS MemoryCount
+FROM `otel`.`otel_metrics_sum_local`
+WHERE MetricName IN ('hw.gpu.memory.usage', 'hw.gpu.memory.limit', 'hw.status', 'hw.errors', 'infersight.gpu.xid.last', 'infersight.agent.points.exported')
+GROUP BY Minute, CloudProvider, CloudRegion, HostName, HostType, Device, XidSeries;
+
 CREATE TABLE IF NOT EXISTS `otel`.`infersight_gateway_requests_local` ON CLUSTER `infersight` (
     `Key` String,
     `Digest` String DEFAULT '',
