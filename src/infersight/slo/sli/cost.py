@@ -1,7 +1,9 @@
 """Cost SLIs: spend against a budget, or USD per 1M tokens against a target, per group.
 
 Spend is priced per model with `cost.catalog.Rate.cost`, the same formula as `infersight cost
-report` (cached input is capped at input), so an SLO and the report agree on the same data.
+report` (cached input is capped at input), so an SLO and the report agree on the same data. Request rows
+are counted with the source precedence of docs/slo.md (`ratio.requests_scan`): an app's own
+`gen_ai.client.token.usage` sums next to its spans are not counted twice.
 """
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ from infersight.slo.sli.base import (
     Cumulative,
     Reader,
     Rows,
-    Scan,
     SlotCoverage,
     coverage_by,
     cumulative_by,
@@ -26,6 +27,7 @@ from infersight.slo.sli.base import (
     group_of,
     occurrence_sql,
 )
+from infersight.slo.sli.ratio import requests_scan
 
 MILLION = 1_000_000
 Models = Mapping[str, Cumulative]  # model -> sums of (requests, input, output, cached tokens)
@@ -90,7 +92,7 @@ class CostSource:
 
     def rows(self, slos: Sequence[Slo], starts: Sequence[int], now: int, read: Reader) -> Rows:
         lay = read.layout
-        scan = Scan(lay.requests_table, lay.minute, lay.dims, lay.requests_where)
+        scan = requests_scan(read, starts[-1], now)
         measures = [f"sum({lay.requests})", f"sum({lay.input_tokens})", f"sum({lay.output_tokens})",
                     f"sum({lay.cached_tokens})"]
         return read.query(occurrence_sql(scan, read, slos, starts, now, measures, {"model": sc.MODEL}))
