@@ -47,9 +47,28 @@ def unit(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def check_config(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`infersight config check FILE` exits 0."""
-    assert main(["config", "check", str(path)]) == 0, capsys.readouterr().err
+def on_host(text: str, host: Path) -> str:
+    """`text` (a config) with the token files and SLO folders it names created under `host`, standing in for the
+    installed host's `/` laid out as docs/deploy.md says."""
+    tokens = re.findall(r"token_file:\s*([^\s,}]+)", text)
+    folders = [p.strip() for group in re.findall(r"paths:\s*\[([^\]]*)\]", text) for p in group.split(",") if p.strip()]
+    for name in tokens + folders:
+        local = host / name.lstrip("/")
+        if name in tokens:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text("0" * 64 + "\n")
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+        text = text.replace(name, str(local))
+    return text
+
+
+def check_config(path: Path, capsys: pytest.CaptureFixture[str], host: Path) -> None:
+    """`infersight config check FILE` exits 0 on such a host."""
+    copy = host / f"check-{path.name}"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(on_host(path.read_text(), host))
+    assert main(["config", "check", str(copy)]) == 0, capsys.readouterr().err
     capsys.readouterr()
 
 
@@ -83,14 +102,14 @@ def test_server_unit_reloads_on_sighup():
 
 
 @pytest.mark.parametrize("name", sorted(UNIT_CONFIGS))
-def test_execstart_parses_with_the_shipped_configs(name, capsys):
+def test_execstart_parses_with_the_shipped_configs(name, capsys, tmp_path):
     u = unit(DEPLOY / "systemd" / name)
     (argv,) = [shlex.split(line) for line in u["ExecStart"]]
     assert argv[0] == "/opt/infersight/bin/infersight"
     state = Path("/var/lib") / u["StateDirectory"][0]
     for shipped in UNIT_CONFIGS[name]:
         args = build_parser().parse_args([str(shipped) if a in (AGENT_YAML, SERVER_YAML) else a for a in argv[1:]])
-        check_config(args.config, capsys)
+        check_config(Path(args.config), capsys, tmp_path)
         cfg = load_config(args.config, env={})
         if args.command == "agent":
             assert cfg.agent.exporter.spool_dir == state, shipped
@@ -178,7 +197,7 @@ def test_image_commands_run_against_the_wheel(venv, tmp_path):
     for final in ("agent", "server"):
         cmd = entry + yaml.safe_load(instruction(s[final], "CMD")[0])
         cfg = tmp_path / f"{final}.yaml"
-        cfg.write_text(k8s_config(final))
+        cfg.write_text(on_host(k8s_config(final), tmp_path / f"host-{final}"))
         argv = [str(cfg) if a.startswith("/etc/infersight/") else a for a in cmd[1:]]
         subprocess.run([py, "-c", parse, *argv], check=True, cwd=tmp_path, env=clean_env(), timeout=30)
         out = subprocess.run([str(venv / "bin" / cmd[0]), "config", "check", str(cfg)], capture_output=True,
@@ -294,7 +313,7 @@ def test_configmaps_pass_config_check(overlay, tmp_path, capsys):
         for key, text in (cm.get("data") or {}).items():
             path = tmp_path / f"{cm['metadata']['name']}-{key}"
             path.write_text(text)
-            check_config(path, capsys)
+            check_config(path, capsys, tmp_path)
 
 
 def config_of(kind: str, objs: list[dict[str, Any]] | None = None) -> Config:
