@@ -199,3 +199,22 @@ def test_node_uptime_minutes_from_endpoint_scrapes(store):
                        f"FROM `{store.database}`.infersight_nodes_1m GROUP BY HostName, HostType, CapacityType")
     assert [(r["HostName"], r["HostType"], r["CapacityType"], n(r["Minutes"]), n(r["S"])) for r in rows] == \
         [("gpu-1", "p5.48xlarge", "spot", 3, 6)]
+
+
+def test_probe_traffic_stays_out_of_the_user_traffic_rollups(store):
+    """A point or span marked infersight.traffic=probe is synthetic: even under a user-traffic name it is not counted."""
+    probe = {"infersight.traffic": "probe"}
+    req = "infersight.inference.requests"
+    insert(store, "otel_metrics_sum", [
+        sum_row(req, 5, {**VLLM, "infersight.request.outcome": "good"}),
+        sum_row(req, 7, {**VLLM, **probe, "infersight.request.outcome": "bad"}),
+    ])
+    insert(store, "otel_metrics_histogram", [
+        hist_row("gen_ai.server.time_to_first_token", [0.1, 0.5], [3, 1, 0], 0.4, {**VLLM, **probe}),
+    ])
+    insert(store, "otel_traces", [span_row("gpt-4o", 20_000_000, probe), span_row("gpt-4o", 30_000_000)])
+    by_model = {r["Model"]: r for r in requests(store)}
+    assert (n(by_model["llama-3-8b"]["Requests"]), n(by_model["llama-3-8b"]["Bad"])) == (5, 0)
+    assert n(by_model["gpt-4o"]["Requests"]) == 1
+    assert latency(store, "ttft", Model="llama-3-8b") == []
+    assert [n(r["Count"]) for r in latency(store, "e2e", Model="gpt-4o")] == [1]

@@ -119,7 +119,9 @@ def ddl(opts: SchemaOptions) -> list[str]:
     """The rollup tables and their views (`storage/sql/rollup_*.sql`), with the constants above filled in."""
     requests_metric, tokens_metric = COUNTED_SUMS
     kind = "multiIf(" + ", ".join(f"MetricName = '{n}', '{k}'" for n, k in LATENCY_METRICS.items()) + ", '')"
-    sources = {"source_server": SOURCE_SERVER, "source_app": SOURCE_APP, "source_span": SOURCE_SPAN}
+    # Probe points (semconv.TRAFFIC = probe) are synthetic: the request rollups count user traffic only.
+    sources = {"source_server": SOURCE_SERVER, "source_app": SOURCE_APP, "source_span": SOURCE_SPAN,
+               "traffic": sc.TRAFFIC, "traffic_probe": sc.TRAFFIC_PROBE}
     return [
         *render("rollup_requests_1m", opts, tenant=TENANT_ATTRIBUTE, server_kind=sc.SERVER_KIND,
                 requests_metric=requests_metric, tokens_metric=tokens_metric, max_count=MAX_ROLLUP_COUNT,

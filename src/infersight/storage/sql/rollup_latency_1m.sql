@@ -49,7 +49,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     sum(SourceCount) AS Count, sum(SourceSum) AS Sum
 FROM (SELECT *, BucketCounts AS SourceCounts, Count AS SourceCount, Sum AS SourceSum
       FROM {db}.`otel_metrics_histogram{local}`
-      WHERE AggregationTemporality = 1 AND MetricName IN ({latency_metrics}) AND Count > 0
+      WHERE AggregationTemporality = 1 AND Attributes['{traffic}'] != '{traffic_probe}' AND MetricName IN ({latency_metrics}) AND Count > 0
         AND length(BucketCounts) = length(ExplicitBounds) + 1 AND Count <= {max_count}
         AND arrayAll(c -> c <= {max_count}, BucketCounts) AND isFinite(Sum) AND Sum >= 0
         AND arrayAll(b -> isFinite(b), ExplicitBounds) AND arraySort(arrayDistinct(ExplicitBounds)) = ExplicitBounds)
@@ -73,7 +73,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
         AS BucketCounts,
     count() AS Count, sum(Duration / 1e9) AS Sum
 FROM {db}.`otel_traces{local}`
-WHERE SpanAttributes['gen_ai.request.model'] != '' AND isFinite(Duration / 1e9) AND Duration / 1e9 >= 0
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND SpanAttributes['{traffic}'] != '{traffic_probe}' AND isFinite(Duration / 1e9) AND Duration / 1e9 >= 0
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source, Kind, Bounds;
 
 -- Instrumented applications: the span's time-to-first-token attribute, when set.
@@ -96,7 +96,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
         AS BucketCounts,
     count() AS Count, sum(toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token'])) AS Sum
 FROM {db}.`otel_traces{local}`
-WHERE SpanAttributes['gen_ai.request.model'] != ''
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND SpanAttributes['{traffic}'] != '{traffic_probe}'
   AND isFinite(toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token']))
   AND toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token']) >= 0
   AND SpanAttributes['gen_ai.server.time_to_first_token'] != ''

@@ -54,7 +54,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
         AND isFinite(Value) AND Value >= 0 AND Value <= {max_count}))) AS CachedTokens,
     toDecimal128(0, 12) AS ReportedCostUSD
 FROM {db}.`otel_metrics_sum{local}`
-WHERE AggregationTemporality = 1 AND (MetricName = '{requests_metric}' OR MetricName = '{tokens_metric}')
+WHERE AggregationTemporality = 1 AND Attributes['{traffic}'] != '{traffic_probe}' AND (MetricName = '{requests_metric}' OR MetricName = '{tokens_metric}')
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source;
 
 -- Instrumented applications: one request per GenAI span (Source 'span'); token attributes outside
@@ -83,5 +83,5 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
     sum(if(toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12) BETWEEN 0 AND {max_cost},
            toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12), toDecimal128(0, 12))) AS ReportedCostUSD
 FROM {db}.`otel_traces{local}`
-WHERE SpanAttributes['gen_ai.request.model'] != ''
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND SpanAttributes['{traffic}'] != '{traffic_probe}'
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source;
