@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from infersight.compare import percentiles
+from infersight import quantiles
 from infersight.compare import report as compare_report
 from infersight.config import parse_config
 from slo_support import slo_doc
@@ -32,24 +31,6 @@ api:
 capacity:
   - {cloud: aws, region: us-east-1, instance_type: p5.48xlarge, on_demand_usd_per_hour: 60}
 """
-
-
-# -- percentiles ---------------------------------------------------------------------------------------------
-def test_percentile_estimate_by_hand_open_bucket_and_merged_layouts():
-    # 10 obs <= 0.1, 80 in (0.1, 0.2], 10 in (0.2, 0.5]: p50 = 0.1 + 0.1 * 40/80, p95 = 0.2 + 0.3 * 5/10.
-    s = percentiles.summary([((0.1, 0.2, 0.5), (10, 80, 10, 0))])
-    assert s["count"] == 100
-    assert s["p50"] == {"seconds": pytest.approx(0.15), "low": 0.1, "high": 0.2, "open": False, "estimate": True}
-    assert s["p95"]["seconds"] == pytest.approx(0.35) and (s["p95"]["low"], s["p95"]["high"]) == (0.2, 0.5)
-    # The +Inf bucket answers its lower bound, marked open.
-    s = percentiles.summary([((1.0,), (1, 9))])
-    assert s["p95"] == {"seconds": 1.0, "low": 1.0, "high": None, "open": True, "estimate": True}
-    # Two layouts (rollup bounds and native bounds) merge into the union of their bounds.
-    merged = percentiles.merge([((0.1, 0.5), (1, 1, 0)), ((0.2, 0.5), (1, 1, 0))])
-    assert merged == [(0.1, 1), (0.2, 1), (0.5, 2), (math.inf, 0)]
-    assert percentiles.summary([]) is None
-    with pytest.raises(ValueError, match="bucket counts"):
-        percentiles.merge([((0.1,), (1,))])
 
 
 # -- data through the real tables (source rows; the rollups' views fill the 1m tables) -------------------------
@@ -135,10 +116,11 @@ def check_reference(doc: dict, ref_ttft: dict) -> None:
     ttft = vllm["latency"]["ttft"]
     # Against a reference computed here from whatever bounds the rollup stored (the fixed rollup bounds re-bucket
     # (0.1, 0.2] into (0.15, 0.2]; a rollup keeping native bounds keeps (0.1, 0.2]).
-    assert ttft["count"] == 100 and ttft["p50"]["estimate"]
+    # One layout: Prometheus' histogram_quantile, not an estimate.
+    assert ttft["count"] == 100 and ttft["layouts"] == 1 and not ttft["p50"]["estimate"]
     for q in ("p50", "p95"):
-        assert ttft[q]["seconds"] == pytest.approx(ref_ttft[q][0])
-        assert (ttft[q]["low"], ttft[q]["high"]) == ref_ttft[q][1:]
+        assert ttft[q]["value"] == pytest.approx(ref_ttft[q][0])
+        assert (ttft[q]["lower"], ttft[q]["upper"]) == ref_ttft[q][1:]
     assert vllm["latency"]["tpot"] is None and vllm["probe"] is None
     # 6 node-minutes at $60/h = $6 over 50 000 tokens = $120 per 1M tokens.
     assert vllm["cost"]["pricing"] == "capacity" and vllm["cost"]["spend_usd"] == "6"
@@ -148,7 +130,7 @@ def check_reference(doc: dict, ref_ttft: dict) -> None:
     assert aoai["tokens"]["total"] == 22000
     # Span TTFTs are exact observations (0.3 s x 10, 0.7 s x 10): each estimate's bucket holds the true value.
     def holds(est: dict, value: float) -> bool:
-        return est["low"] < value <= est["high"]
+        return est["lower"] < value <= est["upper"]
     assert holds(aoai["latency"]["ttft"]["p50"], 0.3) and holds(aoai["latency"]["ttft"]["p95"], 0.7)
     assert holds(aoai["latency"]["e2e"]["p50"], 2.0)
     # 20 x (1000 x 0.30 + 100 x 0.60) / 1M = $0.0072 over 22 000 tokens = $0.3272727... per 1M.
@@ -156,7 +138,7 @@ def check_reference(doc: dict, ref_ttft: dict) -> None:
     assert aoai["cost"]["usd_per_million_tokens"] == "0.3272727273"
     p = aoai["probe"]
     assert (p["requests"], p["failed"], p["errors"], p["endpoints"]) == (10, 1, {"429": 1}, ["aoai-eastus2"])
-    assert p["latency"]["ttft"]["count"] == 9 and p["latency"]["ttft"]["p50"]["seconds"] == pytest.approx(0.375)
+    assert p["latency"]["ttft"]["count"] == 9 and p["latency"]["ttft"]["p50"]["value"] == pytest.approx(0.375)
 
 
 def reference_ttft(store) -> dict:
@@ -217,7 +199,7 @@ async def test_api_cli_and_offline_give_the_same_numbers(store, tmp_path):
         # 5 % bad against a 1 % budget: exhausted; Azure 1/20 bad also 5 %: both burn. States come from the engine.
         assert deps["aws/us-east-1/vllm"]["slo"]["exhausted"]
         assert deps["aws/us-east-1/vllm"]["slo"]["budget_remaining"] == pytest.approx(1 - 0.05 / 0.01)
-        assert doc["catalog"] == "server" and doc["percentiles"]["method"].startswith("estimated")
+        assert doc["catalog"] == "server" and doc["percentiles"]["method"] == quantiles.METHOD
 
         url = str(client.make_url("")).rstrip("/")
         via_cli = await asyncio.to_thread(server_doc, url, None, cfg, MODEL, "1h", [])
@@ -255,6 +237,39 @@ async def test_api_cli_and_offline_give_the_same_numbers(store, tmp_path):
         assert r3.status == 400 and "max_since_seconds" in (await r3.json())["error"]
         empty = await (await client.get("/api/v1/compare", params={"model": "nope"})).json()
         assert empty["deployments"] == []
+
+
+async def test_an_apps_own_metrics_next_to_its_spans_count_once(store):
+    """An OpenLIT-style app through a real gateway: its spans and, of the same calls, its own request/token
+    counters and duration histogram without a server kind (tests/test_slo_precedence.py). The spans make the
+    deployment; the app's own rows are left out (docs/slo.md precedence), another app's counters without spans
+    still count."""
+    from tests import test_slo_precedence as openlit
+
+    from infersight.config import ServerConfig
+    from infersight.cost.usage import StoreSource
+    from infersight.gateway.app import create_app
+
+    server = TestServer(create_app(ServerConfig(flush_interval_seconds=0.05), store), host="127.0.0.1")
+    await server.start_server()
+    try:
+        await openlit.emitted(store, f"http://127.0.0.1:{server.port}")
+    finally:
+        await server.close()
+    end = int(time.time()) // 60 * 60 + 120
+    doc = compare_report.build(StoreSource(store), openlit.MODEL, end - 3600, end, None, None)
+    deps = {d["key"]: d for d in doc["deployments"]}
+    assert set(deps) == {"azure/westeurope/openai", "azure/westeurope/"}
+    spans, other = deps["azure/westeurope/openai"], deps["azure/westeurope/"]
+    assert (spans["hosts"], spans["requests"], spans["bad_requests"]) == (["app-1"], 10, 1)
+    assert spans["tokens"] == {"input": openlit.INPUT, "output": openlit.OUTPUT, "cached": 0,
+                               "total": openlit.INPUT + openlit.OUTPUT}
+    e2e = spans["latency"]["e2e"]
+    assert (e2e["count"], e2e["layouts"]) == (10, 1) and e2e["p95"]["lower"] < 0.4 <= e2e["p95"]["upper"]
+    # app-2 sent counters only: counted; app-1's own counters and histogram (kind '') are not.
+    o = openlit.OTHER
+    assert (other["hosts"], other["requests"], other["bad_requests"]) == (["app-2"], o["requests"], o["bad"])
+    assert other["tokens"]["total"] == o["input"] + o["output"] and other["latency"]["e2e"] is None
 
 
 def test_slo_instances_apply_to_the_deployments_they_pin():

@@ -29,6 +29,9 @@ RES = {"service.name": "chatbot", "host.name": "app-1", "cloud.provider": "azure
 CALLS = [(1000 + 100 * i, 200 + 10 * i) for i in range(10)]
 FAILED = {0}
 INPUT, OUTPUT = sum(i for i, _ in CALLS), sum(o for _, o in CALLS)  # 14 500, 2 450
+SECONDS = 0.4  # every call's duration
+# OpenTelemetry's GenAI semantic conventions' advised buckets (what OpenLIT-style instrumentations use).
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 # Another app on another host: counters only, no spans (they count).
 OTHER = {"requests": 4, "bad": 1, "input": 4000, "output": 400}
 
@@ -45,7 +48,7 @@ def _sdk(url: str, resource: dict):
     import requests
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.metrics import Counter, MeterProvider
+    from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
     from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -56,7 +59,8 @@ def _sdk(url: str, resource: dict):
     res = Resource(resource)
     reader = PeriodicExportingMetricReader(
         OTLPMetricExporter(endpoint=f"{url}/v1/metrics", session=session,
-                           preferred_temporality={Counter: AggregationTemporality.DELTA}),
+                           preferred_temporality={Counter: AggregationTemporality.DELTA,
+                                                  Histogram: AggregationTemporality.DELTA}),
         export_interval_millis=3_600_000)
     meters = MeterProvider(resource=res, metric_readers=[reader])
     tracers = TracerProvider(resource=res)
@@ -65,7 +69,8 @@ def _sdk(url: str, resource: dict):
 
 
 def emit_like_openlit(url: str) -> None:
-    """Runs in a thread: app-1's spans and its own counters of the same 10 calls; app-2's counters only."""
+    """Runs in a thread: app-1's spans and its own counters and duration histogram of the same 10 calls;
+    app-2's counters only."""
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
     attrs = {sc.OPERATION_NAME: "chat", sc.GEN_AI_SYSTEM: "openai", sc.MODEL: MODEL}
@@ -73,9 +78,11 @@ def emit_like_openlit(url: str) -> None:
     meter, tracer = meters.get_meter("openlit"), tracers.get_tracer("openlit")
     tokens = meter.create_counter(sc.TOKEN_USAGE, unit="{token}")
     reqs = meter.create_counter(sc.INFERENCE_REQUESTS, unit="{request}")
+    duration = meter.create_histogram("gen_ai.server.request.duration", unit="s",
+                                      explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
     end = time.time_ns()
     for n, (inp, out) in enumerate(CALLS):
-        span = tracer.start_span(f"chat {MODEL}", kind=SpanKind.CLIENT, start_time=end - 400_000_000,
+        span = tracer.start_span(f"chat {MODEL}", kind=SpanKind.CLIENT, start_time=end - int(SECONDS * 1e9),
                                  attributes={**attrs, sc.USAGE_INPUT_TOKENS: inp, sc.USAGE_OUTPUT_TOKENS: out})
         if n in FAILED:
             span.set_status(Status(StatusCode.ERROR))
@@ -83,6 +90,7 @@ def emit_like_openlit(url: str) -> None:
         tokens.add(inp, {**attrs, sc.TOKEN_TYPE: "input"})
         tokens.add(out, {**attrs, sc.TOKEN_TYPE: "output"})
         reqs.add(1, attrs)  # no outcome: the app counts every call, failed or not, as a request
+        duration.record(SECONDS, attrs)
     meters.shutdown()
     tracers.shutdown()
 
@@ -107,7 +115,10 @@ async def emitted(store, url: str) -> None:
                            f"sum(InputTokens) AS i, sum(OutputTokens) AS o "
                            f"FROM `{store.database}`.infersight_requests_1m GROUP BY Source, HostName")
         got = {(x["Source"], x["HostName"]): tuple(int(x[k]) for k in "rbio") for x in rows}
-        if got == want:
+        lat = store.query(f"SELECT Source, toUInt64(sum(Count)) AS n FROM `{store.database}`.infersight_latency_1m "
+                          "WHERE Kind = 'e2e' GROUP BY Source")
+        got["latency"] = {x["Source"]: int(x["n"]) for x in lat}
+        if got == {**want, "latency": {"span": 10, "app": 10}}:
             return
         assert time.monotonic() < deadline, got
         await asyncio.sleep(0.1)

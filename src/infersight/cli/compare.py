@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
 def _ms(est: dict | None) -> str:
     if est is None:
         return "-"
-    s = est["seconds"]
+    s = est["value"]
     text = f"{s * 1000:.0f}ms" if s < 10 else f"{s:.1f}s"
     return (">" if est["open"] else "≈") + text
 
@@ -179,8 +179,9 @@ def format_table(doc: dict) -> str:
              _probe(d)) for d in doc["deployments"]]
     head = (f"model {doc['model']}, {doc['since_seconds'] // 3600}h {doc['since_seconds'] % 3600 // 60}m to "
             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(doc['end']))} UTC; prices: {doc['catalog'] or 'none'}")
-    notes = ["≈: percentile estimated from histogram buckets (linear inside the bucket); >: in the open +Inf "
-             "bucket. capacity: node-hours × capacity price over served tokens; list: the provider's token price."]
+    notes = ["≈: percentile from histogram buckets (Prometheus' histogram_quantile over one layout; over mixed "
+             "layouts an estimate, --format json gives the interval it lies in); >: above the largest finite bound. "
+             "capacity: node-hours × capacity price over served tokens; list: the provider's token price."]
     if not doc["deployments"]:
         return head + "\nno traffic, probes or SLOs for this model in the window"
     return head + "\n" + table(HEADER, rows, rule=True) + "\n" + "\n".join(notes)

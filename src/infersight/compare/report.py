@@ -7,7 +7,9 @@ kind of a self-hosted server (vllm, sglang, ...) or the API provider (`gen_ai.pr
 aws.bedrock, ...) of API traffic; its hosts are listed. Inputs:
 
 - traffic: `infersight_requests_1m` (requests, bad requests, tokens) and `infersight_latency_1m` (TTFT, TPOT,
-  e2e p50/p95 estimated from the buckets by `percentiles`), for [start, end);
+  e2e p50/p95 from the buckets by `infersight.quantiles`: Prometheus' histogram_quantile over one layout, an
+  estimate with its interval over mixed layouts), for [start, end), with the source precedence of docs/slo.md
+  (`rollups.requests_precedence` / `latency_precedence`: an app's own metrics next to its spans count once);
 - cost: `cost.report.build_report` grouped by cloud, region, kind and model (prices are `cost.catalog.Rate.cost`:
   list prices per token for API traffic, capacity prices per node-hour split over served tokens for
   self-hosted servers);
@@ -26,13 +28,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infersight import quantiles
 from infersight import semconv as sc
-from infersight.compare import percentiles
 from infersight.cost.catalog import Catalog
 from infersight.cost.derive import as_dict
 from infersight.cost.report import build_report
 from infersight.cost.usage import Source
-from infersight.rollups import SELF_HOSTED_KINDS
+from infersight.rollups import SELF_HOSTED_KINDS, latency_precedence, requests_precedence
 
 LATENCY_KINDS = ("ttft", "tpot", "e2e")
 PROBE_HISTOGRAMS = {sc.CLIENT_TIME_TO_FIRST_CHUNK: "ttft", sc.CLIENT_TIME_PER_OUTPUT_CHUNK: "tpot",
@@ -73,21 +75,29 @@ def hosting(kind: str) -> str:
 
 
 # -- reads -------------------------------------------------------------------------------------------------
+def _lookup(model: str, start: int, end: int) -> str:
+    """The span rows the precedence looks at: this model, the window widened by a minute each side."""
+    return f"Model = {_q(model)} AND {_window('Minute', start - 60, end + 60)}"
+
+
 def traffic(src: Source, model: str, start: int, end: int) -> list[dict[str, Any]]:
+    lookup = _lookup(model, start, end)
     return src.query(f"""SELECT CloudProvider AS cloud, CloudRegion AS region, ServerKind AS kind,
     arraySort(groupUniqArray(HostName)) AS hosts, sum(Requests) AS requests, sum(BadRequests) AS bad,
     sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, sum(CachedTokens) AS cached_tokens
 FROM {{db}}.infersight_requests_1m
-WHERE Model = {_q(model)} AND {_window('Minute', start, end)}
+WHERE Model = {_q(model)} AND {_window('Minute', start, end)} AND {requests_precedence('{db}', lookup)}
 GROUP BY cloud, region, kind ORDER BY cloud, region, kind""")
 
 
 def latency(src: Source, model: str, start: int, end: int) -> list[dict[str, Any]]:
     kinds = ", ".join(_q(k) for k in LATENCY_KINDS)
+    lookup = f"Kind IN ({kinds}) AND {_lookup(model, start, end)}"
     return src.query(f"""SELECT CloudProvider AS cloud, CloudRegion AS region, ServerKind AS kind, Kind AS latency,
     Bounds AS bounds, sumForEach(BucketCounts) AS counts
 FROM {{db}}.infersight_latency_1m
 WHERE Model = {_q(model)} AND Kind IN ({kinds}) AND {_window('Minute', start, end)}
+    AND {latency_precedence('{db}', lookup)}
 GROUP BY cloud, region, kind, latency, bounds ORDER BY cloud, region, kind, latency""")
 
 
@@ -259,7 +269,7 @@ def build(src: Source, model: str, start: int, end: int, catalog: Catalog | None
         d = dep(r["cloud"], r["region"], r["kind"])
         layouts[(d["key"], r["latency"])].append((r["bounds"], [int(n) for n in r["counts"]]))
     for (k, kind), lay in layouts.items():
-        deps[k]["latency"][kind] = percentiles.summary(lay)
+        deps[k]["latency"][kind] = quantiles.summary(lay)
 
     probes: dict[str, dict[str, Any]] = {}
     for r in probe_counts(src, model, start, end):
@@ -283,7 +293,7 @@ def build(src: Source, model: str, start: int, end: int, catalog: Catalog | None
             "requests": p["requests"], "failed": p["failed"],
             "error_ratio": p["failed"] / p["requests"] if p["requests"] else None,
             "errors": dict(sorted(p["errors"].items())), "endpoints": sorted(p["endpoints"]),
-            "latency": {kind: percentiles.summary(probe_layouts.get((k, kind), ())) for kind in LATENCY_KINDS},
+            "latency": {kind: quantiles.summary(probe_layouts.get((k, kind), ())) for kind in LATENCY_KINDS},
         }
 
     lines = cost_part(src, catalog, model, start, end, default_capacity_type)
@@ -308,7 +318,7 @@ def build(src: Source, model: str, start: int, end: int, catalog: Catalog | None
         "catalog": catalog_source if catalog is not None else None,
         "slo_evaluated_at": None if slo is None else slo.evaluated_at,
         "slo_source": None if slo is None else slo.source,
-        "percentiles": {"quantiles": list(percentiles.QUANTILES), "method": percentiles.METHOD},
+        "percentiles": {"quantiles": list(quantiles.QUANTILES), "method": quantiles.METHOD},
         "deployments": ordered, "model_slos": model_slos,
     }
 
