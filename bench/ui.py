@@ -4,10 +4,12 @@ Starts `infersight demo` (the real agent → OTLP → gateway path, backfilled h
 opens each view at range=7d in the Debian chromium through Playwright and reports per view the time
 until it rendered (all its API calls and charts) and its slowest query, then for every table the
 views read a plain scan of the same rows (`count()` and a hash of every column over the range)
-through the same query API. Target: every view <= 1 s at >= 200 GPUs over 7 days.
+through the same query API. Target: every view <= 1 s at >= 200 GPUs over 7 days. The Fleet and Nodes
+views are also timed with `source=raw` (the raw gauges instead of the accelerator rollup, what they read
+before it existed), in the same run.
 
     .venv/bin/python bench/ui.py                           # quick: 4 nodes (32 GPUs), 3 h of history
-    .venv/bin/python bench/ui.py --nodes 25 --history 7d   # the target: 200 GPUs, 7 days
+    .venv/bin/python bench/ui.py --nodes 32 --history 7d   # the target: 216 GPUs, 7 days
     .venv/bin/python bench/ui.py --screenshots docs/screenshots  # also save a PNG of every view
 """
 from __future__ import annotations
@@ -38,9 +40,12 @@ VIEWS = [
     ("slo-detail", "#/slo?range={range}&name={slo}&group={group}", "SLO detail: burn-down, burn rate per tier"),
     ("alerts", "#/alerts?range={range}", "Alerts: firing, pending, silenced, inhibited"),
     ("nodes", "#/nodes?range={range}&host={host}", "Accelerators and nodes, one host's GPUs"),
+    # The same two views reading the raw gauges instead of the accelerator rollup (the "before").
+    ("fleet-raw", "#/fleet?range={range}&source=raw", "Fleet overview from raw otel_metrics_* (no rollup)"),
+    ("nodes-raw", "#/nodes?range={range}&host={host}&source=raw", "Nodes from raw otel_metrics_* (no rollup)"),
 ]
 SCANS = [("infersight_requests_1m", "Minute"), ("infersight_latency_1m", "Minute"),
-         ("otel_metrics_gauge", "TimeUnix"), ("otel_metrics_sum", "TimeUnix")]
+         ("infersight_accelerators_1m", "Minute"), ("otel_metrics_gauge", "TimeUnix"), ("otel_metrics_sum", "TimeUnix")]
 
 
 def free_port() -> int:
@@ -103,12 +108,13 @@ async def measure(url: str, routes: list[tuple[str, str, str]], shots: Path | No
                 wall = time.perf_counter() - t0
                 timings = await page.evaluate("window.infersightTimings")
                 run = {"view": name, "title": title, "seconds": wall, "queries": len(timings),
-                       "slowest_query_ms": max([t["ms"] for t in timings], default=0)}
+                       "slowest_query_ms": max([t["ms"] for t in timings], default=0),
+                       "slowest_query": max(timings, key=lambda t: t["ms"])["label"] if timings else ""}
                 if best is None or run["seconds"] < best["seconds"]:
                     best = run
             assert best is not None
             out.append(best)
-            if shots:
+            if shots and not name.endswith("-raw"):
                 await page.wait_for_timeout(300)
                 await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
         if shots:  # the fleet at 900 px: still usable
@@ -178,7 +184,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"nodes": nodes, "gpus": gpus, "history": args.history, "range": RANGE,
               "demo_ready_seconds": round(ready_s, 1), "views": views, "plain_scans": scans,
-              "target_seconds": TARGET_SECONDS, "ok": all(v["seconds"] <= TARGET_SECONDS for v in views)}
+              "target_seconds": TARGET_SECONDS,
+              "ok": all(v["seconds"] <= TARGET_SECONDS for v in views if not v["view"].endswith("-raw"))}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if result["ok"] else 1
@@ -186,9 +193,9 @@ def main() -> int:
           f"(demo ready in {ready_s:.0f} s)")
     print(f"{'view':<12} {'load s':>7} {'queries':>8} {'slowest query ms':>17}  what")
     for v in views:
-        flag = "" if v["seconds"] <= TARGET_SECONDS else f"  > {TARGET_SECONDS:g} s"
+        flag = "" if v["seconds"] <= TARGET_SECONDS or v["view"].endswith("-raw") else f"  > {TARGET_SECONDS:g} s"
         print(f"{v['view']:<12} {v['seconds']:>7.3f} {v['queries']:>8} {v['slowest_query_ms']:>17.0f}  "
-              f"{v['title']}{flag}")
+              f"{v['title']} (slowest: {v['slowest_query']}){flag}")
     print(f"plain scans of the same rows (count + hash of every column, last {RANGE}, same query API):")
     for s in scans:
         print(f"  {s['table']:<24} {s['rows']:>12,} rows {s['seconds']:>7.3f} s")

@@ -536,6 +536,8 @@ CREATE TABLE IF NOT EXISTS `otel`.`infersight_accelerators_1m_local` ON CLUSTER 
     `LastSeen` DateTime,
     `UtilSum` Float64,
     `UtilCount` UInt64,
+    `NeuronSum` Float64,
+    `NeuronCount` UInt64,
     `TensorSum` Float64,
     `TensorCount` UInt64,
     `SmSum` Float64,
@@ -580,7 +582,9 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     ResourceAttributes['host.type'] AS HostType, if(Attributes['hw.id'] != '', Attributes['hw.id'], if(Attributes['infersight.neuron.core'] != '', concat('nc', Attributes['infersight.neuron.core']), '')) AS Device,
     if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS XidSeries,
     count() AS Samples, toDateTime(max(TimeUnix)) AS LastSeen,
-    sumIf(Value, ((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) OR MetricName = 'infersight.neuron.core.utilization') AND isFinite(Value)) AS UtilSum, countIf(((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) OR MetricName = 'infersight.neuron.core.utilization') AND isFinite(Value)) AS UtilCount,
+    sumIf(Value, (MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) AND isFinite(Value)) AS UtilSum, countIf((MetricName = 'hw.gpu.utilization' AND Attributes['hw.gpu.task'] IN ('', 'general')) AND isFinite(Value)) AS UtilCount,
+    sumIf(Value, MetricName = 'infersight.neuron.core.utilization' AND isFinite(Value)) AS NeuronSum,
+    countIf(MetricName = 'infersight.neuron.core.utilization' AND isFinite(Value)) AS NeuronCount,
     sumIf(Value, (MetricName = 'infersight.gpu.pipe.utilization' AND Attributes['infersight.gpu.pipe'] = 'tensor') AND isFinite(Value)) AS TensorSum, countIf((MetricName = 'infersight.gpu.pipe.utilization' AND Attributes['infersight.gpu.pipe'] = 'tensor') AND isFinite(Value)) AS TensorCount,
     sumIf(Value, MetricName = 'infersight.gpu.sm.activity' AND isFinite(Value)) AS SmSum,
     countIf(MetricName = 'infersight.gpu.sm.activity' AND isFinite(Value)) AS SmCount,
@@ -597,7 +601,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     countIf(MetricName = 'infersight.gpu.reachable' AND Value = 0) AS Unreachable,
     toDateTime(maxIf(TimeUnix, MetricName = 'hw.status' AND Value > 0)) AS StatusTime,
     argMaxIf(Attributes['hw.state'], TimeUnix, MetricName = 'hw.status' AND Value > 0) AS State,
-    countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS XidDelta,
+    0 AS XidDelta,
     countIf((MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)) AS XidSamples,
     if(XidSamples > 0, maxIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)), -inf) AS XidMax,
     if(XidSamples > 0, minIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value)), inf) AS XidMin,
@@ -605,7 +609,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     sumIf(Value, (MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') AND isFinite(Value)) AS CpuIdleSum, countIf((MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') AND isFinite(Value)) AS CpuIdleCount,
     sumIf(Value, (MetricName = 'system.memory.utilization' AND Attributes['system.memory.state'] = 'used') AND isFinite(Value)) AS MemorySum, countIf((MetricName = 'system.memory.utilization' AND Attributes['system.memory.state'] = 'used') AND isFinite(Value)) AS MemoryCount
 FROM `otel`.`otel_metrics_gauge_local`
-WHERE MetricName IN ('hw.gpu.utilization', 'infersight.neuron.core.utilization', 'infersight.gpu.pipe.utilization', 'infersight.gpu.sm.activity', 'infersight.gpu.dram.activity', 'hw.power', 'hw.temperature', 'hw.gpu.memory.utilization', 'infersight.gpu.reachable', 'hw.status', 'hw.errors', 'infersight.gpu.xid.last', 'system.cpu.utilization', 'system.memory.utilization', 'infersight.collector.up', 'infersight.inference.endpoint.up', 'infersight.neuron.monitor.up', 'infersight.probe.up')
+WHERE MetricName IN ('hw.gpu.utilization', 'infersight.neuron.core.utilization', 'infersight.gpu.pipe.utilization', 'infersight.gpu.sm.activity', 'infersight.gpu.dram.activity', 'hw.power', 'hw.temperature', 'hw.gpu.memory.utilization', 'infersight.gpu.reachable', 'hw.status', 'hw.errors', 'system.cpu.utilization', 'system.memory.utilization', 'infersight.collector.up', 'infersight.inference.endpoint.up', 'infersight.neuron.monitor.up', 'infersight.probe.up')
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, HostType, Device, XidSeries;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`infersight_accelerators_1m_sum_mv_local` ON CLUSTER `infersight`
@@ -615,7 +619,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     ResourceAttributes['host.type'] AS HostType, if(Attributes['hw.id'] != '', Attributes['hw.id'], if(Attributes['infersight.neuron.core'] != '', concat('nc', Attributes['infersight.neuron.core']), '')) AS Device,
     if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS XidSeries,
     count() AS Samples, toDateTime(max(TimeUnix)) AS LastSeen,
-    0 AS UtilSum, toUInt64(0) AS UtilCount, 0 AS TensorSum, toUInt64(0) AS TensorCount, 0 AS SmSum,
+    0 AS UtilSum, toUInt64(0) AS UtilCount, 0 AS NeuronSum, toUInt64(0) AS NeuronCount, 0 AS TensorSum, toUInt64(0) AS TensorCount, 0 AS SmSum,
     toUInt64(0) AS SmCount, 0 AS DramSum, toUInt64(0) AS DramCount, 0 AS PowerSum, toUInt64(0) AS PowerCount,
     0 AS TempSum, toUInt64(0) AS TempCount, -inf AS TempMax, 0 AS MemUtilSum, toUInt64(0) AS MemUtilCount,
     sumIf(Value, MetricName = 'hw.gpu.memory.usage' AND isFinite(Value)) AS MemUsedSum,
@@ -625,8 +629,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     toUInt64(0) AS Reachable, toUInt64(0) AS Unreachable,
     toDateTime(maxIf(TimeUnix, MetricName = 'hw.status' AND Value > 0)) AS StatusTime,
     argMaxIf(Attributes['hw.state'], TimeUnix, MetricName = 'hw.status' AND Value > 0) AS State,
-    sumIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality = 1)
-        + countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS XidDelta,
+    sumIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality = 1) AS XidDelta,
     countIf((MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1) AS XidSamples,
     if(XidSamples > 0, maxIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1), -inf) AS XidMax,
     if(XidSamples > 0, minIf(Value, (MetricName = 'hw.errors' AND Attributes['error.type'] = 'xid') AND isFinite(Value) AND AggregationTemporality != 1), inf) AS XidMin,
@@ -634,7 +637,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
                   toDateTime64(0, 9))) AS XidStart,
     0 AS CpuIdleSum, toUInt64(0) AS CpuIdleCount, 0 AS MemorySum, toUInt64(0) AS MemoryCount
 FROM `otel`.`otel_metrics_sum_local`
-WHERE MetricName IN ('hw.gpu.memory.usage', 'hw.gpu.memory.limit', 'hw.status', 'hw.errors', 'infersight.gpu.xid.last', 'infersight.agent.points.exported')
+WHERE MetricName IN ('hw.gpu.memory.usage', 'hw.gpu.memory.limit', 'hw.status', 'hw.errors', 'infersight.agent.points.exported')
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, HostType, Device, XidSeries;
 
 CREATE TABLE IF NOT EXISTS `otel`.`infersight_gateway_requests_local` ON CLUSTER `infersight` (

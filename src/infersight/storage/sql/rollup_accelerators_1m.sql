@@ -1,7 +1,7 @@
 -- Accelerators and nodes per minute, host and device (infersight.accelerator_rollups): what the web UI's
 -- Fleet and Nodes views read for ranges over an hour instead of the raw gauges. Rendered by
--- infersight.storage.schema.render; {device}, {gauge_metrics}, {sum_metrics}, {util}, {tensor}, {temp},
--- {xid}, {cpu_idle}, {mem_used} come from infersight.accelerator_rollups.
+-- infersight.storage.schema.render; {device}, {gauge_metrics}, {sum_metrics}, {util}, {neuron}, {tensor},
+-- {temp}, {xid}, {cpu_idle}, {mem_used} come from infersight.accelerator_rollups.
 -- Device: a GPU's hw.id, 'nc<core>' for a NeuronCore, '' for the host's own series (CPU, memory, the
 -- agent's and collectors' health). Readers aggregate (sum of *Sum ÷ sum of *Count, max, argMax):
 -- rows of one minute and device may be split across inserts and across the two views. Values that are
@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS {db}.`infersight_accelerators_1m{local}`{on_cluster} 
     `LastSeen` DateTime,
     `UtilSum` Float64,
     `UtilCount` UInt64,
+    `NeuronSum` Float64,
+    `NeuronCount` UInt64,
     `TensorSum` Float64,
     `TensorCount` UInt64,
     `SmSum` Float64,
@@ -61,6 +63,8 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS XidSeries,
     count() AS Samples, toDateTime(max(TimeUnix)) AS LastSeen,
     sumIf(Value, {util} AND isFinite(Value)) AS UtilSum, countIf({util} AND isFinite(Value)) AS UtilCount,
+    sumIf(Value, MetricName = '{neuron}' AND isFinite(Value)) AS NeuronSum,
+    countIf(MetricName = '{neuron}' AND isFinite(Value)) AS NeuronCount,
     sumIf(Value, {tensor} AND isFinite(Value)) AS TensorSum, countIf({tensor} AND isFinite(Value)) AS TensorCount,
     sumIf(Value, MetricName = 'infersight.gpu.sm.activity' AND isFinite(Value)) AS SmSum,
     countIf(MetricName = 'infersight.gpu.sm.activity' AND isFinite(Value)) AS SmCount,
@@ -77,7 +81,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     countIf(MetricName = 'infersight.gpu.reachable' AND Value = 0) AS Unreachable,
     toDateTime(maxIf(TimeUnix, MetricName = 'hw.status' AND Value > 0)) AS StatusTime,
     argMaxIf(Attributes['hw.state'], TimeUnix, MetricName = 'hw.status' AND Value > 0) AS State,
-    countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS XidDelta,
+    0 AS XidDelta,
     countIf({xid} AND isFinite(Value)) AS XidSamples,
     if(XidSamples > 0, maxIf(Value, {xid} AND isFinite(Value)), -inf) AS XidMax,
     if(XidSamples > 0, minIf(Value, {xid} AND isFinite(Value)), inf) AS XidMin,
@@ -97,7 +101,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     ResourceAttributes['host.type'] AS HostType, {device} AS Device,
     if(MetricName = 'hw.errors', Attributes['hw.gpu.xid'], '') AS XidSeries,
     count() AS Samples, toDateTime(max(TimeUnix)) AS LastSeen,
-    0 AS UtilSum, toUInt64(0) AS UtilCount, 0 AS TensorSum, toUInt64(0) AS TensorCount, 0 AS SmSum,
+    0 AS UtilSum, toUInt64(0) AS UtilCount, 0 AS NeuronSum, toUInt64(0) AS NeuronCount, 0 AS TensorSum, toUInt64(0) AS TensorCount, 0 AS SmSum,
     toUInt64(0) AS SmCount, 0 AS DramSum, toUInt64(0) AS DramCount, 0 AS PowerSum, toUInt64(0) AS PowerCount,
     0 AS TempSum, toUInt64(0) AS TempCount, -inf AS TempMax, 0 AS MemUtilSum, toUInt64(0) AS MemUtilCount,
     sumIf(Value, MetricName = 'hw.gpu.memory.usage' AND isFinite(Value)) AS MemUsedSum,
@@ -107,8 +111,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     toUInt64(0) AS Reachable, toUInt64(0) AS Unreachable,
     toDateTime(maxIf(TimeUnix, MetricName = 'hw.status' AND Value > 0)) AS StatusTime,
     argMaxIf(Attributes['hw.state'], TimeUnix, MetricName = 'hw.status' AND Value > 0) AS State,
-    sumIf(Value, {xid} AND isFinite(Value) AND AggregationTemporality = 1)
-        + countIf(MetricName = 'infersight.gpu.xid.last' AND Value > 0) AS XidDelta,
+    sumIf(Value, {xid} AND isFinite(Value) AND AggregationTemporality = 1) AS XidDelta,
     countIf({xid} AND isFinite(Value) AND AggregationTemporality != 1) AS XidSamples,
     if(XidSamples > 0, maxIf(Value, {xid} AND isFinite(Value) AND AggregationTemporality != 1), -inf) AS XidMax,
     if(XidSamples > 0, minIf(Value, {xid} AND isFinite(Value) AND AggregationTemporality != 1), inf) AS XidMin,

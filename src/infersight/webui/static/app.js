@@ -3,7 +3,7 @@
 import { ApiError, TOKEN_KEY, resetMeta, timings } from "./api.js";
 import { clear } from "./charts.js";
 import { el } from "./fmt.js";
-import { RANGES } from "./sql.js";
+import { RANGES, rangeOf } from "./sql.js";
 import { current, setParams } from "./state.js";
 import * as fleet from "./view_fleet.js";
 import * as compare from "./view_compare.js";
@@ -50,7 +50,7 @@ async function render() {
   document.body.dataset.ready = "loading";
   const t0 = performance.now();
   try {
-    await view.render(page, state.params, { range: RANGES[rangeKey], rangeKey: rangeKey, view: state.view, explain: explain,
+    await view.render(page, state.params, { range: rangeOf(rangeKey, state.params), rangeKey: rangeKey, view: state.view, explain: explain,
       stale: () => gen !== generation });
   } catch (err) {
     page.appendChild(el("p", explain(err, state.view), "status error"));

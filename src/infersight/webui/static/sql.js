@@ -25,6 +25,24 @@ export function range(key) {
   return RANGES[key] || RANGES["6h"];
 }
 
+// The range a view reads, with `rollup`: whether accelerator and node data come from the per-minute rollup
+// infersight_accelerators_1m (ranges over an hour) or the raw gauges (the last hour, at the points' own
+// times). `?source=raw` in the address forces the raw tables (bench/ui.py compares both).
+export function rangeOf(key, params) {
+  const r = RANGES[key] || RANGES["6h"];
+  return Object.assign({}, r, { key: key, rollup: r.seconds > 3600 && (params || {}).source !== "raw" });
+}
+const ACCEL = "infersight_accelerators_1m";
+// Conditions on the rollup's rows over the range (the minute the range starts in included) and filters.
+const ACCEL_DIMS = { cloud: "CloudProvider", region: "CloudRegion", host: "HostName" };
+function accelWhere(r, filters) {
+  const parts = ["Minute >= toStartOfMinute(now() - INTERVAL " + r.seconds + " SECOND)"];
+  for (const [k, col] of Object.entries(ACCEL_DIMS)) {
+    if (filters && filters[k]) parts.push(col + " = " + str(filters[k]));
+  }
+  return parts.join(" AND ");
+}
+
 // Filters of the rollups' dimensions: {cloud, region, model, host} → SQL condition.
 const ROLLUP_DIMS = { cloud: "CloudProvider", region: "CloudRegion", model: "Model", host: "HostName", kind: "ServerKind" };
 export function rollupWhere(r, filters, minute) {
@@ -109,10 +127,17 @@ export function requestsSQL(db, where, dims, step, withCost) {
 }
 
 // Hosts seen through their light, per-host series: host collector, inference scrapes, agent self
-// metrics (GPU and NeuronCore hosts are also seen by acceleratorSQL, which scans their devices anyway).
-const GAUGE_PRESENCE = ["system.cpu.utilization", "system.memory.utilization", "infersight.inference.endpoint.up"];
+// metrics, collector and part up gauges (a node whose collectors all fail still reports those); GPU and
+// NeuronCore hosts are also seen by acceleratorSQL, which reads their devices anyway.
+const GAUGE_PRESENCE = ["system.cpu.utilization", "system.memory.utilization", "infersight.inference.endpoint.up",
+  "infersight.collector.up", "infersight.gpu.reachable", "infersight.neuron.monitor.up", "infersight.probe.up"];
 const SUM_PRESENCE = ["infersight.agent.points.exported"];
 export function nodesSQL(db, r, filters) {
+  if (r.rollup) {
+    return "SELECT HostName AS host, any(CloudProvider) AS cloud, any(CloudRegion) AS region, max(HostType) AS host_type, " +
+      "toUnixTimestamp(max(LastSeen)) AS last_seen FROM " + table(db, ACCEL) + " WHERE Device = '' AND " + accelWhere(r, filters) +
+      " AND HostName != '' GROUP BY host ORDER BY cloud, region, host";
+  }
   const w = resourceWhere(r, filters);
   const sel = (tbl, names) => "SELECT ResourceAttributes['host.name'] AS host, " +
     "ResourceAttributes['cloud.provider'] AS cloud, ResourceAttributes['cloud.region'] AS region, " +
@@ -127,6 +152,15 @@ export function nodesSQL(db, r, filters) {
 // and NeuronCores, per host over the range (rows with t = 0: devices, util, tensor, where it runs and
 // when it was last seen) and, with `step`, per cloud and time bucket (t > 0, host empty).
 export function acceleratorSQL(db, r, filters, step) {
+  if (r.rollup) {
+    const groups = step ? "GROUPING SETS ((host, cloud, region, host_type), (t, cloud))" : "host, cloud, region, host_type";
+    return "SELECT HostName AS host, CloudProvider AS cloud, CloudRegion AS region, HostType AS host_type, " +
+      (step ? bucket("Minute", step) : "0") + " AS t, uniqExactIf(Device, UtilCount + NeuronCount > 0) AS devices, " +
+      "sum(UtilSum + NeuronSum) / sum(UtilCount + NeuronCount) AS util, " +
+      "if(sum(TensorCount) > 0, sum(TensorSum) / sum(TensorCount), NULL) AS tensor, toUnixTimestamp(max(LastSeen)) AS last_seen " +
+      "FROM " + table(db, ACCEL) + " WHERE Device != '' AND UtilCount + NeuronCount + TensorCount > 0 AND " + accelWhere(r, filters) +
+      " GROUP BY " + groups + " ORDER BY t, host";
+  }
   const w = resourceWhere(r, filters);
   const tensor = "MetricName = 'infersight.gpu.pipe.utilization'";
   const sets = step ? "GROUPING SETS ((host, cloud, region, host_type), (t, cloud))" : "host, cloud, region, host_type";
@@ -143,6 +177,12 @@ export function acceleratorSQL(db, r, filters, step) {
 
 // Host CPU and memory from the host collector (docs/collectors/host.md), latest and per bucket.
 export function hostSQL(db, r, filters, step) {
+  if (r.rollup) {
+    return "SELECT HostName AS host, " + (step ? bucket("Minute", step) : "0") + " AS t, " +
+      "1 - sum(CpuIdleSum) / sum(CpuIdleCount) * if(sum(CpuIdleCount) > 0, 1, nan) AS cpu, sum(MemorySum) / sum(MemoryCount) AS memory " +
+      "FROM " + table(db, ACCEL) + " WHERE Device = '' AND CpuIdleCount + MemoryCount > 0 AND " + accelWhere(r, filters) +
+      " GROUP BY host, t ORDER BY host, t";
+  }
   const w = resourceWhere(r, filters);
   return "SELECT ResourceAttributes['host.name'] AS host, " + (step ? bucket("TimeUnix", step) : "0") + " AS t, " +
     "1 - avgIf(Value, MetricName = 'system.cpu.utilization' AND Attributes['cpu.mode'] = 'idle') * " +
@@ -152,18 +192,25 @@ export function hostSQL(db, r, filters, step) {
     "'system.memory.utilization') AND " + w + " GROUP BY host, t ORDER BY host, t";
 }
 
-// Per device timelines of one host: every accelerator gauge the collectors send, averaged per bucket.
+// Per device timelines of one host: every accelerator gauge the collectors send, averaged per bucket
+// (metric, title, unit, extra condition on the raw gauge, the rollup's <column>Sum/<column>Count).
 export const DEVICE_GAUGES = [
-  ["hw.gpu.utilization", "Engine utilisation", "1", "Attributes['hw.gpu.task'] IN ('', 'general')"],
-  ["infersight.gpu.sm.activity", "SM activity", "1", ""],
-  ["infersight.gpu.pipe.utilization", "Tensor pipe active", "1", "Attributes['infersight.gpu.pipe'] = 'tensor'"],
-  ["infersight.gpu.dram.activity", "DRAM activity", "1", ""],
-  ["hw.power", "Power", "W", ""],
-  ["hw.temperature", "Temperature", "°C", "Attributes['hw.sensor_location'] IN ('', 'gpu')"],
-  ["hw.gpu.memory.utilization", "Memory used", "1", ""],
-  ["infersight.neuron.core.utilization", "NeuronCore utilisation", "1", ""],
+  ["hw.gpu.utilization", "Engine utilisation", "1", "Attributes['hw.gpu.task'] IN ('', 'general')", "Util"],
+  ["infersight.gpu.sm.activity", "SM activity", "1", "", "Sm"],
+  ["infersight.gpu.pipe.utilization", "Tensor pipe active", "1", "Attributes['infersight.gpu.pipe'] = 'tensor'", "Tensor"],
+  ["infersight.gpu.dram.activity", "DRAM activity", "1", "", "Dram"],
+  ["hw.power", "Power", "W", "", "Power"],
+  ["hw.temperature", "Temperature", "°C", "Attributes['hw.sensor_location'] IN ('', 'gpu')", "Temp"],
+  ["hw.gpu.memory.utilization", "Memory used", "1", "", "MemUtil"],
+  ["infersight.neuron.core.utilization", "NeuronCore utilisation", "1", "", "Neuron"],
 ];
 export function deviceSQL(db, r, host, step) {
+  if (r.rollup) {
+    const cols = DEVICE_GAUGES.map(([name, , , , c]) => "(" + str(name) + ", " + c + "Sum, " + c + "Count)").join(", ");
+    return "SELECT g.1 AS metric, Device AS device, " + bucket("Minute", step) + " AS t, sum(g.2) / sum(g.3) AS v FROM " +
+      table(db, ACCEL) + " ARRAY JOIN [" + cols + "] AS g WHERE Device != '' AND g.3 > 0 AND " + accelWhere(r, { host: host }) +
+      " GROUP BY metric, device, t ORDER BY metric, device, t";
+  }
   const cond = DEVICE_GAUGES.map(([name, , , extra]) => "(MetricName = " + str(name) + (extra ? " AND " + extra : "") + ")");
   return "SELECT MetricName AS metric, if(Attributes['hw.id'] != '', Attributes['hw.id'], " +
     "concat('nc', Attributes['infersight.neuron.core'])) AS device, " + bucket("TimeUnix", step) + " AS t, avg(Value) AS v " +
@@ -172,7 +219,23 @@ export function deviceSQL(db, r, host, step) {
 }
 
 // Health per device of one host: latest hw.status state, XIDs in the range (delta or cumulative counters).
+// From the rollup: the latest state at its time; XIDs per series: delta counts plus, for cumulative
+// counters, max − min over the range (and the first value when the counter started in it; resets inside
+// the range are not seen there, the raw query counts them).
 export function deviceHealthSQL(db, r, host) {
+  if (r.rollup) {
+    const a = table(db, ACCEL);
+    const w = accelWhere(r, { host: host });
+    const status = "SELECT Device AS device, argMax(State, StatusTime) AS state, toUnixTimestamp(max(StatusTime)) AS last FROM " + a +
+      " WHERE State != '' AND Device != '' AND " + w + " GROUP BY device";
+    const inc = "sum(XidDelta) + if(sum(XidSamples) > 0, maxIf(XidMax, XidSamples > 0) - minIf(XidMin, XidSamples > 0) + " +
+      "if(minIf(XidStart, XidSamples > 0) >= now() - INTERVAL " + r.seconds + " SECOND, minIf(XidMin, XidSamples > 0), 0), 0)";
+    const xid = "SELECT device, sum(inc) AS xid, groupUniqArrayIf(code, inc > 0) AS codes FROM (SELECT Device AS device, XidSeries AS code, " +
+      inc + " AS inc FROM " + a + " WHERE XidSeries != '' AND " + w + " GROUP BY device, code) GROUP BY device";
+    return "SELECT st.device AS device, st.state AS state, st.last AS last, if(x.found = 1, x.xid, 0) AS xid, " +
+      "if(x.found = 1, x.codes, []) AS codes FROM (" + status + ") AS st LEFT JOIN (SELECT *, 1 AS found FROM (" + xid +
+      ")) AS x USING (device) ORDER BY device";
+  }
   const s = table(db, "otel_metrics_sum");
   const w = resourceWhere(r, { host: host });
   const status = "SELECT Attributes['hw.id'] AS device, argMax(Attributes['hw.state'], TimeUnix) AS state, " +
