@@ -130,9 +130,9 @@ stop with Ctrl-C (or SIGTERM)
     signal.signal(signal.SIGTERM, stop)
     rc = 0
     while not stopping:
-        for p in procs:
+        for role, p in zip(("server", "agent"), procs, strict=True):
             if p.poll() is not None:
-                print(f"error: child {p.args[3]} exited with {p.returncode}", file=sys.stderr)
+                print(f"error: child {role} exited with {p.returncode}", file=sys.stderr)
                 stopping, rc = True, 1
         time.sleep(0.5)
     # Agent first and waited for: its final export must reach the server before that stops.

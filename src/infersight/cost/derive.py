@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
-from infersight.cost.catalog import Catalog, CapacityType
+from infersight.cost.catalog import CapacityType, Catalog
 from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage
 
 DIMENSIONS = ("cloud", "region", "host", "kind", "model", "tenant")

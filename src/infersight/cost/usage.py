@@ -80,13 +80,14 @@ def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...]) ->
     band = "0"
     for t in sorted(thresholds):  # the largest threshold ends up outermost
         band = f"if({inp} > {t}, {t + 1}, {band})"
-    t = TENANT_ATTRIBUTE
-    rows = src.query(f"""SELECT ResourceAttributes['cloud.provider'] AS cloud, ResourceAttributes['cloud.region'] AS region,
+    ten = TENANT_ATTRIBUTE
+    rows = src.query(f"""SELECT ResourceAttributes['cloud.provider'] AS cloud,
+    ResourceAttributes['cloud.region'] AS region,
     ResourceAttributes['host.name'] AS host,
     if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
        SpanAttributes['gen_ai.system']) AS provider,
     SpanAttributes['gen_ai.request.model'] AS model,
-    if(SpanAttributes['{t}'] != '', SpanAttributes['{t}'], ResourceAttributes['{t}']) AS tenant,
+    if(SpanAttributes['{ten}'] != '', SpanAttributes['{ten}'], ResourceAttributes['{ten}']) AS tenant,
     {band} AS context_tokens,
     count() AS requests, sum({inp}) AS input_tokens,
     sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS output_tokens, sum({cached}) AS cached_tokens

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -140,7 +140,7 @@ async def _spans_loop(api: ApiClients, stop: asyncio.Event, interval: float, sin
 class ServerParts:
     """The server's composition, handed in by the caller (`cli/demo.py`): areas never import `server/`."""
 
-    serve: Callable[..., Awaitable[None]]
+    serve: Callable[..., Coroutine[Any, Any, None]]
     components: Callable[[Any, Any], list]
 
 

@@ -25,7 +25,8 @@ def sink_app(allow_origin: str = "", max_kept: int = MAX_KEPT) -> web.Applicatio
 
 
 def received(app: web.Application) -> list[dict[str, Any]]:
-    return list(app[RECEIVED])
+    kept = app[RECEIVED]
+    return list(kept)
 
 
 async def _receive(request: web.Request) -> web.Response:
@@ -40,7 +41,8 @@ async def _receive(request: web.Request) -> web.Response:
 
 
 async def _list(request: web.Request) -> web.Response:
-    items = list(request.app[RECEIVED])
+    kept = request.app[RECEIVED]
+    items = list(kept)
     origin = request.app[ORIGIN]
     headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
     return web.json_response({"notifications": items, "count": len(items)}, headers=headers)

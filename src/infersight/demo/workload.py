@@ -192,9 +192,9 @@ class ServerModel:
                         ("vllm:generation_tokens_total", self.generation_tokens),
                         ("vllm:prefix_cache_hits_total", self.cached_tokens)):
             lines += [f"# TYPE {name} counter", f"{name}{{{labels}}} {float(v)}"]
-        for name, v in (("vllm:num_requests_running", self.running), ("vllm:num_requests_waiting", self.waiting),
+        for name, g in (("vllm:num_requests_running", self.running), ("vllm:num_requests_waiting", self.waiting),
                         ("vllm:kv_cache_usage_perc", self.kv_usage)):
-            lines += [f"# TYPE {name} gauge", f"{name}{{{labels}}} {float(v)}"]
+            lines += [f"# TYPE {name} gauge", f"{name}{{{labels}}} {float(g)}"]
         return "\n".join(lines) + "\n"
 
     def _sglang(self) -> str:
@@ -210,9 +210,9 @@ class ServerModel:
                         ("sglang:generation_tokens_total", self.generation_tokens),
                         ("sglang:cached_tokens_total", self.cached_tokens)):
             lines += [f"# TYPE {name} counter", f"{name}{{{labels}}} {float(v)}"]
-        for name, v in (("sglang:num_running_reqs", self.running), ("sglang:num_queue_reqs", self.waiting),
+        for name, g in (("sglang:num_running_reqs", self.running), ("sglang:num_queue_reqs", self.waiting),
                         ("sglang:token_usage", self.kv_usage)):
-            lines += [f"# TYPE {name} gauge", f"{name}{{{labels}}} {float(v)}"]
+            lines += [f"# TYPE {name} gauge", f"{name}{{{labels}}} {float(g)}"]
         return "\n".join(lines) + "\n"
 
 
