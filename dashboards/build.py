@@ -11,6 +11,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+try:
+    from infersight import rollups
+except ImportError:  # a checkout without the package installed
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from infersight import rollups
 DB = "otel"
 DS = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
 FORMAT_TIMESERIES, FORMAT_TABLE = 0, 1
@@ -53,6 +58,27 @@ HW_FILTER = (
     "$__conditionalAll(ResourceAttributes['cloud.provider'] IN (${cloud_provider}), $cloud_provider)"
     " AND $__conditionalAll(ResourceAttributes['host.name'] IN (${host}), $host)"
 )
+# The source precedence of docs/slo.md (`rollups.*_precedence`, the one rule): an instrumented app's own
+# request/token counters and gen_ai.server.* histograms are left out where its spans of the same minute (or an
+# adjacent one), place, host and model exist. The span rows looked at: the dashboard range, a minute wider.
+SPAN_LOOKUP = "Minute >= $__fromTime - INTERVAL 1 MINUTE AND Minute <= $__toTime + INTERVAL 1 MINUTE"
+
+
+def _unquoted(sql: str) -> str:
+    """The rollups' `db.`table`` as this file writes tables (`otel.table`: one text to replace for another db)."""
+    for t in rollups.TABLES:
+        sql = sql.replace(f"{DB}.`{t.name}`", f"{DB}.{t.name}")
+    return sql
+
+
+REQUESTS_COUNTED = _unquoted(rollups.requests_precedence(DB, SPAN_LOOKUP))
+REQ_FILTER = f"{FLEET_FILTER} AND {REQUESTS_COUNTED}"
+
+
+def latency_counted(kind: str) -> str:
+    return _unquoted(rollups.latency_precedence(DB, f"Kind = '{kind}' AND {SPAN_LOOKUP}"))
+
+
 RANGE_SECONDS = "greatest(dateDiff('second', $__fromTime, $__toTime), 1)"
 SERIES = "concat(CloudProvider, '/', CloudRegion, '/', Model)"
 
@@ -63,7 +89,8 @@ def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILE
 
     Rows are summed per bucket layout first (`sumForEach`, cheap), then per upper bound, so
     series with different layouts merge into the union of their bounds. Inside a bucket the value is
-    interpolated linearly; a rank in the +Inf bucket answers the largest finite bound.
+    interpolated linearly; a rank in the +Inf bucket answers the largest finite bound. Rows are read with the
+    source precedence (`latency_counted`).
     """
     keys = (["time"] if per_time else []) + group
     inner_keys = (["$__timeInterval(Minute) AS time"] if per_time else []) + group
@@ -81,6 +108,7 @@ def quantile_sql(kind: str, group: list[str], per_time: bool, quantiles=QUANTILE
         f"FROM (SELECT {sel}bound, sum(n) AS n FROM ("
         f"SELECT {''.join(f'{k}, ' for k in inner_keys)}Bounds, sumForEach(BucketCounts) AS counts "
         f"FROM {DB}.infersight_latency_1m WHERE $__timeFilter(Minute) AND Kind = '{kind}' AND {where} "
+        f"AND {latency_counted(kind)} "
         f"GROUP BY {sel}Bounds) ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, counts AS n "
         f"GROUP BY {sel}bound){grouped}) WHERE total > 0)"
         + (f" ORDER BY {order}" if order else "")
@@ -237,18 +265,18 @@ def fleet() -> dict:
     lay.row("Fleet: ${cloud_provider} / ${cloud_region} / ${model}")
     lay.add(stat("Requests/s", "Requests per second over the range, from the per-minute request rollup.",
                  f"SELECT sum(Requests) / {RANGE_SECONDS} AS rps FROM {req} "
-                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}",
+                 f"WHERE $__timeFilter(Minute) AND {REQ_FILTER}",
                  "reqps", [("blue", None)]), 6, 4)
     lay.add(stat("Error ratio", "Bad requests ÷ requests over the range (event-weighted).",
                  f"SELECT if(sum(Requests) = 0, NULL, sum(BadRequests) / sum(Requests)) AS error_ratio FROM {req} "
-                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}",
+                 f"WHERE $__timeFilter(Minute) AND {REQ_FILTER}",
                  "percentunit", [("green", None), ("yellow", 0.001), ("red", 0.01)]), 6, 4)
     lay.add(stat("p95 time to first token", "95th percentile TTFT over the range, from the merged histograms.",
                  quantile_sql("ttft", [], False, (0.95,)), "s", [("green", None), ("yellow", 0.5), ("red", 2)]),
             6, 4)
     lay.add(stat("Output tokens/s", "Generated tokens per second over the range.",
                  f"SELECT sum(OutputTokens) / {RANGE_SECONDS} AS tokens_per_s FROM {req} "
-                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}",
+                 f"WHERE $__timeFilter(Minute) AND {REQ_FILTER}",
                  "short", [("blue", None)]), 6, 4)
     ttft = quantile_sql("ttft", ["CloudProvider", "CloudRegion", "Model"], False, (0.95,))
     e2e = quantile_sql("e2e", ["CloudProvider", "CloudRegion", "Model"], False, (0.95,))
@@ -265,7 +293,7 @@ def fleet() -> dict:
         f"FROM (SELECT CloudProvider, CloudRegion, Model, sum(Requests) AS requests, sum(BadRequests) AS bad, "
         f"sum(InputTokens) AS input, sum(OutputTokens) AS output, sum(CachedTokens) AS cached, "
         f"toFloat64(sum(ReportedCostUSD)) AS cost FROM {req} "
-        f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY CloudProvider, CloudRegion, Model) AS r "
+        f"WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY CloudProvider, CloudRegion, Model) AS r "
         f"LEFT JOIN (SELECT *, 1 AS found FROM ({ttft})) AS t USING (CloudProvider, CloudRegion, Model) "
         f"LEFT JOIN (SELECT *, 1 AS found FROM ({e2e})) AS e USING (CloudProvider, CloudRegion, Model) "
         f"ORDER BY Requests DESC, Cloud, Region, Model",
@@ -287,7 +315,7 @@ def fleet() -> dict:
                   f"SELECT CloudProvider AS Cloud, CloudRegion AS Region, Model, {burn('5 MINUTE')}, "
                   f"{burn('1 HOUR')}, {burn('6 HOUR')}, "
                   f"sum(BadRequests) / nullIf(sum(Requests), 0) / {budget} AS `Budget used` FROM {req} "
-                  f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY Cloud, Region, Model "
+                  f"WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY Cloud, Region, Model "
                   f"ORDER BY `Burn 1h` DESC, Cloud, Region, Model",
                   {"Burn 5m": "suffix:×", "Burn 1h": "suffix:×", "Burn 6h": "suffix:×",
                    "Budget used": "percentunit"}), 12, 8)
@@ -309,12 +337,12 @@ def fleet() -> dict:
     lay.add(timeseries("Requests/s by cloud/region/model", "Requests per second per cloud/region/model.",
                        f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
                        f"sum(Requests) / $__interval_s AS rps FROM {req} "
-                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series ORDER BY time",
+                       f"WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY time, series ORDER BY time",
                        "reqps", min_interval="1m"), 12, 8)
     lay.add(timeseries("Error ratio by cloud/region/model", "Bad requests ÷ requests per cloud/region/model.",
                        f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
                        f"sum(BadRequests) / sum(Requests) AS error_ratio FROM {req} "
-                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series "
+                       f"WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY time, series "
                        f"HAVING sum(Requests) > 0 ORDER BY time",
                        "percentunit", min_interval="1m"), 12, 8)
 
@@ -335,22 +363,22 @@ def fleet() -> dict:
     lay.add(timeseries("Tokens/s by type", "Prompt (input), generated (output) and cached prompt tokens per second.",
                        f"SELECT $__timeInterval(Minute) AS time, sum(InputTokens) / $__interval_s AS input, "
                        f"sum(OutputTokens) / $__interval_s AS output, sum(CachedTokens) / $__interval_s AS cached "
-                       f"FROM {req} WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time ORDER BY time",
+                       f"FROM {req} WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY time ORDER BY time",
                        "short", min_interval="1m"), 12, 8)
     lay.add(timeseries("Output tokens/s by cloud/region/model", "Generated tokens per second.",
                        f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
                        f"sum(OutputTokens) / $__interval_s AS output FROM {req} "
-                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series ORDER BY time",
+                       f"WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY time, series ORDER BY time",
                        "short", stack=True, min_interval="1m"), 12, 8)
 
     lay.row("Reported cost (gen_ai.usage.cost from instrumented applications)")
     lay.add(stat("Reported spend", "USD the instrumented applications reported over the range.",
                  f"SELECT toFloat64(sum(ReportedCostUSD)) AS usd FROM {req} "
-                 f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER}", "currencyUSD", [("blue", None)]), 6, 8)
+                 f"WHERE $__timeFilter(Minute) AND {REQ_FILTER}", "currencyUSD", [("blue", None)]), 6, 8)
     lay.add(timeseries("Reported spend per hour by cloud/region/model", "USD per hour, from reported costs.",
                        f"SELECT $__timeInterval(Minute) AS time, {SERIES} AS series, "
                        f"toFloat64(sum(ReportedCostUSD)) * 3600 / $__interval_s AS usd_per_hour FROM {req} "
-                       f"WHERE $__timeFilter(Minute) AND {FLEET_FILTER} GROUP BY time, series "
+                       f"WHERE $__timeFilter(Minute) AND {REQ_FILTER} GROUP BY time, series "
                        f"HAVING usd_per_hour > 0 ORDER BY time", "currencyUSD", stack=True, min_interval="1m"),
             18, 8)
 

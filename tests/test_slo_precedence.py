@@ -161,3 +161,25 @@ async def test_cost_sli_counts_an_apps_tokens_once(store, gateway_url):
     (u,) = [r for r in results if r.slo.name == "unit"]
     tokens = INPUT + OUTPUT + OTHER["input"] + OTHER["output"]
     assert u.sli == (usd(INPUT, OUTPUT) + usd(OTHER["input"], OTHER["output"])) / tokens * 10**6
+
+
+async def test_fleet_dashboard_counts_an_app_once(store, gateway_url):
+    """The Grafana fleet dashboard's SQL (dashboards/build.py) reads the rollups with the same precedence."""
+    from datetime import UTC, datetime
+
+    from infersight import quantiles
+    from test_dashboards import Runner, load
+
+    await emitted(store, gateway_url)
+    now = int(time.time())
+    runner = Runner(store, load("infersight-fleet.json"), frm=datetime.fromtimestamp(now // 60 * 60 - 3600, UTC),
+                    to=datetime.fromtimestamp(now // 60 * 60 + 120, UTC))
+    (row,) = runner.panel_rows("By cloud / region / model")
+    # app-1's 10 spans and app-2's counters; not also app-1's own counters (24 requests).
+    assert (row["Cloud"], row["Model"], int(row["Requests"])) == ("azure", MODEL, 10 + OTHER["requests"])
+    assert int(row["Input tokens"]) == INPUT + OTHER["input"] and int(row["Output tokens"]) == OUTPUT + OTHER["output"]
+    # p95 e2e over the spans' layout alone: the reference is histogram_quantile over the stored span rows.
+    (span,) = store.query(f"SELECT Bounds AS b, sumForEach(BucketCounts) AS c FROM `{store.database}`."
+                          "infersight_latency_1m WHERE Kind = 'e2e' AND Source = 'span' GROUP BY Bounds")
+    ref = quantiles.histogram_quantile(0.95, span["b"], [int(n) for n in span["c"]])
+    assert ref == pytest.approx(0.3995) and float(row["p95 e2e"]) == pytest.approx(ref)
