@@ -216,7 +216,8 @@ class GrpcSender:
                                          metadata=self._metadata + ((IDEMPOTENCY_HEADER.lower(), idempotency_key),))
         except grpc.RpcError as err:
             code, reason, detail = err.code().name, f"grpc_{err.code().name}", (err.details() or "")[:_DETAIL_CHARS]
-            delay = _retry_info_seconds(err.trailing_metadata() or ())
+            # grpc-stubs types these trailers as `_Metadatum` objects; grpc returns (key, value) tuples
+            delay = _retry_info_seconds(err.trailing_metadata() or ())  # type: ignore[arg-type]  # stubs gap
             if code in self._RETRYABLE or (code == "RESOURCE_EXHAUSTED" and delay is not None):
                 return SendResult("retry", reason, delay, detail)
             return SendResult("auth" if code in self._AUTH else "reject", reason, detail=detail)

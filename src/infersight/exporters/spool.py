@@ -12,6 +12,7 @@ One drain runs at a time (the agent's export task), but `put` may run alongside 
 """
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import logging
@@ -126,7 +127,7 @@ class Spool:
         with self._mutex:
             return list(self._rejected)
 
-    def put(self, payload: bytes, points: int) -> SpoolEntry:
+    def put(self, payload: builtins.bytes, points: int) -> SpoolEntry:  # builtins: `bytes` is a property here
         """Durably store one batch, then drop the oldest batches while over the bound."""
         key = str(uuid.uuid4())
         with self._mutex:
