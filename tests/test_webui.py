@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from infersight.compare import api as compare_api
 from infersight.config import parse_config
 from infersight.gateway.app import create_app
 from infersight.webui import OPEN_PATHS, OPEN_PREFIXES, STATIC, assets, attach, history_instants
@@ -36,6 +37,7 @@ async def start(store, port: int, slo_paths: tuple[Path, ...] = (), catalogs: tu
         from infersight.slo.service import attach as attach_slo
 
         attach_slo(app, cfg, store)
+    compare_api.attach(app, cfg, store)  # after the SLO engine, as the server's components do
     attach(app, cfg, store)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -217,7 +219,136 @@ async def test_compare_view_usd_per_million_equals_cost_report(store, port, tmp_
     assert row["usd_per_1m_tokens"] == f"${float(line['usd_per_million_tokens']):.2f}"
     assert row["error_ratio"] == "5.00%" and row["ttft_p95"].endswith(" ms")
     assert set(series(drawn["compare-ttft"])) == {"aws/us-east-1/openai"}
-    assert other["aws/us-east-1/openai"]["usd_per_1m_tokens"] == "$10.00"  # reported cost: 10 × 0.0015 / 1,500
+    # Unpriced in the catalog: `compare` (and the cost report) say so; the cost the instrumentation reported is
+    # not a price.
+    assert other["aws/us-east-1/openai"]["usd_per_1m_tokens"] == "unpriced"
+
+
+COMPARE_PRICES = """\
+api:
+  - provider: openai
+    model: gpt-4o
+    input_usd_per_million: 2.50
+    output_usd_per_million: 10.00
+  - provider: azure.ai.openai
+    model: gpt-4o
+    input_usd_per_million: 2.75
+    output_usd_per_million: 11.00
+"""
+COMPARE_SLO = """\
+apiVersion: infersight/v1
+kind: SLO
+metadata:
+  name: gpt-availability
+spec:
+  sli:
+    ratio: {}
+  objective_percent: 99
+  window:
+    rolling: 1d
+  group_by: [cloud.provider, cloud.region, gen_ai.request.model]
+  min_events: 10
+"""
+
+
+def _secs(v: float) -> str:
+    """fmt.js `seconds` below two minutes."""
+    return f"{v * 1000:.{2 if v < 0.01 else 1}f} ms" if v < 1 else f"{v:.2f} s"
+
+
+async def test_compare_view_cells_equal_the_compare_command(store, port, tmp_path):
+    """Issue 14: the compare view's table is `infersight compare --format json` on the same data, cell by cell:
+    requests, error ratio, ≈percentiles (with their buckets), tokens, $/1M tokens, SLO state and budget left."""
+    from test_dashboards_e2e import send_genai_spans, wait_rows
+
+    prices, spec = tmp_path / "prices.yaml", tmp_path / "slo.yaml"
+    prices.write_text(COMPARE_PRICES)
+    spec.write_text(COMPARE_SLO)
+    runner = await start(store, port, (spec,), catalogs=(prices,))
+    url = f"http://127.0.0.1:{port}"
+    db = store.database
+    try:
+        await asyncio.to_thread(send_genai_spans, url, "gpt-4o", 40, 2, "openai")  # aws/us-east-1 spans
+        await wait_rows(store, "infersight_requests_1m", 1)
+        # The same model through a second deployment, as the rollups hold a scraped server's rows.
+        store.execute(
+            f"INSERT INTO `{db}`.infersight_requests_1m (Minute, CloudProvider, CloudRegion, HostName, Model, "
+            "ServerKind, Tenant, Requests, BadRequests, InputTokens, OutputTokens, CachedTokens, ReportedCostUSD) "
+            "VALUES "
+            f"('{_minute(3)}', 'azure', 'eastus', 'az-app', 'gpt-4o', 'azure.ai.openai', '', "
+            "200, 30, 50000, 20000, 1000, 0)")
+        store.execute(
+            f"INSERT INTO `{db}`.infersight_latency_1m (Minute, CloudProvider, CloudRegion, HostName, Model, "
+            "ServerKind, Tenant, Kind, Bounds, BucketCounts, Count, Sum) VALUES "
+            f"('{_minute(3)}', 'azure', 'eastus', '', 'gpt-4o', 'azure.ai.openai', '', 'ttft', [0.25, 0.5, 1.0], "
+            "[20, 150, 25, 5], 200, 90), "
+            f"('{_minute(3)}', 'azure', 'eastus', '', 'gpt-4o', 'azure.ai.openai', '', 'e2e', [1.0, 2.0, 4.0], "
+            "[10, 100, 80, 10], 200, 500)")
+        async with aiohttp.ClientSession() as s:
+            for _ in range(100):  # the engine's evaluation of both deployments
+                async with s.get(url + "/api/v1/slos") as r:
+                    inst = [i for i in (await r.json())["instances"] if i["budget_remaining"] is not None]
+                if len(inst) == 2:
+                    break
+                await asyncio.sleep(0.1)
+        doc = json.loads((await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "infersight.cli", "compare", "--model", "gpt-4o", "--since", "1h",
+                             "--server", url, "--format", "json"],
+            capture_output=True, text=True, check=True, timeout=60)).stdout)
+        async with browser() as page:
+            await show(page, url + "/ui/#/compare?range=1h&model=gpt-4o")
+            cells = await page.evaluate("""() => {
+              const out = {};
+              for (const tr of document.querySelectorAll('#view tr[data-key]')) {
+                const row = {};
+                for (const td of tr.querySelectorAll('td[data-col]'))
+                  row[td.dataset.col] = { text: td.textContent, value: JSON.parse(td.dataset.value ?? 'null'),
+                                          title: td.title };
+                out[tr.dataset.key] = row;
+              }
+              return out;
+            }""")
+            assert page.errors == []
+    finally:
+        await runner.cleanup()
+    deps = {d["key"]: d for d in doc["deployments"]}
+    assert set(cells) == set(deps) == {"aws/us-east-1/openai", "azure/eastus/azure.ai.openai"}
+    since = doc["since_seconds"]
+    assert since == 3600
+    for key, d in deps.items():
+        row = cells[key]
+        value = {c: v["value"] for c, v in row.items()}
+        lat = d["latency"]
+        assert value == {
+            "deployment": key, "hosting": d["hosting"], "requests": d["requests"],
+            "rps": d["requests"] / since, "error_ratio": d["error_ratio"],
+            **{f"{k}_{q}": (lat[k][q]["value"] if lat[k] else None)
+               for k in ("ttft", "tpot", "e2e") for q in ("p50", "p95")},
+            "tokens": d["tokens"]["total"], "tokens_per_s": d["tokens"]["output"] / since,
+            "usd_per_1m_tokens": d["cost"]["usd_per_million_tokens"],
+            "slo": d["slo"]["meets"], "budget_left": d["slo"]["budget_remaining"],
+            "probe": None,
+        }, key
+        # ... and the text says the same numbers, for people.
+        assert row["requests"]["text"] == f"{d['requests']:,}"
+        assert row["error_ratio"]["text"] == f"{d['error_ratio'] * 100:.2f}%"
+        usd = d["cost"]["usd_per_million_tokens"]
+        assert row["usd_per_1m_tokens"]["text"] == ("unpriced" if usd is None else f"${float(usd):.2f}")
+        (worst,) = d["slo"]["instances"]
+        assert row["budget_left"]["text"] == worst["budget_left_text"]
+        assert worst["slo"] + ": " + worst["state"] in row["slo"]["text"]
+        ttft = lat["ttft"]["p95"]
+        assert f"between {_secs(ttft['lower'])} and {_secs(ttft['upper'])}" in row["ttft_p95"]["title"]
+        assert row["ttft_p95"]["title"].startswith("≈" if ttft["estimate"] else "p95 = histogram_quantile")
+    azure = deps["azure/eastus/azure.ai.openai"]
+    assert azure["error_ratio"] == 0.15 and azure["latency"]["ttft"]["p95"]["upper"] == 1.0  # rank 190 in (0.5, 1]
+    assert cells["azure/eastus/azure.ai.openai"]["ttft_p95"]["text"] == "900.0 ms"  # 0.5 + 0.5 × 20/25
+    # 4,000 input × 2.50 + 2,000 output × 10.00 USD per 1M = 0.03 USD over 6,000 tokens (list price of its spans);
+    # the azure rows have no spans for the cost module to price: unpriced in both, with the reason in the cell.
+    assert deps["aws/us-east-1/openai"]["cost"]["usd_per_million_tokens"] == "5"
+    assert azure["cost"]["usd_per_million_tokens"] is None
+    assert cells["azure/eastus/azure.ai.openai"]["usd_per_1m_tokens"]["title"] == (
+        "; ".join(azure["cost"]["unpriced"]) or "unpriced")
 
 
 SLO_SPEC = """\

@@ -1,14 +1,15 @@
-// Data of the "Compare clouds for one model" view, in one module so the view can switch to the
-// compare API (`infersight compare`) when it exists: today it reads the rollups through the query
-// API (infersight_requests_1m, infersight_latency_1m; docs/ROLLUPS.md), $/1M tokens from the cost
-// module (/ui/cost.json, the same report as `infersight cost report`) and SLO state from
-// /api/v1/slos. The view only sees the object loadCompare() returns.
+// Data of the "Compare clouds for one model" view. The table's numbers are the compare document
+// (GET /api/v1/compare, `infersight compare --format json`: compare.report.build, the one implementation
+// of traffic, ≈percentiles, $/1M tokens, SLO state and probes per deployment); only the over-time charts
+// read the rollups through the query API (infersight_requests_1m, infersight_latency_1m; docs/ROLLUPS.md).
+// The view only sees the object loadCompare() returns.
 import { api, meta, query } from "./api.js";
-import { num } from "./fmt.js";
+import { num, seconds as secondsText } from "./fmt.js";
 import { percentileSQL, requestsSQL, rollupWhere, str, table } from "./sql.js";
 
 // A deployment: where the model is served. Self-hosted: a server kind (vllm, sglang, …) in a cloud
 // region; API-served: the provider (azure.ai.openai, aws.bedrock, gcp.vertex_ai, …) in its region.
+// The same key as the compare document's `key` (cloud/region/kind).
 const DIMS = ["CloudProvider", "CloudRegion", "ServerKind"];
 export function keyOf(r) {
   return [r.CloudProvider, r.CloudRegion, r.ServerKind].join("/");
@@ -21,59 +22,64 @@ export async function models(r) {
     .map((x) => x.model);
 }
 
-function hoursOf(r) {
-  return Math.max(1, Math.ceil(r.seconds / 3600));
+// A latency entry of the document ({value, lower, upper, estimate, open}, infersight.quantiles) as the
+// cells show it: pNN (seconds), pNN_lo/pNN_hi (the interval) and pNN_note (what the value is).
+function estimates(lat) {
+  if (!lat) return null;
+  const out = { count: lat.count, layouts: lat.layouts };
+  for (const q of ["p50", "p95"]) {
+    const e = lat[q];
+    if (!e) continue;
+    out[q] = e.value;
+    out[q + "_lo"] = e.lower;
+    out[q + "_hi"] = e.upper === null ? "inf" : e.upper;
+    const within = e.upper === null ? "above " + secondsText(e.lower) + " (the +Inf bucket: shown as the largest finite bound)"
+      : "between " + secondsText(e.lower) + " and " + secondsText(e.upper);
+    out[q + "_note"] = e.estimate
+      ? "≈ " + q + " estimated over " + lat.layouts + " bucket layouts: known to lie " + within
+      : q + " = histogram_quantile over the source's own buckets (" + Number(lat.count).toLocaleString("en-US") +
+        " observations): " + within;
+  }
+  return out;
 }
 
-// {rows: [{key, cloud, region, kind, requests, bad, error_ratio, rps, tokens_per_s, p50/p95/p99 per
-//   latency kind with their bucket bounds, usd_per_1m_tokens, cost_source, slo: [{slo, state, budget...}]}],
-//  series: {t: [...], by key: {requests, bad, output, ttft_p95, e2e_p95, tpot_p95}}, step, estimate_note}
+// The SLO instance a deployment's cells show: the one with the least budget left.
+function worstOf(slo) {
+  const inst = (slo && slo.instances) || [];
+  return inst.length ? inst.slice().sort((a, b) => (a.budget_remaining ?? 9) - (b.budget_remaining ?? 9))[0] : null;
+}
+
+// {doc, rows: [{key, cloud, region, kind, hosting, requests, bad, error_ratio, rps, tokens, tokens_per_s,
+//   ttft/tpot/e2e: {p50, p50_lo, p50_hi, p95, ...}, usd_per_1m_tokens (exact decimal text or null), cost,
+//   slo (the document's summary), worst (its instance with the least budget left), probe}],
+//  over, ttft, e2e, tpot: rows of the over-time queries, step}
 export async function loadCompare(model, r) {
   const m = await meta();
-  const withCost = m.request_columns.indexOf("ReportedCostUSD") >= 0;
   const where = rollupWhere(r, { model: model });
-  const lat = (kind, step) => query(percentileSQL({ db: m.database, kind: kind, qs: [0.5, 0.95, 0.99], dims: DIMS,
-    where: where, step: step }), kind + (step ? " over time" : ""));
-  const [totals, ttft, tpot, e2e, over, ttftT, e2eT, tpotT, cost, slos] = await Promise.all([
-    query(requestsSQL(m.database, where, DIMS, 0, withCost), "requests"),
-    lat("ttft", 0), lat("tpot", 0), lat("e2e", 0),
+  const lat = (kind) => query(percentileSQL({ db: m.database, kind: kind, qs: [0.5, 0.95], dims: DIMS, where: where,
+    step: r.step }), kind + " over time");
+  const [doc, over, ttftT, e2eT, tpotT] = await Promise.all([
+    api("/api/v1/compare?model=" + encodeURIComponent(model) + "&since=" + r.seconds),
     query(requestsSQL(m.database, where, DIMS, r.step, false), "requests over time"),
-    lat("ttft", r.step), lat("e2e", r.step), lat("tpot", r.step),
-    m.priced ? api("/ui/cost.json?hours=" + hoursOf(r) + "&by=cloud,region,kind,model").catch(() => ({ lines: [] }))
-      : Promise.resolve({ lines: [] }),
-    m.slo_engine ? api("/api/v1/slos").catch(() => ({ instances: [] })) : Promise.resolve({ instances: [] }),
+    lat("ttft"), lat("e2e"), lat("tpot"),
   ]);
-  const by = (rows) => new Map(rows.map((x) => [keyOf(x), x]));
-  const T = by(ttft), P = by(tpot), E = by(e2e);
-  const priced = new Map(cost.lines.filter((l) => l.model === model)
-    .map((l) => [[l.cloud, l.region, l.kind].join("/"), l]));
-  const rows = totals.map((x) => {
-    const key = keyOf(x);
-    const requests = num(x.requests), tokens = num(x.input) + num(x.output);
-    const line = priced.get(key);
-    let usd = null, source = "unpriced";
-    if (line && num(line.usd_per_million_tokens) !== null) { usd = num(line.usd_per_million_tokens); source = "price catalog (cost report)"; }
-    else if (withCost && num(x.reported_cost) > 0 && tokens > 0) { usd = num(x.reported_cost) / tokens * 1e6; source = "cost reported by the instrumentation"; }
+  const seconds = num(doc.since_seconds) || r.seconds;
+  const rows = doc.deployments.map((d) => {
+    const cost = d.cost || {};
+    const usd = cost.usd_per_million_tokens === null || cost.usd_per_million_tokens === undefined ? null : cost.usd_per_million_tokens;
     return {
-      key: key, cloud: x.CloudProvider, region: x.CloudRegion, kind: x.ServerKind,
-      requests: requests, bad: num(x.bad), error_ratio: requests ? num(x.bad) / requests : null,
-      rps: requests / r.seconds, tokens_per_s: num(x.output) / r.seconds,
-      input: num(x.input), output: num(x.output),
-      ttft: T.get(key) || null, tpot: P.get(key) || null, e2e: E.get(key) || null,
-      usd_per_1m_tokens: usd, cost_source: source,
-      slo: (slos.instances || []).filter((i) => matches(i.group, model, x)),
+      key: d.key, cloud: d.cloud, region: d.region, kind: d.kind, hosting: d.hosting, hosts: d.hosts || [],
+      requests: d.requests, bad: d.bad_requests, error_ratio: d.error_ratio,
+      rps: d.requests / seconds, tokens: d.tokens, tokens_per_s: d.tokens.output / seconds,
+      ttft: estimates(d.latency.ttft), tpot: estimates(d.latency.tpot), e2e: estimates(d.latency.e2e),
+      usd_per_1m_tokens: usd, cost: cost,
+      cost_source: usd === null ? ((cost.unpriced || []).join("; ") || "unpriced") :
+        (cost.pricing === "capacity" ? "capacity price per node-hour over the tokens served" : "list price per token") +
+        " (" + (doc.catalog || "catalog") + ")",
+      slo: d.slo, worst: worstOf(d.slo), probe: d.probe,
     };
   });
-  return { model: model, rows: rows, over: over, ttft: ttftT, e2e: e2eT, tpot: tpotT, step: r.step };
-}
-
-// An SLO instance belongs to a deployment when its group names this model and does not contradict
-// the deployment's cloud, region or server kind.
-function matches(group, model, x) {
-  const g = group || {};
-  if (g["gen_ai.request.model"] !== model) return false;
-  const want = { "cloud.provider": x.CloudProvider, "cloud.region": x.CloudRegion, "infersight.server.kind": x.ServerKind };
-  return Object.entries(want).every(([k, v]) => g[k] === undefined || g[k] === v);
+  return { doc: doc, model: model, rows: rows, over: over, ttft: ttftT, e2e: e2eT, tpot: tpotT, step: r.step, seconds: seconds };
 }
 
 export { str };

@@ -87,8 +87,9 @@ export function el(tag, text, className, attrs) {
   return node;
 }
 
-// A table: columns are [key, title, format(row) -> text, class or (row) -> class, title(row)?].
-// Each row gets data-key, each cell data-col (what the tests and the links read).
+// A table: columns are [key, title, format(row) -> text, class or (row) -> class, title(row)?, header
+// title?, value(row)?]. Each row gets data-key, each cell data-col (what the tests and the links read)
+// and, with value(row), data-value: the unformatted number or text the cell shows (JSON).
 export function table(columns, rows, keyOf, opts) {
   const t = el("table", null, "data");
   const head = el("tr");
@@ -107,6 +108,7 @@ export function table(columns, rows, keyOf, opts) {
       const v = c[2](row);
       if (v instanceof Node) td.appendChild(v); else td.textContent = v;
       if (c[4]) { const tip = c[4](row); if (tip) td.title = tip; }
+      if (c[6]) { const raw = c[6](row); td.dataset.value = JSON.stringify(raw === undefined ? null : raw); }
       td.dataset.col = c[0];
       tr.appendChild(td);
     }

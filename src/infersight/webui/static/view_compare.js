@@ -1,9 +1,9 @@
 // Compare clouds for one model: side by side per cloud/region/deployment (self-hosted and API):
-// ≈TTFT/TPOT/e2e percentiles over time, error ratio, throughput, $/1M tokens, SLO state and budget.
+// ≈TTFT/TPOT/e2e percentiles, error ratio, throughput, $/1M tokens, SLO state, budget and probes from the
+// compare document (GET /api/v1/compare, the numbers `infersight compare` prints), charts over time.
 import { chart, pivot, steps } from "./charts.js";
 import { keyOf, loadCompare, models } from "./compare_data.js";
 import * as f from "./fmt.js";
-import { percentileNote } from "./sql.js";
 import { href, setParams } from "./state.js";
 
 export async function render(page, params, ctx) {
@@ -31,32 +31,40 @@ export async function render(page, params, ctx) {
   const data = await loadCompare(model, r);
   if (ctx.stale()) return;
   status.textContent = data.rows.length + " deployments of " + model + ", " + r.label +
-    " · percentiles are ≈ estimates from per-minute histogram buckets (hover a cell for its bucket)";
-  const p = (kind, q) => (x) => x[kind] ? f.seconds(x[kind][q]) : "–";
-  const tip = (kind, q) => (x) => x[kind] ? percentileNote(x[kind], q, f.seconds) : "";
+    " · the numbers of `infersight compare --model " + model + " --since " + data.seconds + "s`" +
+    " · percentiles from histogram buckets (hover a cell for its interval; ≈ where bucket layouts are mixed)";
+  const p = (kind, q) => (x) => x[kind] && x[kind][q] !== undefined ? f.seconds(x[kind][q]) : "–";
+  const pv = (kind, q) => (x) => x[kind] && x[kind][q] !== undefined ? x[kind][q] : null;
+  const tip = (kind, q) => (x) => x[kind] && x[kind][q + "_note"] ? x[kind][q + "_note"] : "";
   const sloCell = (x) => {
-    if (!x.slo.length) return "–";
-    const worst = x.slo.slice().sort((a, b) => (a.budget_remaining ?? 9) - (b.budget_remaining ?? 9))[0];
-    return worst.slo + ": " + worst.state + (x.slo.length > 1 ? " (+" + (x.slo.length - 1) + ")" : "");
+    if (!x.worst) return x.slo ? "no SLO" : "–";
+    const n = x.slo.instances.length;
+    return (x.slo.meets ? "meets" : x.slo.exhausted ? "exhausted" : x.slo.page_firing ? "paging" : "burning") + " · " +
+      x.worst.slo + ": " + x.worst.state + (n > 1 ? " (+" + (n - 1) + ")" : "");
   };
-  const budgetCell = (x) => {
-    if (!x.slo.length) return "–";
-    const worst = x.slo.slice().sort((a, b) => (a.budget_remaining ?? 9) - (b.budget_remaining ?? 9))[0];
-    return worst.budget_left_text || f.percent(worst.budget_remaining, 1);
-  };
+  const sloTip = (x) => x.slo && x.slo.fastest_burning_tier ? "fastest burning tier: " + x.slo.fastest_burning_tier.slo + " " +
+    x.slo.fastest_burning_tier.tier + " (" + x.slo.fastest_burning_tier.severity + ")" : "";
+  const budgetCell = (x) => x.worst ? x.worst.budget_left_text || f.percent(x.slo.budget_remaining, 1) : "–";
+  const probeCell = (x) => x.probe ? (x.probe.error_ratio === null ? "–" : f.percent(x.probe.error_ratio, 1)) + " of " +
+    f.int(x.probe.requests) + " failed" : "–";
   const columns = [
-    ["deployment", "Cloud / region / deployment", (x) => [x.cloud || "?", x.region || "?", x.kind || "?"].join(" / ")],
-    ["rps", "Req/s", (x) => f.rate(x.rps, ""), "num", null, "mean over the range"],
-    ["error_ratio", "Errors", (x) => x.error_ratio === null ? "–" : f.percent(x.error_ratio, 2), (x) => "num" + (x.error_ratio > 0.01 ? " bad" : "")],
-    ["ttft_p50", "≈p50 TTFT", p("ttft", "p50"), "num", tip("ttft", "p50")],
-    ["ttft_p95", "≈p95 TTFT", p("ttft", "p95"), "num", tip("ttft", "p95")],
-    ["tpot_p95", "≈p95 TPOT", p("tpot", "p95"), "num", tip("tpot", "p95"), "time per output token"],
-    ["e2e_p95", "≈p95 e2e", p("e2e", "p95"), "num", tip("e2e", "p95")],
-    ["e2e_p99", "≈p99 e2e", p("e2e", "p99"), "num", tip("e2e", "p99")],
-    ["tokens_per_s", "Tokens/s", (x) => f.rate(x.tokens_per_s, ""), "num", null, "generated tokens per second"],
-    ["usd_per_1m_tokens", "$/1M tokens", (x) => f.usd(x.usd_per_1m_tokens), "num", (x) => x.cost_source],
-    ["slo", "SLO", sloCell, (x) => x.slo.length ? "state-" + x.slo.slice().sort((a, b) => (a.budget_remaining ?? 9) - (b.budget_remaining ?? 9))[0].state : ""],
-    ["budget_left", "Budget left", budgetCell, "num"],
+    ["deployment", "Cloud / region / deployment", (x) => [x.cloud || "?", x.region || "?", x.kind || "?"].join(" / "), null, (x) => (x.hosts || []).join(", "), null, (x) => x.key],
+    ["hosting", "Hosting", (x) => x.hosting, null, null, "self-hosted (capacity-priced) or API (list-priced)", (x) => x.hosting],
+    ["requests", "Requests", (x) => f.int(x.requests), "num", null, "requests in the range", (x) => x.requests],
+    ["rps", "Req/s", (x) => f.rate(x.rps, ""), "num", null, "mean over the range", (x) => x.rps],
+    ["error_ratio", "Errors", (x) => x.error_ratio === null ? "–" : f.percent(x.error_ratio, 2), (x) => "num" + (x.error_ratio > 0.01 ? " bad" : ""), null, "failed ÷ all requests", (x) => x.error_ratio],
+    ["ttft_p50", "≈p50 TTFT", p("ttft", "p50"), "num", tip("ttft", "p50"), null, pv("ttft", "p50")],
+    ["ttft_p95", "≈p95 TTFT", p("ttft", "p95"), "num", tip("ttft", "p95"), null, pv("ttft", "p95")],
+    ["tpot_p50", "≈p50 TPOT", p("tpot", "p50"), "num", tip("tpot", "p50"), "time per output token", pv("tpot", "p50")],
+    ["tpot_p95", "≈p95 TPOT", p("tpot", "p95"), "num", tip("tpot", "p95"), "time per output token", pv("tpot", "p95")],
+    ["e2e_p50", "≈p50 e2e", p("e2e", "p50"), "num", tip("e2e", "p50"), null, pv("e2e", "p50")],
+    ["e2e_p95", "≈p95 e2e", p("e2e", "p95"), "num", tip("e2e", "p95"), null, pv("e2e", "p95")],
+    ["tokens", "Tokens", (x) => f.int(x.tokens.total), "num", (x) => f.int(x.tokens.input) + " input (" + f.int(x.tokens.cached) + " cached) + " + f.int(x.tokens.output) + " output", "input + output tokens", (x) => x.tokens.total],
+    ["tokens_per_s", "Tokens/s", (x) => f.rate(x.tokens_per_s, ""), "num", null, "generated tokens per second", (x) => x.tokens_per_s],
+    ["usd_per_1m_tokens", "$/1M tokens", (x) => f.usd(x.usd_per_1m_tokens), "num", (x) => x.cost_source, "input + output tokens", (x) => x.usd_per_1m_tokens],
+    ["slo", "SLO", sloCell, (x) => x.worst ? "state-" + x.worst.state : "", sloTip, "meets its SLOs now, or the worst instance", (x) => x.slo ? x.slo.meets : null],
+    ["budget_left", "Budget left", budgetCell, "num", null, "least error budget left of its SLOs", (x) => x.slo ? x.slo.budget_remaining : null],
+    ["probe", "Probes", probeCell, "num", (x) => x.probe ? (x.probe.endpoints || []).join(", ") : "", "synthetic probes next to user traffic", (x) => x.probe ? x.probe.error_ratio : null],
   ];
   page.appendChild(f.el("div", null, "scroll")).appendChild(f.table(columns, data.rows, (x) => x.key));
   const grid = f.el("div", null, "grid");
