@@ -113,6 +113,8 @@ class Tokens:
             if t.token is not None:
                 self._tokens.append(_Token(t.name, frozenset(t.scopes), _digest(t.token.get_secret_value().strip())))
                 continue
+            if t.token_file is None:  # TokenConfig's validator requires exactly one of the two
+                raise ConfigError(f"server.tokens.{i}: set exactly one of token and token_file")
             path = Path(t.token_file)
             stamp = _stamp(path)
             try:
@@ -174,6 +176,8 @@ def client_token(cfg: ServerConfig, scope: str) -> str | None:
             continue
         if t.token is not None:
             return t.token.get_secret_value().strip()
+        if t.token_file is None:  # TokenConfig's validator requires exactly one of the two
+            raise ConfigError(f"server.tokens.{i}: set exactly one of token and token_file")
         try:
             return _read_token(Path(t.token_file))
         except (OSError, ValueError) as err:
@@ -264,12 +268,13 @@ def _cross_site(request: web.Request) -> str | None:
         return None
     try:
         url = URL(origin)
-        ok = url.host is not None and url.port is not None
+        host, port = url.host, url.port
     except ValueError:
-        ok = False
-    if ok:
-        name, port = _split_host(request.headers.get("Host", ""))
-        ok = (url.host.lower().rstrip("."), url.port) == (name, port if port is not None else url.port)
+        host = port = None
+    ok = False
+    if host is not None and port is not None:
+        name, host_port = _split_host(request.headers.get("Host", ""))
+        ok = (host.lower().rstrip("."), port) == (name, host_port if host_port is not None else port)
     return None if ok else f"cross-origin request refused (Origin {origin} does not match Host)"
 
 

@@ -24,7 +24,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError, Message
@@ -104,11 +104,15 @@ def point_attribute(raw: bytes) -> Any:
     return req.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0].attributes[0]
 
 
+ExportResponse: TypeAlias = (metrics_svc.ExportMetricsServiceResponse | trace_svc.ExportTraceServiceResponse
+                              | logs_svc.ExportLogsServiceResponse)
+
+
 @dataclass(frozen=True)
 class Signal:
     name: str
     request: type[Message]
-    response: type[Message]
+    response: type[ExportResponse]
     rejected_field: str
 
 
@@ -177,8 +181,10 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
         seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise BadRequest(f"invalid JSON: key {dup!r} repeated in one object")
+        for k, _ in pairs:
+            if k in seen:
+                raise BadRequest(f"invalid JSON: key {k!r} repeated in one object")
+            seen.add(k)
     for k in _ID_KEYS.intersection(out):
         v = out[k]
         if isinstance(v, str):
