@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TypedDict
 
 from infersight.slo.model import Slo, exact_text
 from infersight.slo.records import AlertRecord, Notification, Silence
@@ -273,14 +274,24 @@ class Route:
                 and all(p.fullmatch(labels.get(k, "")) for k, p in self.match_re))
 
 
+class _Inherited(TypedDict):
+    """The settings a route passes down to its children (Route's fields of the same names)."""
+
+    receiver: str
+    group_by: tuple[str, ...]
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+
+
 def build_routes(settings: SloSettings) -> Route | None:
     root = settings.route
     default_receiver = root.receiver or (settings.receivers[0].name if settings.receivers else None)
     if default_receiver is None:
         return None
 
-    def build(node: RouteSettings, parent: dict, key: str) -> Route:
-        vals = {
+    def build(node: RouteSettings, parent: _Inherited, key: str) -> Route:
+        vals: _Inherited = {
             "receiver": node.receiver or parent["receiver"],
             "group_by": node.group_by if node.group_by is not None else parent["group_by"],
             "group_wait": _pick(node.group_wait_seconds, parent["group_wait"]),

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import aiohttp
 
@@ -19,6 +20,7 @@ from infersight.slo.settings import ReceiverSettings
 ZERO_TIME = "0001-01-01T00:00:00Z"
 SIGNATURE_HEADER = "X-Infersight-Signature"
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+_T = TypeVar("_T")
 
 
 def rfc3339(t: float | None) -> str:
@@ -133,6 +135,7 @@ def slack(flush: Flush, receiver: ReceiverSettings, external_url: str) -> dict:
 
 
 def render(flush: Flush, receiver: ReceiverSettings, external_url: str, now: float) -> str:
+    body: dict | list[dict]
     if receiver.type == "webhook":
         body = webhook_v4(flush, receiver, external_url)
     elif receiver.type == "alertmanager":
@@ -152,16 +155,24 @@ class DeliveryError(Exception):
     pass
 
 
+def _needs(value: _T | None, receiver: ReceiverSettings, key: str) -> _T:
+    """A setting ReceiverSettings' validator requires for this receiver type."""
+    if value is None:
+        raise DeliveryError(f"receiver '{receiver.name}': {receiver.type} needs {key}")
+    return value
+
+
 async def send(session: aiohttp.ClientSession, receiver: ReceiverSettings, body: str) -> None:
     """POST one rendered body; raises DeliveryError unless the receiver answers 2xx."""
-    url = receiver.url
-    if receiver.type == "alertmanager":
-        url = url.rstrip("/") + "/api/v2/alerts"
-    elif receiver.type == "pagerduty":
-        url = url or PAGERDUTY_URL
+    if receiver.type == "pagerduty":
+        url = receiver.url or PAGERDUTY_URL
         data = json.loads(body)
-        data = {"routing_key": receiver.routing_key.get_secret_value(), **data}
+        data = {"routing_key": _needs(receiver.routing_key, receiver, "routing_key").get_secret_value(), **data}
         body = json.dumps(data, separators=(",", ":"))
+    else:
+        url = _needs(receiver.url, receiver, "url")
+        if receiver.type == "alertmanager":
+            url = url.rstrip("/") + "/api/v2/alerts"
     raw = body.encode()
     headers = {"Content-Type": "application/json", "User-Agent": "infersight-slo"}
     headers.update({k: v.get_secret_value() for k, v in receiver.headers.items()})

@@ -38,7 +38,7 @@ def _rolling(duration: str) -> str | None:
 
 
 def _flatten(docs: list[Any]) -> list[dict]:
-    out = []
+    out: list[dict] = []
     for d in docs:
         if isinstance(d, list):
             out.extend(x for x in d if isinstance(x, dict))
@@ -116,7 +116,7 @@ def _indicator(name: str, spec: dict, by_kind: dict, source: str, warn: list[str
 
 
 def _tiers(name: str, spec: dict, by_kind: dict, source: str, warn: list[str]) -> list[dict]:
-    tiers = []
+    tiers: list[dict] = []
     for pol in spec.get("alertPolicies") or []:
         if "alertPolicyRef" in pol:
             pol = by_kind.get("AlertPolicy", {}).get(pol["alertPolicyRef"], {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
@@ -102,7 +103,7 @@ class StateStore:
         floor_version(max((int(r["v"]) for r in rows), default=0))
 
     # alerts
-    def save_alerts(self, records: list[AlertRecord], deleted: list[AlertRecord] = ()) -> None:
+    def save_alerts(self, records: list[AlertRecord], deleted: Sequence[AlertRecord] = ()) -> None:
         rows = []
         for r, d in [(r, 0) for r in records] + [(r, 1) for r in deleted]:
             rows.append(f"({_s(r.fingerprint)}, {_s(json.dumps(r.labels, sort_keys=True))}, "
