@@ -8,12 +8,15 @@ only once stored; each request's acknowledgement latency is recorded. The ceilin
 same run, at several insert sizes: 10k rows (the old fixed flush size) and the best one.
 
 The machine may be shared: every rate is given per wall second and per CPU-second of the process
-(user + system, all threads), and compared with the ceiling of the same run.
+(user + system, all threads, and any child processes), and compared with the ceiling of the same run.
+`--compare-src DIR` adds 1- and 2-core runs of another source tree (e.g. the previous commit,
+`git archive HEAD src | tar -x -C DIR`), so a change's cost is measured in the same run.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -79,8 +82,17 @@ def wait_ready(base: str, proc: subprocess.Popen) -> None:
     raise SystemExit("server did not become ready")
 
 
+async def warm_up(base: str, body: bytes, tag: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(f"{base}/v1/metrics", data=body, headers={
+            "Content-Type": "application/x-protobuf", "Idempotency-Key": f"{tag}-warm"}) as r:
+        if r.status != 200:
+            raise SystemExit(f"warm-up: HTTP {r.status}: {await r.text()}")
+
+
 async def post_all(base: str, bodies: list[bytes], concurrency: int, tag: str) -> tuple[float, list[float]]:
-    """Post every body (a warm-up first, untimed); the elapsed time and each request's latency."""
+    """Post every body; the elapsed time and each request's latency."""
     import aiohttp
 
     queue = list(enumerate(bodies))
@@ -100,8 +112,6 @@ async def post_all(base: str, bodies: list[bytes], concurrency: int, tag: str) -
             while queue:
                 await post(*queue.pop())
 
-        await post("warm", bodies[0])
-        latencies.clear()
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - start, latencies
@@ -118,7 +128,7 @@ def _metric(text: str, name: str) -> float:
 
 
 def end_to_end(bodies: list[bytes], server_cores: set[int] | None, client_cores: set[int], concurrency: int,
-               server_yaml: str = "") -> dict[str, float]:
+               server_yaml: str = "", src: Path = ROOT / "src") -> dict[str, float]:
     """One server on `server_cores` (None: unpinned); every request posted and acknowledged; counts checked."""
     import json
     import socket
@@ -135,18 +145,18 @@ def end_to_end(bodies: list[bytes], server_cores: set[int] | None, client_cores:
            "--data-dir", str(Path(data_dir) / "data"), "--listen", f"127.0.0.1:{port}"]
     if server_cores is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", ",".join(map(str, sorted(server_cores)))] + cmd
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     mine = os.sched_getaffinity(0)
     try:
         wait_ready(base, proc)
         os.sched_setaffinity(0, client_cores)
         server = psutil.Process(proc.pid)
-        cpu0 = cpu_seconds(server)
-        rss = 0
+        asyncio.run(warm_up(base, bodies[0], f"bench-{port}"))  # untimed
+        cpu0 = cpu_seconds(server, children=True)
         elapsed, latencies = asyncio.run(post_all(base, bodies, concurrency, f"bench-{port}"))
-        server_cpu = cpu_seconds(server) - cpu0
-        rss = server.memory_info().rss
+        server_cpu = cpu_seconds(server, children=True) - cpu0
+        rss = server.memory_info().rss + sum(c.memory_info().rss for c in server.children(recursive=True))
         with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
             metrics = r.read().decode()
         req = urllib.request.Request(f"{base}/api/v1/query", method="POST", data=json.dumps({
@@ -211,10 +221,17 @@ def ceiling(tables: dict[str, object], batch_rows: int) -> tuple[float, float, i
     return elapsed, cpu, n
 
 
-def cpu_seconds(p: psutil.Process) -> float:
-    """User + system CPU of `p` and its threads (and of exited children it waited for)."""
+def cpu_seconds(p: psutil.Process, children: bool = False) -> float:
+    """User + system CPU of `p` and its threads (and of exited children it waited for), plus its live
+    children's when `children`."""
     t = p.cpu_times()
-    return t.user + t.system
+    total = t.user + t.system
+    if children:
+        for c in p.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                ct = c.cpu_times()
+                total += ct.user + ct.system
+    return total
 
 
 def main() -> int:
@@ -225,6 +242,8 @@ def main() -> int:
                     help="insert sizes of the raw chDB ceiling, comma-separated (10000 is the old flush size)")
     ap.add_argument("--old-flush", action="store_true",
                     help="also run the server with the old fixed 10k-row flushes (flush_max_rows: 10000)")
+    ap.add_argument("--compare-src", type=Path, default=None,
+                    help="also run the server from this source tree (its src/), e.g. the previous commit")
     args = ap.parse_args()
 
     bodies = [make_request(i) for i in range(args.requests)]
@@ -238,8 +257,14 @@ def main() -> int:
     if args.old_flush:
         runs.append(("1 core, fixed 10k flushes", end_to_end(
             bodies, one, set(cores[1:]) or set(cores), args.concurrency, "  flush_max_rows: 10000\n")))
+    if args.compare_src is not None:
+        runs.append((f"1 core, {args.compare_src.name}", end_to_end(
+            bodies, one, set(cores[1:]) or set(cores), args.concurrency, src=args.compare_src / "src")))
     if two is not None:
         runs.append(("2 cores", end_to_end(bodies, two, rest, args.concurrency)))
+        if args.compare_src is not None:
+            runs.append((f"2 cores, {args.compare_src.name}", end_to_end(
+                bodies, two, rest, args.concurrency, src=args.compare_src / "src")))
 
     tables = built_tables(bodies)
     mine = os.sched_getaffinity(0)
@@ -283,7 +308,8 @@ def main() -> int:
               f"{r['seconds_per_flush'] * 1000:.0f} ms per flush; RSS {r['rss'] / 2**20:.0f} MiB")
         print(f"    ratio to the best raw insert: {r['rate'] / b_wall:.1%} wall, {r['cpu_rate'] / b_cpu:.1%} CPU; "
               f"to the {small:,}-row ceiling: {r['rate'] / k_wall:.1%} wall, {r['cpu_rate'] / k_cpu:.1%} CPU"
-              + (f"; {r['rate'] / base['rate']:.2f}x the 1-core wall rate" if r is not base else ""))
+              + (f"; {r['rate'] / base['rate']:.2f}x the 1-core wall rate, {r['cpu_rate'] / base['cpu_rate']:.2f}x "
+                 "its rate per CPU-second" if r is not base else ""))
         # Bound: the flush interval (1 s) plus one insert (the longest seen is at most 2x the mean).
         bound = 1.0 + 2 * r["seconds_per_flush"]
         print(f"    ack p99 {r['p99']:.2f} s vs bound flush interval + one insert ~ {bound:.2f} s: "

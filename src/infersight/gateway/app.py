@@ -18,7 +18,7 @@ from infersight.config import ServerConfig
 from infersight.gateway import auth, otlp
 from infersight.gateway.query import QueryApi
 from infersight.gateway.rows import ROW_BUILDERS, AttrSets
-from infersight.gateway.writer import BatchWriter, KeyConflict, QueueFull, StorageDown, WriteFailed
+from infersight.gateway.writer import BatchWriter, BeingWritten, KeyConflict, QueueFull, StorageDown, WriteFailed
 from infersight.semconv import IDEMPOTENCY_HEADER
 from infersight.storage.base import Storage, StorageError
 
@@ -127,6 +127,8 @@ class Gateway:
                 return Outcome(400, str(err), reason="key_conflict")
             except QueueFull as err:
                 return Outcome(429, str(err), retry_after=RETRY_QUEUE_SECONDS, reason="queue_full")
+            except BeingWritten as err:  # by another gateway on the same store
+                return Outcome(503, str(err), retry_after=RETRY_QUEUE_SECONDS, reason="being_written")
             except StorageDown as err:
                 return Outcome(503, str(err), retry_after=RETRY_STORAGE_SECONDS, reason="storage_down")
             except WriteFailed as err:

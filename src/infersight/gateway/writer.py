@@ -10,6 +10,15 @@ The unit of deduplication is the request, whichever flush it lands in:
 - after a crash between the two, views have recorded which blocks of the flush were stored
   (`infersight_gateway_blocks`): a re-send of a pending key writes only its rows the store lacks;
 - a re-send of a request still queued or in a failed flush waits for that flush.
+
+Gateways are stateless: several processes may write into one store. Keys this process does not hold
+in memory are looked up in the journal when their flush is first attempted, in one query for all of
+them (and one more for the block markers when some are pending): a key another gateway stored is
+acknowledged without writing (400 when the body differs); a key another gateway journaled within
+`in_flight_seconds` and has not finished is answered 503 (retry: it is being written there); an older
+pending one, or one of this process's own earlier flushes, is a crash leftover: only its missing
+tables are written. Flush ids start with the writer's id, which tells its own journal rows apart.
+Two gateways taking the same new key in the same instant can both write it (no lock in the store).
 One insert per request and table would make each request its own block too, but a part costs
 about 25 ms in chDB whatever its size: ingest ran 9x slower (bench/ingest.py).
 
@@ -41,6 +50,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from infersight.gateway.query import literal
 from infersight.gateway.rows import Part, to_arrow
 from infersight.gateway.rows.attrs import arrow_type
 from infersight.gateway.store import BLOCKS_TABLE, KEYS, KEYS_TABLE
@@ -66,6 +76,10 @@ class StorageDown(Exception):
     """The store failed the last write: answer 503; the rows are kept and retried."""
 
 
+class BeingWritten(StorageDown):
+    """Another gateway journaled this key moments ago and has not stored it yet: answer 503 (retry)."""
+
+
 @dataclass
 class _Entry:
     key: str
@@ -76,12 +90,14 @@ class _Entry:
     arrived: float = 0.0  # loop time when queued: the flush deadline counts from the oldest
     done: set[str] = field(default_factory=set)  # tables already holding this request's rows
     refused: Exception | None = None  # the store rejected its rows (or a bug): never retried
+    looked_up: bool = False  # its key's journal state is known (looked up, or from the start-up load)
+    elsewhere: bool = False  # another gateway stored it: nothing to write
 
 
 @dataclass
 class _Flush:
     entries: list[_Entry]
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # the writer's id, then a fresh one
     journaled: bool = False
     built: dict[str, tuple[list[str], pa.Table]] = field(default_factory=dict)  # reused on retries
 
@@ -98,8 +114,10 @@ class BatchWriter:
     def __init__(self, storage: Storage, flush_rows: int = 10_000, flush_interval_seconds: float = 1.0,
                  max_queue_rows: int = 1_000_000, retry_seconds: float = 1.0,
                  remember_keys: int = 200_000, flush_max_rows: int = 200_000,
-                 flush_linger_seconds: float = 0.005) -> None:
+                 flush_linger_seconds: float = 0.005, in_flight_seconds: float = 30.0) -> None:
         self.storage = storage
+        self.id = uuid.uuid4().hex[:8]  # starts each flush id: this process's own journal rows
+        self.in_flight_seconds = in_flight_seconds
         self.flush_rows = flush_rows
         self.flush_max_rows = max(flush_rows, flush_max_rows)
         self.flush_interval = flush_interval_seconds
@@ -210,6 +228,7 @@ class BatchWriter:
             if partial is not None:
                 self._check(key, partial[0], digest)
                 entry.done = set(partial[1])
+                entry.looked_up = True
             self._by_key[key] = entry
             self._pending.append(entry)
             self._pending_rows += rows
@@ -295,12 +314,13 @@ class BatchWriter:
             n, rows = n + 1, rows + e.rows
         entries, self._pending = self._pending[:n], self._pending[n:]
         self._pending_rows -= rows
-        return _Flush(entries)
+        return _Flush(entries, self.id + uuid.uuid4().hex)
 
     def _write(self, batch: _Flush) -> None:
         """In the writer thread: journal the keys, every table once, then mark the keys done."""
         if not batch.journaled:
-            self._journal(batch, batch.live, done=False)
+            self._look_up(batch)
+            self._journal(batch, [e for e in batch.live if not e.elsewhere], done=False)
             batch.journaled = True
         for name in sorted({n for e in batch.live for n in e.tables}):
             entries = [e for e in batch.live if name in e.tables and name not in e.done]
@@ -321,9 +341,46 @@ class BatchWriter:
             for e in entries:
                 if e.refused is None:
                     e.done.add(name)
-        live = batch.live
+        live = [e for e in batch.live if not e.elsewhere]
         if live:
             self._journal(batch, live, done=True)
+
+    def _look_up(self, batch: _Flush) -> None:
+        """The journal's state of the flush's keys this process does not know, one query for all (gateways
+        share the store): stored elsewhere, being written elsewhere, or left pending by a crash."""
+        todo = {e.key: e for e in batch.live if not e.looked_up}
+        if not todo:
+            return
+        db = f"`{self.storage.database}`"
+        rows = self.storage.query(
+            f"SELECT Key, argMax(Digest, Done) AS D, argMax(Flush, Done) AS F, argMax(Tables, Done) AS T, "
+            f"max(Done) AS Stored, dateDiff('second', max(Time), now()) AS Age FROM {db}.`{KEYS_TABLE}` "
+            f"WHERE Key IN ({', '.join(literal(k) for k in todo)}) GROUP BY Key")
+        pending = [r for r in rows if not int(r["Stored"]) and r["F"].isalnum()]
+        tokens: set[str] = set()
+        if pending:
+            like = " OR ".join(sorted({f"Token LIKE '{r['F']}:%'" for r in pending}))
+            tokens = {r["Token"] for r in self.storage.query(
+                f"SELECT DISTINCT Token FROM {db}.`{BLOCKS_TABLE}` WHERE {like}")}
+        for e in todo.values():
+            e.looked_up = True
+        for r in rows:
+            e = todo[r["Key"]]
+            try:
+                self._check(e.key, r["D"], e.digest)
+            except KeyConflict as err:
+                e.refused = err
+                continue
+            flush, tables = r["F"], set(r["T"])
+            stored = {t for t in tables if f"{flush}:{t}" in tokens or f"{flush}:{t}:{e.key}" in tokens}
+            if int(r["Stored"]) or (tables and stored >= tables):
+                e.elsewhere = True
+                e.done = set(e.tables)
+            elif not flush.startswith(self.id) and int(r["Age"]) < self.in_flight_seconds:
+                e.refused = BeingWritten(f"request {e.key.rsplit(':key:', 1)[-1]!r} is being written by "
+                                         "another gateway; retry")
+            else:  # a crash left it pending (or an earlier flush of ours failed): write what is missing
+                e.done = stored
 
     def _one_by_one(self, batch: _Flush, name: str, entries: list[_Entry], err: DataError) -> None:
         log.warning("store rejected %d rows in %s; writing their requests one by one: %s",
@@ -365,7 +422,9 @@ class BatchWriter:
             self._by_key.pop(e.key, None)
             self._queued_rows -= e.rows
             if not e.future.done():
-                e.future.set_exception(WriteFailed(f"rows refused by the store: {err}"))
+                answer = err if isinstance(err, (KeyConflict, StorageDown)) else WriteFailed(
+                    f"rows refused by the store: {err}")
+                e.future.set_exception(answer)
                 e.future.exception()
 
     def _give_up(self, batch: _Flush) -> None:
