@@ -368,7 +368,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
         AND isFinite(Value) AND Value >= 0 AND Value <= 4294967296))) AS CachedTokens,
     toDecimal128(0, 12) AS ReportedCostUSD
 FROM `otel`.`otel_metrics_sum_local`
-WHERE AggregationTemporality = 1 AND (MetricName = 'infersight.inference.requests' OR MetricName = 'gen_ai.client.token.usage')
+WHERE AggregationTemporality = 1 AND Attributes['infersight.traffic'] != 'probe' AND (MetricName = 'infersight.inference.requests' OR MetricName = 'gen_ai.client.token.usage')
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`infersight_requests_1m_spans_mv_local` ON CLUSTER `infersight`
@@ -395,7 +395,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
     sum(if(toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12) BETWEEN 0 AND 1000000,
            toDecimal128OrZero(SpanAttributes['gen_ai.usage.cost'], 12), toDecimal128(0, 12))) AS ReportedCostUSD
 FROM `otel`.`otel_traces_local`
-WHERE SpanAttributes['gen_ai.request.model'] != ''
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND SpanAttributes['infersight.traffic'] != 'probe'
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source;
 
 CREATE TABLE IF NOT EXISTS `otel`.`infersight_latency_1m_local` ON CLUSTER `infersight` (
@@ -445,7 +445,7 @@ SELECT toStartOfMinute(TimeUnix) AS Minute, ResourceAttributes['cloud.provider']
     sum(SourceCount) AS Count, sum(SourceSum) AS Sum
 FROM (SELECT *, BucketCounts AS SourceCounts, Count AS SourceCount, Sum AS SourceSum
       FROM `otel`.`otel_metrics_histogram_local`
-      WHERE AggregationTemporality = 1 AND MetricName IN ('gen_ai.server.request.duration', 'gen_ai.server.time_to_first_token', 'gen_ai.server.time_per_output_token', 'infersight.inference.request.queue_time') AND Count > 0
+      WHERE AggregationTemporality = 1 AND Attributes['infersight.traffic'] != 'probe' AND MetricName IN ('gen_ai.server.request.duration', 'gen_ai.server.time_to_first_token', 'gen_ai.server.time_per_output_token', 'infersight.inference.request.queue_time') AND Count > 0
         AND length(BucketCounts) = length(ExplicitBounds) + 1 AND Count <= 4294967296
         AND arrayAll(c -> c <= 4294967296, BucketCounts) AND isFinite(Sum) AND Sum >= 0
         AND arrayAll(b -> isFinite(b), ExplicitBounds) AND arraySort(arrayDistinct(ExplicitBounds)) = ExplicitBounds)
@@ -468,7 +468,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
         AS BucketCounts,
     count() AS Count, sum(Duration / 1e9) AS Sum
 FROM `otel`.`otel_traces_local`
-WHERE SpanAttributes['gen_ai.request.model'] != '' AND isFinite(Duration / 1e9) AND Duration / 1e9 >= 0
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND SpanAttributes['infersight.traffic'] != 'probe' AND isFinite(Duration / 1e9) AND Duration / 1e9 >= 0
 GROUP BY Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source, Kind, Bounds;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS `otel`.`infersight_latency_1m_spans_ttft_mv_local` ON CLUSTER `infersight`
@@ -490,7 +490,7 @@ SELECT toStartOfMinute(Timestamp) AS Minute, ResourceAttributes['cloud.provider'
         AS BucketCounts,
     count() AS Count, sum(toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token'])) AS Sum
 FROM `otel`.`otel_traces_local`
-WHERE SpanAttributes['gen_ai.request.model'] != ''
+WHERE SpanAttributes['gen_ai.request.model'] != '' AND SpanAttributes['infersight.traffic'] != 'probe'
   AND isFinite(toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token']))
   AND toFloat64OrZero(SpanAttributes['gen_ai.server.time_to_first_token']) >= 0
   AND SpanAttributes['gen_ai.server.time_to_first_token'] != ''
