@@ -550,6 +550,70 @@ async def test_one_real_node_shows_at_once_with_host_and_agent_health(store, ser
         assert page.errors == []
 
 
+async def test_a_node_whose_nvml_fails_shows_with_its_collector_down(store, server, tmp_path):
+    """Issue 10: a GPU node whose NVML does not initialise stays in the fleet's nodes and the Nodes view with a
+    "collector down: nvml_init" badge; the real agent loop exports its collector-up gauge and error counter
+    through the gateway. A refused inference endpoint of another node shows as a part down."""
+    from infersight.agent.loop import Agent, ScheduledCollector
+    from infersight.collectors.inference import InferenceCollector
+    from infersight.collectors.inference.collector import Endpoint
+    from infersight.collectors.nvml import NvmlCollector
+    from infersight.config import AgentConfig, ExporterConfig
+    from infersight.exporters.senders import HttpSender
+    from infersight.exporters.spool import Spool
+    from infersight.testing.nvml_replay import ReplayNvml, load_capture
+    from test_collectors_health import closed_port
+
+    def run_agent(host: str, collectors: list, seconds: float = 1.2) -> None:
+        ex = ExporterConfig(endpoint=server, spool_dir=tmp_path / host, export_interval_seconds=0.2,
+                            retry_interval_seconds=0.2, timeout_seconds=2)
+        agent = Agent(AgentConfig(exporter=ex, self_metrics_interval_seconds=0.2), collectors,
+                      HttpSender(ex.endpoint, {}, ex.timeout_seconds), Spool(ex.spool_dir, ex.max_spool_bytes),
+                      {"service.name": "infersight-agent", "host.name": host, "cloud.provider": "gcp",
+                       "cloud.region": "us-central1"})
+
+        async def go() -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(agent.run(stop))
+            await asyncio.sleep(seconds)
+            stop.set()
+            await asyncio.wait_for(task, 10)
+        asyncio.run(go())
+
+    replay = ReplayNvml(load_capture())
+    replay.fail_init(9)  # NVML_ERROR_DRIVER_NOT_LOADED
+    nvml = NvmlCollector(replay, clock=replay.clock, proc_root=Path("/nonexistent"))
+    await asyncio.to_thread(run_agent, "gpu-broken", [ScheduledCollector("nvml", nvml, 0.1, 2)])
+    endpoint = f"127.0.0.1:{closed_port()}"
+    vllm = InferenceCollector([Endpoint(url=f"http://{endpoint}/metrics", kind="vllm")], timeout_seconds=0.5)
+    await asyncio.to_thread(run_agent, "vllm-node", [ScheduledCollector("inference", vllm, 0.2, 2)])
+    db = store.database
+    for _ in range(100):
+        n = store.query(f"SELECT uniqExact(ResourceAttributes['host.name']) AS n FROM `{db}`.otel_metrics_gauge "
+                        "WHERE MetricName = 'infersight.collector.up'")[0]["n"]
+        if int(n) == 2:
+            break
+        await asyncio.sleep(0.1)
+    async with browser() as page:
+        for rng in ("1h", "6h"):  # raw gauges, then the accelerator rollup
+            await show(page, server + f"/ui/#/fleet?range={rng}")
+            nodes = await tables(page, "#fleet-nodes")
+            assert set(nodes) == {"gpu-broken", "vllm-node"}, rng
+            assert nodes["gpu-broken"]["health"] == "collector down: nvml_init"
+            assert nodes["vllm-node"]["health"] == f"collector down: endpoints_downendpoint {endpoint} down"
+            assert "gpu-broken (collector down: nvml_init)" in await text(page, "#collectors-down")
+            tips = await titles(page, "#fleet-nodes")
+            assert tips["gpu-broken"]["health"].startswith("collector nvml (nvml): collector down: nvml_init")
+            await show(page, f"#/nodes?range={rng}")
+            hosts = await tables(page)
+            assert hosts["gpu-broken"]["health"] == "collector down: nvml_init"
+            assert hosts["gpu-broken"]["devices"] == "–"  # no GPU reported, yet the node is listed
+        badges = await page.eval_on_selector_all("tr[data-key=vllm-node] td[data-col=health] .badge",
+                                                 "els => els.map(e => e.textContent)")
+        assert badges == ["collector down: endpoints_down", f"endpoint {endpoint} down"]
+        assert page.errors == []
+
+
 @pytest.mark.parametrize("token, works", [("s3cret", True), ("wrong", False)])
 async def test_token_in_session_storage_is_sent_to_the_apis(store, port, token, works):
     runner = await start(store, port, token="s3cret")

@@ -271,3 +271,37 @@ export function agentSQL(db, r, filters) {
     AGENT_METRICS.map(([m, n]) => "sumIf(v, metric = " + str(m) + ") AS " + n + ", countIf(metric = " + str(m) + ") AS has_" + n).join(", ") +
     " FROM (" + per + ") GROUP BY host ORDER BY host";
 }
+
+// Collectors and parts that are down now (issue "collectors that fail loudly", docs/agent.md): the latest
+// infersight.collector.up per collector and the per-part up gauges (a GPU NVML lost, an inference endpoint,
+// neuron-monitor, a probe endpoint) at 0 in the last hour of the range, with the collector's reason: the
+// error.type of infersight.agent.collection.errors that counted last. Rows: host, metric, name (collector),
+// type, part, reason, since (first point of the range at the latest count), last.
+export const PART_GAUGES = ["infersight.gpu.reachable", "infersight.inference.endpoint.up", "infersight.neuron.monitor.up",
+  "infersight.probe.up"];
+export function collectorsSQL(db, r, filters) {
+  const recent = { seconds: Math.min(r.seconds, 3600) };
+  const w = resourceWhere(recent, filters);
+  const downs = "SELECT ResourceAttributes['host.name'] AS host, MetricName AS metric, Attributes['collector.name'] AS name, " +
+    "Attributes['collector.type'] AS type, multiIf(Attributes['hw.id'] != '', Attributes['hw.id'], " +
+    "Attributes['infersight.probe.endpoint'] != '', Attributes['infersight.probe.endpoint'], Attributes['server.address']) AS part, " +
+    "argMax(Value, TimeUnix) AS up, toUnixTimestamp(max(TimeUnix)) AS last FROM " + table(db, "otel_metrics_gauge") +
+    " WHERE MetricName IN (" + ["infersight.collector.up"].concat(PART_GAUGES).map(str).join(", ") + ") AND " + w +
+    " GROUP BY host, metric, name, type, part HAVING up < 1";
+  const reasons = "SELECT host, name, argMax(reason, changed) AS reason FROM (SELECT ResourceAttributes['host.name'] AS host, " +
+    "Attributes['collector.name'] AS name, Attributes['error.type'] AS reason, argMin(TimeUnix, (-Value, TimeUnix)) AS changed FROM " +
+    table(db, "otel_metrics_sum") + " WHERE MetricName = 'infersight.agent.collection.errors' AND " + w +
+    " GROUP BY host, name, reason) GROUP BY host, name";
+  return "SELECT d.host AS host, d.metric AS metric, d.name AS name, d.type AS type, d.part AS part, " +
+    "if(d.metric = 'infersight.collector.up', x.reason, '') AS reason, d.last AS last FROM (" + downs + ") AS d " +
+    "LEFT JOIN (" + reasons + ") AS x ON d.host = x.host AND d.name = x.name ORDER BY host, metric, name, part";
+}
+
+// What a down row says: "collector down: nvml_init", "GPU GPU-… unreachable", "endpoint 10.0.0.7:8000 down", …
+export function downText(x) {
+  if (x.metric === "infersight.collector.up") return "collector down: " + (x.reason || "unknown");
+  if (x.metric === "infersight.gpu.reachable") return "GPU " + x.part + " unreachable";
+  if (x.metric === "infersight.inference.endpoint.up") return "endpoint " + (x.part || "?") + " down";
+  if (x.metric === "infersight.neuron.monitor.up") return "neuron-monitor down";
+  return "probe " + (x.part || "?") + " down";
+}

@@ -4,7 +4,7 @@
 import { api, meta, query } from "./api.js";
 import { chart, pivot, steps } from "./charts.js";
 import * as f from "./fmt.js";
-import { acceleratorSQL, nodesSQL, percentileNote, percentileSQL, requestsSQL, rollupWhere } from "./sql.js";
+import { acceleratorSQL, collectorsSQL, downText, nodesSQL, percentileNote, percentileSQL, requestsSQL, rollupWhere } from "./sql.js";
 import { href, setParams } from "./state.js";
 
 // A node is stale when nothing came from it for this long (agents report every 10-60 s).
@@ -39,6 +39,26 @@ export function filterBar(page, params, options, onto) {
   }
   (onto || page).appendChild(bar);
   return bar;
+}
+
+// Down collectors/parts per host (collectorsSQL rows), and how a cell shows them.
+export function downsByHost(rows) {
+  const by = new Map();
+  for (const x of rows) {
+    if (!by.has(x.host)) by.set(x.host, []);
+    by.get(x.host).push(x);
+  }
+  return by;
+}
+export function healthCell(down) {
+  if (!down.length) return "ok";
+  const box = f.el("span");
+  for (const x of down) box.appendChild(f.el("span", downText(x), "badge bad"));
+  return box;
+}
+export function healthTip(down) {
+  return down.map((x) => (x.name ? "collector " + x.name + " (" + x.type + ")" : x.metric) + ": " + downText(x) +
+    ", last reported " + f.when(x.last)).join("\n");
 }
 
 // Hosts from the light presence series and from the accelerator scan (per-host rows, t = 0).
@@ -87,7 +107,7 @@ export async function render(page, params, ctx) {
   const pct = (kind, dims, step) => query(percentileSQL({ db: m.database, kind: kind, qs: [0.95], dims: dims, where: where, step: step }), "p95 " + kind);
   const cost = (by) => m.priced ? api("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" + by +
     (filters.model ? ",model" : "")).catch(() => ({ lines: [] })) : Promise.resolve({ lines: [] });
-  const [reqs, lat, latCloud, presence, accelRows, overT, ttftT, costRegion, costCloud, options] = await Promise.all([
+  const [reqs, lat, latCloud, presence, accelRows, overT, ttftT, costRegion, costCloud, options, downs] = await Promise.all([
     query(requestsSQL(m.database, where, ["CloudProvider", "CloudRegion"], 0, withCost), "requests"),
     pct(["ttft", "e2e"], ["CloudProvider", "CloudRegion"], 0),
     pct(["ttft", "e2e"], ["CloudProvider"], 0),
@@ -98,6 +118,7 @@ export async function render(page, params, ctx) {
     cost("cloud,region"), cost("cloud"),
     query("SELECT groupUniqArray(CloudProvider) AS cloud, groupUniqArray(CloudRegion) AS region, groupUniqArray(Model) AS model FROM " +
       "`" + m.database.replace(/`/g, "``") + "`.infersight_requests_1m WHERE " + rollupWhere(r, {}), "filter options"),
+    query(collectorsSQL(m.database, r, filters), "collectors down"),
   ]);
   if (ctx.stale()) return;
   const { nodes, accel } = mergeNodes(presence, accelRows);
@@ -117,6 +138,16 @@ export async function render(page, params, ctx) {
     n.devices = a ? f.num(a.devices) : 0;
     n.util = a ? f.num(a.util) : null;
     n.tensor = a ? f.num(a.tensor) : null;
+  }
+  const downBy = downsByHost(downs);
+  for (const n of nodes) n.down = downBy.get(n.host) || [];
+  const broken = nodes.filter((n) => n.down.length);
+  if (broken.length) {
+    const box = f.el("div", null, "callout bad");
+    box.id = "collectors-down";
+    box.textContent = broken.length + (broken.length === 1 ? " node has" : " nodes have") + " collectors or parts down: " +
+      broken.map((n) => n.host + " (" + n.down.map(downText).join(", ") + ")").join("; ");
+    staleBox.after(box);
   }
   const stale = nodes.filter((n) => n.stale);
   if (stale.length) {
@@ -209,7 +240,8 @@ export async function render(page, params, ctx) {
   charts.status.textContent = r.label + ", " + per + " (" + xs.length + " points)";
 
   // Nodes table.
-  nodes.sort((a, b) => (b.stale - a.stale) || a.cloud.localeCompare(b.cloud) || a.host.localeCompare(b.host));
+  nodes.sort((a, b) => (b.stale - a.stale) || (b.down.length > 0) - (a.down.length > 0) ||
+    (a.cloud || "").localeCompare(b.cloud || "") || a.host.localeCompare(b.host));
   const nodeCols = [
     ["host", "Host", (n) => f.link(n.host, href("nodes", { range: ctx.rangeKey, host: n.host }))],
     ["cloud", "Cloud", (n) => n.cloud || "–"],
@@ -218,6 +250,8 @@ export async function render(page, params, ctx) {
     ["devices", "Accel.", (n) => n.devices ? f.int(n.devices) : "–", "num"],
     ["util", "Util / tensor", (n) => n.util === null ? "–" : f.percent(n.util, 0) + " / " + (n.tensor === null ? "–" : f.percent(n.tensor, 0)), "num"],
     ["last_seen", "Last seen", (n) => f.ago(n.last_seen, nowS), (n) => n.stale ? "bad" : "", (n) => f.when(n.last_seen)],
+    ["health", "Collectors", (n) => healthCell(n.down), (n) => n.down.length ? "bad" : "state-ok", (n) => healthTip(n.down),
+      "infersight.collector.up and the per-part up gauges, latest in the last hour"],
   ];
   if (nodes.length) nodeSec.s.appendChild(f.el("div", null, "scroll")).appendChild(f.table(nodeCols, nodes, (n) => n.host, { rowClass: (n) => n.stale ? "stale" : "" }));
   nodeSec.status.textContent = nodes.length ? nodes.length + " nodes (" + stale.length + " stale), " + r.label : "no nodes reported in the " + r.label;

@@ -5,9 +5,9 @@
 import { meta, query } from "./api.js";
 import { chart, pivot, steps } from "./charts.js";
 import * as f from "./fmt.js";
-import { DEVICE_GAUGES, acceleratorSQL, agentSQL, deviceHealthSQL, deviceSQL, hostSQL, nodesSQL } from "./sql.js";
+import { DEVICE_GAUGES, acceleratorSQL, agentSQL, collectorsSQL, deviceHealthSQL, deviceSQL, hostSQL, nodesSQL } from "./sql.js";
 import { href } from "./state.js";
-import { STALE_SECONDS, filterBar, mergeNodes } from "./view_fleet.js";
+import { STALE_SECONDS, downsByHost, filterBar, healthCell, healthTip, mergeNodes } from "./view_fleet.js";
 
 export async function render(page, params, ctx) {
   const m = await meta();
@@ -17,11 +17,12 @@ export async function render(page, params, ctx) {
   head.appendChild(f.el("h2", "Accelerators and nodes"));
   head.appendChild(f.el("p", r.label + " · CPU and memory from the host collector, means per host over the range", "status"));
   page.appendChild(head);
-  const [presence, accelRows, host, agent] = await Promise.all([
+  const [presence, accelRows, host, agent, downs] = await Promise.all([
     query(nodesSQL(m.database, r, filters), "nodes"),
     query(acceleratorSQL(m.database, r, filters, 0), "accelerators"),
     query(hostSQL(m.database, r, filters, 0), "host"),
     query(agentSQL(m.database, r, filters), "agent health"),
+    query(collectorsSQL(m.database, r, filters), "collectors down"),
   ]);
   if (ctx.stale()) return;
   const { nodes, accel } = mergeNodes(presence, accelRows);
@@ -32,6 +33,7 @@ export async function render(page, params, ctx) {
   const H = new Map();
   for (const x of host) H.set(x.host, x);  // one row per host over the whole range
   const G = new Map(agent.map((x) => [x.host, x]));
+  const D = downsByHost(downs);
   const status = f.el("p", null, "status");
   status.id = "nodes-status";
   page.appendChild(status);
@@ -50,6 +52,8 @@ export async function render(page, params, ctx) {
     ["memory", "Memory", (n) => H.has(n.host) ? f.percent(H.get(n.host).memory, 0) : "–", "num", null, "used share of physical memory, mean"],
     ["devices", "Accel.", (n) => A.has(n.host) ? f.int(A.get(n.host).devices) : "–", "num"],
     ["util", "Util / tensor", (n) => A.has(n.host) ? f.percent(A.get(n.host).util, 0) + " / " + f.percent(A.get(n.host).tensor, 0) : "–", "num"],
+    ["health", "Collectors", (n) => healthCell(D.get(n.host) || []), (n) => D.has(n.host) ? "bad" : "state-ok",
+      (n) => healthTip(D.get(n.host) || []), "infersight.collector.up and the per-part up gauges, latest in the last hour"],
     ["spool", "Spool", (n) => agentCell(n, "spool_bytes", f.bytes), "num", null, "bytes waiting in the agent's spool (latest)"],
     ["dropped", "Dropped pts", (n) => agentCell(n, "dropped_points", f.int), (n) => "num" + (G.has(n.host) && f.num(G.get(n.host).dropped_points) > 0 ? " bad" : ""), null, "points the spool dropped since the agent started"],
     ["export_errors", "Export errors", (n) => agentCell(n, "export_failures", f.int), (n) => "num" + (G.has(n.host) && f.num(G.get(n.host).export_failures) > 0 ? " warn" : ""), null, "failed export attempts since the agent started"],
