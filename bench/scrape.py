@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from infersight.collectors.inference import Endpoint, InferenceCollector  # noqa: E402
+from infersight.collectors.inference import Endpoint, InferenceCollector
 
 ENGINES, MODELS, ROUNDS = 8, 20, 8
 LAT = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0,

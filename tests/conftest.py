@@ -1,19 +1,12 @@
 """Shared test fixtures: loopback ports and an embedded chDB store per test database."""
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.net import free_port
 
 
 @pytest.fixture
@@ -30,7 +23,6 @@ def chdb_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def store(chdb_dir):
     """An embedded store with the full schema in a fresh database of its own."""
-    pytest.importorskip("chdb")
     from infersight.server.tables import all_ddl
     from infersight.storage.embedded import EmbeddedStorage
     from infersight.storage.schema import SchemaOptions, ensure_schema
@@ -45,11 +37,28 @@ def store(chdb_dir):
 
 @pytest.fixture
 async def hook():
-    """A webhook receiver on a free loopback port that records every POST (see slo_support.Receiver)."""
-    from slo_support import serve_receiver
+    """A webhook receiver on a free loopback port that records every POST (see support.slo.Receiver)."""
+    from support.slo import serve_receiver
 
     async with serve_receiver() as rec:
         yield rec
+
+
+# Modules whose tests start subprocesses (servers, agents, CLIs), browsers, Alertmanager, Prometheus or npm:
+# marked `e2e`, so `make test-fast` (pytest -m "not e2e") runs the in-process tests alone. tests/e2e/ is e2e too.
+E2E_MODULES = frozenset({
+    "test_agent_cli", "test_agent_light", "test_cli_server", "test_clickhouse_http", "test_dashboards_e2e",
+    "test_demo", "test_gateway_server", "test_rollups_e2e", "test_server_metrics", "test_slo_alertmanager",
+    "test_slo_e2e", "test_spool_agent", "test_spool_gateway", "test_up", "test_webui", "test_webui_demo",
+    "test_http_surface", "test_agent_faults",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "e2e" or path.stem in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)
 
 
 def pytest_configure(config):

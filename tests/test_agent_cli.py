@@ -7,14 +7,14 @@ import sys
 import threading
 
 import yaml
-from agent_proc import AgentProc, wait_for
 from aiohttp import web
-from otlp_recorder import Recorder
-from test_cloud import aws_app
 
-from conftest import free_port
 from infersight.config import ExporterConfig
 from infersight.exporters.senders import GrpcSender, HttpSender, make_sender
+from support.agent_proc import AgentProc, wait_for
+from support.net import free_port
+from support.otlp_recorder import Recorder
+from test_cloud import aws_app
 
 
 class ThreadedApp:

@@ -60,7 +60,7 @@ def test_agent_over_http_loads_no_server_sdk_grpc_or_requests(tmp_path, port):
     import signal
     import time
 
-    from otlp_recorder import Recorder
+    from support.otlp_recorder import Recorder
 
     assert "BLOCKED = ('chdb'" in AGENT_RUNNER and "startswith(b" in AGENT_RUNNER
     recorder = Recorder(port).start()

@@ -7,7 +7,6 @@ import threading
 
 import psutil
 import pytest
-from otlp_recorder import Recorder
 
 from infersight.agent import selfmetrics
 from infersight.agent.loop import Agent, ScheduledCollector
@@ -16,6 +15,7 @@ from infersight.collectors.host import HostCollector
 from infersight.config import AgentConfig, ExporterConfig
 from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool
+from support.otlp_recorder import Recorder
 
 TICK = MetricSpec("test.tick", "counter", "{tick}", "calls so far")
 

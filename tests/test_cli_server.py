@@ -17,7 +17,7 @@ import pytest
 import yaml
 from tests.test_cost import CATALOG
 
-from conftest import free_port
+from support.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}

@@ -144,7 +144,8 @@ async def test_configured_gpu_cloud_without_detection(tmp_path):
     cfg = ResourceConfig(attributes={"cloud.provider": "coreweave", "cloud.region": "us-east-04",
                                      "host.type": "gd-8xh100ib-i128"})
     attrs = await resolve_resource(cfg, hostname="n", machine_id_paths=(tmp_path / "absent", mid))
-    assert attrs == {"service.name": "infersight-agent", "host.name": "n", "host.id": "4c4c4544004a3510804cb7c04f4e3332",
+    assert attrs == {"service.name": "infersight-agent", "host.name": "n",
+                     "host.id": "4c4c4544004a3510804cb7c04f4e3332",
                      "cloud.provider": "coreweave", "cloud.region": "us-east-04", "host.type": "gd-8xh100ib-i128"}
 
 

@@ -17,7 +17,6 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from collector_support import one, pick
 from infersight.agent.loop import Agent, Deferred, ScheduledCollector
 from infersight.cli.agent import sample
 from infersight.cli.main import main
@@ -30,7 +29,8 @@ from infersight.config import AgentConfig, ExporterConfig
 from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool
 from infersight.testing.nvml_replay import ReplayNvml, load_capture
-from otlp_recorder import Recorder
+from support.collectors import one, pick
+from support.otlp_recorder import Recorder
 
 CAPTURE = load_capture()
 UUID = CAPTURE["devices"][0]["nvmlDeviceGetUUID"]["ok"]

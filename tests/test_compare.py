@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from infersight import quantiles
 from infersight.compare import report as compare_report
 from infersight.config import parse_config
-from slo_support import slo_doc
+from support.slo import slo_doc
 
 MODEL = "llama-3.1-8b"
 PRICES = """

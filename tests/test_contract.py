@@ -21,7 +21,7 @@ from infersight.slo.engine import SloEngine
 from infersight.slo.lease import Lease, LeaseTable
 from infersight.slo.settings import SloSettings
 from infersight.storage.schema import SchemaOptions, ensure_schema
-from slo_support import T0, Clock, make_slo, serve_receiver, steady_requests
+from support.slo import T0, Clock, make_slo, serve_receiver, steady_requests
 
 pytestmark = pytest.mark.contract
 URL = os.environ.get("CLICKHOUSE_URL", "")

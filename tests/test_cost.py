@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import FIXTURES
 
 from infersight.config import ConfigError, parse_config
 from infersight.cost.catalog import CatalogError, Rate, _DecimalLoader, load_catalog, parse_catalog
 from infersight.cost.derive import as_dict, derive
 from infersight.cost.importers import from_langfuse, load_import
 from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage, StoreSource, api_usage, node_uptime, served_usage
+from support.paths import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = """
@@ -357,7 +357,7 @@ def test_cost_sli_and_report_share_one_formula_cached_capped_at_input(store):
     """A span reporting more cached than input tokens: the SLO's spend equals the report's (cached <= input)."""
     # Imported here: the data-dir test runs this module's `populate` in a subprocess without tests/ on the path.
     from infersight.slo.evaluator import Evaluator
-    from slo_support import make_slo
+    from support.slo import make_slo
 
     now = int(time.time()) // 60 * 60 + 30
     t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 90))

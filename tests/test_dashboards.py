@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from test_dashboards_expand import ALL, expand
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"

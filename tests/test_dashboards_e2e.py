@@ -15,9 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from test_dashboards import Runner, load
 
 from infersight.config import parse_config
+from test_dashboards import Runner, load
 
 RESOURCE = {"service.name": "infersight-agent", "host.name": "gpu-node-7", "cloud.provider": "gcp",
             "cloud.region": "us-central1"}
@@ -44,10 +44,9 @@ async def post_points(url: str, points, store, table_rows_expected: int, resourc
     now = time.time_ns()
     body = encode(to_metrics_data([ScopedPoints(scope, points)], resource,
                                   default_start_ns=now - 60 * 10**9, now_ns=now - seconds_ago * 10**9))
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url + "/v1/metrics", data=body,
-                          headers={"Content-Type": "application/x-protobuf"}) as r:
-            assert r.status == 200, await r.text()
+    async with aiohttp.ClientSession() as s, s.post(url + "/v1/metrics", data=body,
+                      headers={"Content-Type": "application/x-protobuf"}) as r:
+        assert r.status == 200, await r.text()
     db = store.database
     for _ in range(200):  # the batch writer flushes every 50 ms
         rows = store.query(f"SELECT (SELECT count() FROM `{db}`.otel_metrics_gauge) + "
@@ -245,7 +244,7 @@ async def test_fleet_dashboard_over_a_scraped_vllm_server(store, gateway):
     e2e.labels(m).observe(3.0)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = generate_latest(reg)
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
 from infersight.collectors.base import Point
 from infersight.collectors.inference import Endpoint, InferenceCollector
 from infersight.collectors.neuron import metrics as neuron_metrics
@@ -28,6 +27,7 @@ from infersight.demo.runner import data_path
 from infersight.demo.workload import ServerModel, bucket_counts, diurnal, lognormal_cdf, neuron_document
 from infersight.rollups import LATENCY_BOUNDS
 from infersight.slo.model import load_slos
+from support.net import free_port
 
 ROOT = Path(__file__).parent.parent
 T0 = 1_790_000_000.0

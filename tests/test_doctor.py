@@ -12,12 +12,12 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from conftest import FIXTURES
 from infersight.cli.doctor import Doctor, Http, http_request
 from infersight.cli.main import main
 from infersight.config import ServerConfig, TokenConfig, parse_config
 from infersight.gateway.app import create_app
 from infersight.testing.nvml_replay import ReplayNvml, load_capture
+from support.paths import FIXTURES
 
 TOKEN = "doctor-token"
 

@@ -8,10 +8,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from google.protobuf import json_format
 
-from conftest import FIXTURES
 from infersight.config import ServerConfig
 from infersight.gateway.app import create_app
 from infersight.gateway.otlp import SIGNALS
+from support.paths import FIXTURES
 
 OTLP = FIXTURES / "otlp"
 T = "2018-12-13 14:51:00"

@@ -11,8 +11,6 @@ from infersight.config import ServerConfig
 from infersight.gateway.app import create_app
 
 
-
-
 @pytest.fixture
 async def gateway_url(store):
     server = TestServer(create_app(ServerConfig(flush_interval_seconds=0.05), store), host="127.0.0.1")

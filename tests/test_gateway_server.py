@@ -13,7 +13,7 @@ import urllib.request
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from conftest import free_port
+from support.net import free_port
 
 
 def start(data_dir, port: int, *extra: str) -> subprocess.Popen:

@@ -17,7 +17,7 @@ from infersight.collectors.inference import Endpoint, InferenceCollector
 from infersight.config import parse_config
 from infersight.exporters.encode import encode, to_metrics_data
 from infersight.slo.evaluator import Evaluator
-from slo_support import make_slo
+from support.slo import make_slo
 
 VLLM = 'engine="0",finished_reason="{}",model_name="meta-llama/Llama-3.1-8B-Instruct"'
 CHAT = 'http_requests_total{{handler="/v1/chat/completions",method="POST",status="{}"}}'

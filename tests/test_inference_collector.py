@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from infersight.collectors.inference import Endpoint, InferenceCollector, InferenceConfig
 from infersight.config import ConfigError, parse_config
-from tests.conftest import FIXTURES
+from support.paths import FIXTURES
 
 MODEL = 'model_name="facebook/opt-125m"'
 
@@ -29,7 +29,7 @@ class Pages(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.hits.append(self.path)
         page = self.server.pages.get(self.path)
         if page is None:

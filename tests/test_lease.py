@@ -14,7 +14,7 @@ from infersight.slo.lease import RELEASED, Lease, LeaseTable
 from infersight.slo.service import EngineLoop
 from infersight.slo.settings import SloSettings
 from infersight.storage.base import Unavailable
-from slo_support import T0, Clock, make_slo, serve_receiver, steady_requests
+from support.slo import T0, Clock, make_slo, serve_receiver, steady_requests
 
 DAY = 86400
 OUTAGE = T0 + 30 * DAY

@@ -33,7 +33,7 @@ from infersight.config import parse_config
 from infersight.gateway.app import attach_receiver, base_app
 from infersight.integrations.litellm import install
 from infersight.slo import service as slo_service
-from slo_support import slo_doc
+from support.slo import slo_doc
 
 MODEL = "llama-3.1-8b"
 EVAL_SECONDS = 0.2

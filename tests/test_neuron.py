@@ -10,7 +10,7 @@ import pytest
 from infersight.collectors.base import Point
 from infersight.collectors.neuron import NeuronCollector, parse_document
 from infersight.config import ConfigError, parse_config
-from collector_support import one, pick
+from support.collectors import one, pick
 
 FIX = Path(__file__).parent / "fixtures" / "neuron"
 MONITOR = str(FIX / "neuron-monitor")
@@ -170,7 +170,7 @@ def test_restart_backoff_doubles_up_to_the_maximum(monitor, tmp_path):
         time.sleep(0.05)
     c.close()
     t = [float(x) for x in log.read_text().split()]
-    gaps = [b - a for a, b in zip(t, t[1:])]
+    gaps = [b - a for a, b in zip(t, t[1:], strict=False)]
     # Each gap is process start-up plus the wait: 0.1, 0.2, 0.4, then capped at 0.4.
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4 and gaps[3] >= 0.4
     assert gaps[1] > gaps[0] + 0.05 and gaps[2] > gaps[1] + 0.1

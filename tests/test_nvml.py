@@ -12,7 +12,7 @@ from infersight.collectors.nvml import NvmlCollector
 from infersight.collectors.nvml.cgroup import parse_cgroup
 from infersight.config import ConfigError, parse_config
 from infersight.testing.nvml_replay import MigInstance, ReplayNvml, load_capture
-from collector_support import one, pick
+from support.collectors import one, pick
 
 CAPTURE = load_capture()
 UUID = "GPU-f07beab1-8a49-0269-e8a1-24e7493b7eef"

@@ -9,11 +9,11 @@ import time
 
 import pytest
 from aiohttp import web
-from tests.conftest import FIXTURES
 
 from infersight.collectors.probe import HttpTransport, ProbeCollector, ProbeConfig, ProbeEndpoint
 from infersight.collectors.probe.openai import probe
 from infersight.config import ConfigError, parse_config
+from support.paths import FIXTURES
 
 
 class Replay:

@@ -23,7 +23,7 @@ from infersight.config import parse_config
 from infersight.exporters.encode import encode, to_metrics_data
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.spec import SpecError, parse_documents
-from slo_support import make_slo
+from support.slo import make_slo
 
 pytest.importorskip("chdb")
 

@@ -17,11 +17,12 @@ import pytest
 import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
-from tests.conftest import FIXTURES, free_port
 from tests.test_rollups import VLLM, hist_row, insert, span_row
 
 from infersight import quantiles
 from infersight.rollups import LATENCY_BOUNDS, SPAN_BOUNDS
+from support.net import free_port
+from support.paths import FIXTURES
 
 TTFT = "vllm:time_to_first_token_seconds"
 # Non-cumulative counts per bucket of the fixture's TTFT layout: 1000 requests, 900 at or under 0.25 s,

@@ -202,7 +202,7 @@ def test_node_uptime_minutes_from_endpoint_scrapes(store):
 
 
 def test_probe_traffic_stays_out_of_the_user_traffic_rollups(store):
-    """A point or span marked infersight.traffic=probe is synthetic: even under a user-traffic name it is not counted."""
+    """A point or span marked infersight.traffic=probe is synthetic: not counted, even under a user-traffic name."""
     probe = {"infersight.traffic": "probe"}
     req = "infersight.inference.requests"
     insert(store, "otel_metrics_sum", [

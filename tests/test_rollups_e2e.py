@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from tests.test_cost import CATALOG
+from tests.test_inference_collector import MODEL, add_series, fixture, observe, pages, set_value  # noqa: F401
 
 from infersight.agent.loop import ScopedPoints
 from infersight.cli.cost import ServerSource
 from infersight.collectors.inference import Endpoint, InferenceCollector
 from infersight.exporters.encode import encode, to_metrics_data
-from tests.test_cost import CATALOG
-from tests.test_inference_collector import MODEL, add_series, fixture, observe, pages, set_value  # noqa: F401
 
 pytest.importorskip("chdb")
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def post_metrics(url: str, points) -> None:
         assert r.status == 200
 
 
-def test_spans_and_scrapes_reach_the_rollups_and_the_cost_report(server, pages, tmp_path):
+def test_spans_and_scrapes_reach_the_rollups_and_the_cost_report(server, pages, tmp_path):  # noqa: F811 -- fixture
     send_spans(server)
     text = fixture("vllm/datadog_vllm_metrics.txt")
     pages.pages["/metrics"] = text
@@ -106,15 +106,16 @@ def test_spans_and_scrapes_reach_the_rollups_and_the_cost_report(server, pages, 
     src = ServerSource(server)
     deadline = time.monotonic() + 30
     while True:
-        rows = src.query("SELECT CloudProvider, Model, ServerKind, Tenant, sum(Requests) AS req, sum(BadRequests) AS bad, "
+        rows = src.query("SELECT CloudProvider, Model, ServerKind, Tenant, sum(Requests) AS req, "
+                         "sum(BadRequests) AS bad, "
                          "sum(InputTokens) AS i, sum(OutputTokens) AS o, sum(CachedTokens) AS c "
                          "FROM {db}.infersight_requests_1m GROUP BY CloudProvider, Model, ServerKind, Tenant "
                          "ORDER BY CloudProvider")
         if len(rows) == 2 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    got = [(r["CloudProvider"], r["Model"], r["ServerKind"], r["Tenant"], *(int(r[k]) for k in "req bad i o c".split()))
-           for r in rows]
+    got = [(r["CloudProvider"], r["Model"], r["ServerKind"], r["Tenant"],
+            *(int(r[k]) for k in ["req", "bad", "i", "o", "c"])) for r in rows]
     assert got == [("aws", "facebook/opt-125m", "vllm", "search", 6, 1, 300, 1000, 0),
                    ("azure", "gpt-4o", "openai", "legal", 3, 1, 3600, 900, 3000)]
     lat = src.query("SELECT ServerKind, sum(Count) AS n, sumForEach(BucketCounts) AS b, any(Bounds) AS bounds "

@@ -17,7 +17,7 @@ from tests.test_rollups import hist_row, insert
 from infersight.config import ServerConfig
 from infersight.gateway.app import create_app
 from infersight.slo.evaluator import Evaluator
-from slo_support import insert_latency, make_slo
+from support.slo import insert_latency, make_slo
 
 pytest.importorskip("chdb")
 RES = {"service.name": "chatbot", "host.name": "app-1", "cloud.provider": "azure", "cloud.region": "westeurope"}

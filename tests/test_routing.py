@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from infersight.compare import routing
 from infersight.config import parse_config
-from slo_support import slo_doc, steady_requests
+from support.slo import slo_doc, steady_requests
 
 
 def dep(key: str, price: str | None, meets=True, exhausted=False, page=False, budget=0.5, instances=1,

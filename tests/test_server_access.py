@@ -11,11 +11,11 @@ import aiohttp
 from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from conftest import free_port
 from infersight.config import ServerConfig
 from infersight.gateway import app as gateway_app
 from infersight.gateway.app import create_app
 from infersight.server.access import Traffic
+from support.net import free_port
 
 
 def gauge_request(points: int, start: int = 0) -> bytes:

@@ -14,13 +14,13 @@ from aiohttp.test_utils import TestServer
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as msvc
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port
 from infersight.config import parse_config
 from infersight.gateway import app as gateway
 from infersight.server import metrics as server_metrics
 from infersight.slo import prometheus as slo_prometheus
 from infersight.slo import service as slo_service
-from slo_support import T0, Clock, slo_doc, steady_requests
+from support.net import free_port
+from support.slo import T0, Clock, slo_doc, steady_requests
 
 NOW = T0 + 2 * 86400
 PER_MINUTE, BAD_PER_MINUTE = 1000, 10  # error ratio 0.01 in every window; objective 99.9% -> burn rate 10

@@ -13,7 +13,7 @@ from aiohttp import web
 from infersight.slo.alerts import fingerprint
 from infersight.slo.engine import SloEngine
 from infersight.slo.settings import SloSettings
-from slo_support import FIXTURES_DIR, T0, Clock, Receiver, insert_requests, make_slo, serve_receiver, steady_requests
+from support.slo import FIXTURES_DIR, T0, Clock, Receiver, insert_requests, make_slo, serve_receiver, steady_requests
 
 DAY = 86400
 OUTAGE = T0 + 30 * DAY

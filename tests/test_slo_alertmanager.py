@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 import yaml
 
-from conftest import free_port
 from infersight.slo.alerts import Flush, fingerprint
 from infersight.slo.engine import SloEngine
 from infersight.slo.notifiers import webhook_v4
 from infersight.slo.settings import SloSettings
-from slo_support import insert_requests, make_slo, steady_requests
+from support.net import free_port
+from support.slo import insert_requests, make_slo, steady_requests
 
 AM = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 pytestmark = pytest.mark.skipif(

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import free_port
-from slo_support import slo_doc
+from support.net import free_port
+from support.slo import slo_doc
 
 ROOT = Path(__file__).parent.parent
 

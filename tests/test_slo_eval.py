@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from infersight.slo.evaluator import Evaluator
-from slo_support import T0, insert_latency, insert_requests, make_slo, steady_requests
+from support.slo import T0, insert_latency, insert_requests, make_slo, steady_requests
 
 DAY = 86400
 RATE = 100  # requests per second
@@ -162,7 +162,7 @@ def test_cost_spend_against_budget(store):
 @pytest.mark.parametrize("table", ["otel_metrics_sum", "otel_metrics_gauge"])
 def test_accelerator_health_time_slices(store, table):
     """A minute is good when every GPU of the group is ok and no XID counter moved in it."""
-    from slo_support import hw_status, insert_hw
+    from support.slo import hw_status, insert_hw
 
     slo = make_slo(name="gpu", sli={"accelerator_health": {"hw_type": "gpu"}}, budgeting="timeslices",
                    objective=99.5, window={"rolling": "7d"}, group_by=["host.name"])
@@ -195,7 +195,7 @@ def test_accelerator_health_time_slices(store, table):
 
 
 def test_accelerator_health_delta_xid_counter(store):
-    from slo_support import hw_status, insert_hw
+    from support.slo import hw_status, insert_hw
 
     slo = make_slo(name="gpu", sli={"accelerator_health": {}}, budgeting="timeslices", window={"rolling": "7d"})
     start = T0 + DAY

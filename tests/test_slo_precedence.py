@@ -19,7 +19,7 @@ from infersight import semconv as sc
 from infersight.config import ServerConfig
 from infersight.gateway.app import create_app
 from infersight.slo.evaluator import Evaluator
-from slo_support import make_slo
+from support.slo import make_slo
 
 pytest.importorskip("chdb")
 MODEL = "gpt-4o"

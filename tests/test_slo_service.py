@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from infersight.config import ConfigError, parse_config
 from infersight.slo import service
-from slo_support import slo_doc, steady_requests
+from support.slo import slo_doc, steady_requests
 
 
 def _cfg(spec_dir, hook_url):

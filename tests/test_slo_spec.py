@@ -12,7 +12,7 @@ import yaml
 from infersight.slo.model import CATALOGUES, burn_factor, compile_spec, load_catalogue, load_slos, render_rules
 from infersight.slo.openslo import convert
 from infersight.slo.spec import SpecError, load_file, parse_documents, parse_duration
-from slo_support import FIXTURES_DIR, make_slo, slo_doc
+from support.slo import FIXTURES_DIR, make_slo, slo_doc
 
 ROOT = Path(__file__).parent.parent
 GOLDEN = Path(__file__).parent / "golden" / "slo"

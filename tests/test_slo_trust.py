@@ -9,7 +9,7 @@ from infersight.slo.alerts import BUDGET_EXHAUSTED, NO_DATA
 from infersight.slo.engine import SloEngine
 from infersight.slo.settings import SloSettings
 from infersight.slo.views import instance_json
-from slo_support import T0, Clock, insert_requests, make_slo, steady_requests
+from support.slo import T0, Clock, insert_requests, make_slo, steady_requests
 
 DAY = 86400
 NOW = T0 + 30 * DAY

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import pytest
-from otlp_recorder import Recorder
 
 from infersight.agent.loop import ScopedPoints
 from infersight.collectors.base import MetricSpec
 from infersight.exporters.encode import encode, to_metrics_data
 from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool, SpoolInUse
+from support.otlp_recorder import Recorder
 
 SPEC = MetricSpec("test.value", "gauge", "1", "a test gauge", ("n",))
 

@@ -8,10 +8,10 @@ import time
 from collections import Counter
 
 import psutil
-from agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
-from otlp_recorder import Recorder
 
 from infersight.collectors.host import METRICS
+from support.agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
+from support.otlp_recorder import Recorder
 
 
 def point_identities(recorder) -> list[tuple]:

@@ -9,7 +9,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
+
+from support.agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
 
 pytest.importorskip("chdb")
 
@@ -49,7 +50,8 @@ class Gateway:
 
     def rows(self, service: str) -> int:
         sql = " + ".join(f"(SELECT count() FROM otel.{t} WHERE ServiceName = '{service}')" for t in TABLES)
-        req = urllib.request.Request(f"{self.url}/api/v1/query", data=json.dumps({"sql": f"SELECT {sql} AS n"}).encode(),
+        body = json.dumps({"sql": f"SELECT {sql} AS n"}).encode()
+        req = urllib.request.Request(f"{self.url}/api/v1/query", data=body,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return int(json.loads(r.read())["rows"][0]["n"])

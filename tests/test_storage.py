@@ -10,7 +10,6 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from conftest import FIXTURES
 from infersight.server.tables import all_ddl
 from infersight.storage.base import DataError, LimitExceeded, QueryError, StorageError, Timeout, Unavailable
 from infersight.storage.errors import classify
@@ -23,6 +22,7 @@ from infersight.storage.schema import (
     render,
     render_otel_ddl,
 )
+from support.paths import FIXTURES
 
 pytest.importorskip("chdb")
 

@@ -13,8 +13,8 @@ import urllib.request
 
 import yaml
 
-from conftest import free_port
 from infersight.cli.up import agent_config, write_generated
+from support.net import free_port
 
 
 def _query(base: str, sql: str) -> list[dict]:

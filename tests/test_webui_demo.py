@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """`infersight demo --nodes 6 --history 1h` on a free port; its URL once it says it is running."""
-    from conftest import free_port
+    from support.net import free_port
 
     tmp = tmp_path_factory.mktemp("demo")
     port = free_port()

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import yaml
-from dist_support import ROOT, call, clean_env, installed_venv, wait_ready
 
-from conftest import free_port
 from infersight.cli.main import build_parser, main
 from infersight.collectors.nvml import NvmlConfig
 from infersight.config import Config, load_config, parse_config
+from support.dist import ROOT, call, clean_env, installed_venv, wait_ready
+from support.net import free_port
 
 pytestmark = pytest.mark.e2e
 DEPLOY = ROOT / "deploy"

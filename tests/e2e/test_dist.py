@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dist_support import ROOT, build_dist, call, clean_env, installed_venv, wait_ready
 
-from conftest import free_port
+from support.dist import ROOT, build_dist, call, clean_env, installed_venv, wait_ready
+from support.net import free_port
 
 pytestmark = pytest.mark.e2e
 VERSION = re.findall(r'^__version__ = "(.+)"$', (ROOT / "src/infersight/__init__.py").read_text(), re.M)[0]

@@ -18,13 +18,13 @@ import yaml
 from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
 from infersight.agent.loop import Agent, ScheduledCollector
 from infersight.collectors.base import MetricSpec
 from infersight.config import AgentConfig, ExporterConfig
 from infersight.exporters.senders import HttpSender, retry_after
 from infersight.exporters.spool import Spool
-from otlp_recorder import Received, Recorder
+from support.agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
+from support.otlp_recorder import Received, Recorder
 
 TICK = MetricSpec("test.tick", "counter", "{tick}", "calls so far")
 

@@ -17,12 +17,12 @@ import yaml
 from aiohttp import web
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from conftest import free_port
 from infersight.config import parse_config
 from infersight.gateway.auth import client_of
 from infersight.server.app import build_app
 from infersight.server.components import default_components
-from slo_support import slo_doc
+from support.net import free_port
+from support.slo import slo_doc
 
 PB = {"Content-Type": "application/x-protobuf"}
 SILENCE = {"matchers": [{"name": "slo", "value": ".*", "isRegex": True}], "duration": "720h", "comment": "x"}

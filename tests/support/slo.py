@@ -4,16 +4,16 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from conftest import free_port
 from infersight.slo.model import compile_spec
 from infersight.slo.spec import parse_documents
+from support.net import free_port
+from support.paths import FIXTURES
 
-FIXTURES_DIR = Path(__file__).parent / "fixtures"
+FIXTURES_DIR = FIXTURES
 T0 = 1_780_000_020 - (1_780_000_020 % 86400)  # a UTC midnight (2026-05-28)
 
 DIMS = ("CloudProvider", "CloudRegion", "HostName", "Model", "ServerKind", "Tenant")

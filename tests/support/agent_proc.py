@@ -30,7 +30,7 @@ def write_config(path: Path, endpoint: str, spool_dir: Path, **exporter) -> Path
 class AgentProc:
     def __init__(self, config: Path, log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 -- the child writes to it until terminate() closes it
         self.proc = subprocess.Popen([sys.executable, "-m", "infersight.cli", "--log-level", "DEBUG",
                                       "agent", "--config", str(config)], stdout=self._log, stderr=self._log)
 
