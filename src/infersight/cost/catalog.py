@@ -10,12 +10,21 @@ import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CapacityType = Literal["on_demand", "reserved", "spot"]
+CAPACITY_TYPES: tuple[CapacityType, ...] = get_args(CapacityType)
+
+
+def as_capacity_type(value: str) -> CapacityType:
+    """`value` (a node's infersight.capacity_type, free text) as a CapacityType; ValueError otherwise."""
+    for known in CAPACITY_TYPES:
+        if value == known:
+            return known
+    raise ValueError(f"capacity type {value!r} is not one of {', '.join(CAPACITY_TYPES)}")
 
 
 class CatalogError(Exception):
@@ -138,11 +147,11 @@ class Catalog:
         return tuple(sorted({t.above_input_tokens for p in self.api for t in p.tiers}))
 
     def capacity_price(self, cloud: str, region: str, instance_type: str,
-                       capacity_type: CapacityType) -> Decimal | None:
+                       capacity_type: str) -> Decimal | None:
         for want_region in (region, "*"):
             for p in self.capacity:
                 if (p.cloud.lower(), p.region, p.instance_type) == (cloud.lower(), want_region, instance_type):
-                    price = p.per_hour(capacity_type)
+                    price = p.per_hour(as_capacity_type(capacity_type))
                     if price is not None:
                         return price
         return None

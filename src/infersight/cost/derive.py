@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
-from infersight.cost.catalog import CapacityType, Catalog
+from infersight.cost.catalog import Catalog
 from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage
 
 DIMENSIONS = ("cloud", "region", "host", "kind", "model", "tenant")
@@ -77,7 +77,7 @@ class Report:
 
 def derive(catalog: Catalog, api: Iterable[ApiUsage], served: Iterable[ServedUsage],
            nodes: Iterable[NodeUptime], by: Sequence[str] = ("cloud", "model"),
-           default_capacity_type: CapacityType = "on_demand") -> Report:
+           default_capacity_type: str = "on_demand") -> Report:
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"unknown dimension(s) {', '.join(unknown)} (choose from {', '.join(DIMENSIONS)})")
@@ -115,7 +115,7 @@ def derive(catalog: Catalog, api: Iterable[ApiUsage], served: Iterable[ServedUsa
         for n in nodes_by_host.get(host_key, ()):
             hours = Fraction(n.minutes, 60)
             capacity = n.capacity_type or default_capacity_type
-            price = catalog.capacity_price(n.cloud, n.region, n.host_type, capacity)  # type: ignore[arg-type]
+            price = catalog.capacity_price(n.cloud, n.region, n.host_type, capacity)
             if price is None:
                 unpriced_hours += hours
                 reasons.add(f"instance {n.cloud}/{n.region}/{n.host_type or '(unknown type)'} {capacity}")

@@ -30,7 +30,7 @@ def build_report(src: Source, catalog: Catalog, start: int, end: int, by: tuple[
                  default_capacity_type: str) -> Report:
     """Usage of [start, end) read from `src`, priced by `catalog` and grouped by `by`."""
     return derive(catalog, api_usage(src, start, end, catalog.tier_thresholds()), served_usage(src, start, end),
-                  node_uptime(src, start, end), by, default_capacity_type)  # type: ignore[arg-type]
+                  node_uptime(src, start, end), by, default_capacity_type)
 
 
 MAX_REPORT_SECONDS = 31 * 86400
