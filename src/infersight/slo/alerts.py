@@ -197,11 +197,12 @@ class AlertTracker:
                     deleted.append(self.alerts.pop(fp))
                     self.last_held.pop(fp, None)
                 elif rec.state == "firing":
-                    first = rec.ends_at is None
-                    if first:  # the condition just stopped holding
+                    ends_at = rec.ends_at
+                    first = ends_at is None
+                    if ends_at is None:  # the condition just stopped holding
                         held = self.last_held.get(fp, rec.starts_at or rec.active_at)
-                        rec.ends_at = held + keep_for(rec)
-                    if now >= rec.ends_at:  # type: ignore[operator]
+                        ends_at = rec.ends_at = held + keep_for(rec)
+                    if now >= ends_at:
                         rec.state, rec.ends_at = "resolved", now
                         self.last_held.pop(fp, None)
                         changed.append(rec)

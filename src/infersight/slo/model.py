@@ -140,6 +140,13 @@ class CostSli:
     def rate(self, model: str) -> Rate | None:
         return self.prices.get(model) or self.prices.get("*")
 
+    def limit(self) -> Fraction:
+        """`budget` for spend_usd, else `target`: the one the spec's validator required for this metric."""
+        name, value = ("budget", self.budget) if self.metric == "spend_usd" else ("target", self.target)
+        if value is None:
+            raise ValueError(f"cost SLI {self.metric}: {name} is not set")
+        return value
+
 
 @dataclass(frozen=True)
 class HealthSli:
@@ -267,7 +274,12 @@ def _tiers(alerting: sp.AlertingSpec, period: int) -> list[Tier]:
     for t in alerting.tiers:
         lo = parse_duration(t.long_window)
         pct = _frac(t.budget_percent) if t.budget_percent is not None else None
-        factor = _frac(t.factor) if t.factor is not None else burn_factor(pct, period, lo)  # type: ignore[arg-type]
+        if t.factor is not None:
+            factor = _frac(t.factor)
+        elif pct is not None:
+            factor = burn_factor(pct, period, lo)
+        else:  # TierSpec's validator requires exactly one of the two
+            raise ValueError(f"tier '{t.name}': exactly one of factor or budget_percent is required")
         tiers.append(Tier(t.name, t.severity, factor, lo, parse_duration(t.short_window),
                           parse_duration(t.for_) if t.for_ else 0, pct))
     return tiers

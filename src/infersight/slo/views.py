@@ -48,7 +48,7 @@ def _money(x: float) -> str:
 def budget_value(s: Slo) -> float:
     """The budget in the SLI's unit: USD per period, the USD/1M tokens target, or the error ratio allowed."""
     if isinstance(s.sli, CostSli):
-        return float(s.sli.budget if s.sli.metric == "spend_usd" else s.sli.target)  # type: ignore[arg-type]
+        return float(s.sli.limit())
     return float(s.budget)
 
 

@@ -65,8 +65,9 @@ class Context:
             if name in labels:
                 out[name] = labels[name]
         tenant = labels.get(self.tenant_label) if self.tenant_label else None
-        if tenant or self.tenant:
-            out[TENANT] = tenant or self.tenant  # type: ignore[assignment]
+        tenant = tenant or self.tenant
+        if tenant:
+            out[TENANT] = tenant
         return out
 
 
