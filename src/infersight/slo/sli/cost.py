@@ -51,9 +51,9 @@ def _window(s: Slo, models: Models, since: float, seconds: float, plen: float) -
         requests += req
         tokens += inp + outp
     if sli.metric == "spend_usd":
-        allowance = sli.budget * Fraction(seconds) / Fraction(plen)  # type: ignore[operator]
+        allowance = sli.limit() * Fraction(seconds) / Fraction(plen)
     else:
-        allowance = sli.target * tokens / MILLION  # type: ignore[operator]
+        allowance = sli.limit() * tokens / MILLION
     return WindowResult(int(seconds), requests, spend, allowance)
 
 
@@ -62,7 +62,7 @@ def _cost_sli(sli: CostSli) -> Callable[[WindowResult], Fraction | None]:
     def value(p: WindowResult) -> Fraction | None:
         if sli.metric != "usd_per_million_tokens":
             return p.consumed
-        tokens = p.allowance / sli.target * MILLION  # type: ignore[operator]
+        tokens = p.allowance / sli.limit() * MILLION
         return p.consumed / tokens * MILLION if tokens else None
     return value
 
@@ -79,7 +79,7 @@ def _instance(s: Slo, group: tuple, models: Models, now: int, cov: SlotCoverage 
         res.state, res.error = "error", str(err)
         return res
     if _sli(s).metric == "spend_usd":  # the whole period's budget, not the elapsed share
-        res.period.allowance = _sli(s).budget  # type: ignore[assignment]
+        res.period.allowance = _sli(s).limit()
     finish(res, plen, _cost_sli(_sli(s)))
     return res
 
