@@ -310,7 +310,7 @@ def test_cost_report_cli_on_a_data_dir(tmp_path):
     data = tmp_path / "data"
     script = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}]
         from infersight.storage.embedded import EmbeddedStorage
         from infersight.server.tables import all_ddl
         from infersight.storage.schema import SchemaOptions, ensure_schema
