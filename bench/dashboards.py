@@ -90,7 +90,7 @@ def main() -> int:
                     "CloudRegion, Model")
         variables = {"cloud_provider": ALL, "cloud_region": ALL, "model": ALL, "objective_percent": "99.9"}
         for label, span in (("1 h", timedelta(hours=1)), ("24 h", timedelta(days=1)), ("7 d", timedelta(days=DAYS))):
-            def run(sql: str) -> tuple[float, int]:
+            def run(sql: str, span: timedelta = span) -> tuple[float, int]:
                 text = expand(sql, database="bench", frm=END - span, to=END, variables=variables)
                 assert not re.search(r"\$__|\$\{", text), text
                 return timed(store, text)

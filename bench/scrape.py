@@ -105,8 +105,9 @@ def main() -> int:
                     for _ in fam.samples:
                         pass
 
+            cycle = itertools.cycle(texts)
             in_memory = InferenceCollector([Endpoint(url="http://127.0.0.1:1/metrics")],
-                                           fetch=lambda url, timeout, it=itertools.cycle(texts): next(it))
+                                           fetch=lambda url, timeout: next(cycle))
             points = [0]
 
             def normalise(i: int) -> None:

@@ -418,7 +418,8 @@ def _utilisation(cols: str) -> str:
     return (f"SELECT {cols} FROM (SELECT TimeUnix, concat({host}, ' ', Attributes['hw.id']) AS series, Value "
             f"FROM {gauge} WHERE MetricName = 'hw.gpu.utilization' AND $__timeFilter(TimeUnix) AND {HW_FILTER} "
             f"AND {COMPUTE_TASK} UNION ALL SELECT TimeUnix, "
-            f"concat({host}, ' nc', Attributes['infersight.neuron.core']) AS series, Value FROM {gauge} WHERE MetricName = 'infersight.neuron.core.utilization' "
+            f"concat({host}, ' nc', Attributes['infersight.neuron.core']) AS series, Value FROM {gauge} "
+            "WHERE MetricName = 'infersight.neuron.core.utilization' "
             f"AND $__timeFilter(TimeUnix) AND {HW_FILTER})")
 
 
