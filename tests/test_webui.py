@@ -129,8 +129,8 @@ async def test_fleet_view_numbers_filters_and_charts(store, server):
         assert aws["p95_e2e"] == "3.80 s"     # rank 95 in (2, 4]: 2 + 2 * 45/50
         assert aws["usd_per_1m_tokens"] == "unpriced"
         tips = await titles(page, "#fleet")
-        assert tips["aws/us-east-1"]["p95_ttft"].startswith("≈ p95 estimated from per-minute histogram buckets")
-        assert "between 100.0 ms and 500.0 ms" in tips["aws/us-east-1"]["p95_ttft"]
+        assert tips["aws/us-east-1"]["p95_ttft"] == ("p95 480.0 ms: histogram_quantile over one bucket layout "
+                                                     "(100 observations), in the bucket (100.0 ms, 500.0 ms]")
         azure = rows["azure/eastus"]
         assert azure["error_ratio"] == "10.00%"
         assert azure["p95_ttft"] == "–"  # no latency histogram for it: missing, not 0
@@ -153,6 +153,132 @@ async def test_fleet_view_numbers_filters_and_charts(store, server):
         await show(page, "#/fleet?range=7d")
         assert set(await tables(page, "#fleet")) == {"aws/us-east-1", "azure/eastus", "gcp/us-central1"}
         assert page.errors == []
+
+
+# -- percentiles: infersight.quantiles through /ui/percentiles.json ------------------------------------------
+OTHER_LAYOUT = [0.1, 0.2, 0.4, 0.8, 1.6]  # an SGLang-like layout next to vLLM's: mixed
+
+
+def _ttft_hist(bounds: list[float], counts: list[int], cloud: str, region: str, host: str, ago: int) -> dict:
+    """A scraped server's TTFT histogram delta as the gateway stores it (the rollup's view makes the row)."""
+    from test_rollups import VLLM, hist_row
+
+    t = (datetime.now(UTC).replace(second=5, microsecond=0) - timedelta(minutes=ago)).strftime("%Y-%m-%d %H:%M:%S")
+    row = hist_row("gen_ai.server.time_to_first_token", bounds, counts, 100.0, VLLM, time=t)
+    row["ResourceAttributes"] = {"cloud.provider": cloud, "cloud.region": region, "host.name": host,
+                                 "service.name": "infersight-agent"}
+    return row
+
+
+def _fill_percentiles(store) -> dict[str, list]:
+    """aws/us-east-1: the vLLM fixture's TTFT buckets (Prometheus: p95 = 383 ms) from two scrapes; aws/us-west-2
+    the same layout next to another one (mixed); gcp/us-central1 with p95 in the +Inf bucket. The layouts
+    per region, as the rollup holds them."""
+    from test_quantiles import vllm_layout
+    from test_rollups import insert
+
+    bounds, counts = vllm_layout()
+    half = [n // 2 for n in counts]
+    rest = [a - b for a, b in zip(counts, half, strict=True)]
+    west = [n * 3 for n in counts]
+    other = [40, 300, 900, 150, 80, 30]
+    insert(store, "otel_metrics_histogram", [
+        _ttft_hist(bounds, half, "aws", "us-east-1", "gpu-1", 5),
+        _ttft_hist(bounds, rest, "aws", "us-east-1", "gpu-1", 4),
+        _ttft_hist(bounds, west, "aws", "us-west-2", "gpu-2", 5),
+        _ttft_hist(OTHER_LAYOUT, other, "aws", "us-west-2", "gpu-3", 5),
+        _ttft_hist([0.1, 0.2], [1, 1, 98], "gcp", "us-central1", "gpu-4", 5)])
+    db = store.database
+    store.execute(
+        f"INSERT INTO `{db}`.infersight_requests_1m (Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, "
+        "Tenant, Requests, BadRequests, InputTokens, OutputTokens, CachedTokens, ReportedCostUSD) VALUES " +
+        ", ".join(f"('{_minute(5)}', '{c}', '{r}', 'h', 'llama-3-8b', 'vllm', '', 10, 0, 1, 1, 0, 0)"
+                  for c, r in (("aws", "us-east-1"), ("aws", "us-west-2"), ("gcp", "us-central1"))))
+    rows = store.query(f"SELECT CloudProvider AS c, CloudRegion AS r, Bounds AS b, sumForEach(BucketCounts) AS n "
+                       f"FROM `{db}`.infersight_latency_1m WHERE Kind = 'ttft' GROUP BY c, r, b")
+    out: dict[str, list] = {}
+    for x in rows:
+        out.setdefault(f"{x['c']}/{x['r']}", []).append(([float(b) for b in x["b"]], [int(n) for n in x["n"]]))
+    assert sum(len(v) for v in out.values()) == 4
+    return out
+
+
+async def test_fleet_p95_is_prometheus_histogram_quantile_and_says_when_it_is_an_estimate(store, server):
+    """Issue 10: over the vLLM fixture's buckets the Fleet view's p95 TTFT is what Prometheus' histogram_quantile
+    answers (383 ms, tests/test_quantiles.py against a real Prometheus); mixed layouts are ≈ with their interval;
+    a rank in the +Inf bucket shows the largest finite bound; per-cloud rows sum the regions' buckets."""
+    from infersight import quantiles
+    from test_quantiles import vllm_layout
+
+    layouts = _fill_percentiles(store)
+    cell = "td[data-col=p95_ttft]"
+    async with browser() as page:
+        await show(page, server + "/ui/#/fleet?range=1h")
+        rows = await tables(page, "#fleet")
+        tips = await titles(page, "#fleet")
+        values = await page.evaluate("""(cell) => Object.fromEntries(Array.from(
+          document.querySelectorAll('#fleet tr[data-key]')).map((tr) => [tr.dataset.key,
+          JSON.parse(tr.querySelector(cell).dataset.value)]))""", cell)
+        drawn = await charts(page)
+        assert page.errors == []
+    assert set(rows) == {"aws/us-east-1", "aws/us-west-2", "aws/*", "gcp/us-central1"}
+    east = values["aws/us-east-1"]
+    assert east["value"] == quantiles.histogram_quantile(0.95, *vllm_layout())  # Prometheus' function, exactly
+    assert round(east["value"], 4) == 0.3830 and (east["lower"], east["upper"], east["estimate"]) == (0.25, 0.5, False)
+    assert rows["aws/us-east-1"]["p95_ttft"] == "383.0 ms"
+    assert tips["aws/us-east-1"]["p95_ttft"] == ("p95 383.0 ms: histogram_quantile over one bucket layout "
+                                                 "(1,000 observations), in the bucket (250.0 ms, 500.0 ms]")
+    # Mixed layouts: infersight.quantiles' estimate and interval, said as such.
+    west = quantiles.quantile(layouts["aws/us-west-2"], 0.95)
+    assert west is not None and west.estimate and values["aws/us-west-2"] == west.as_dict()
+    ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
+    assert rows["aws/us-west-2"]["p95_ttft"] == "≈ " + ms(west.value)
+    assert tips["aws/us-west-2"]["p95_ttft"] == (f"≈ {ms(west.value)} (between {ms(west.lower)} and {ms(west.upper)}): "
+                                                 "p95 estimated over 2 bucket layouts (4,500 observations)")
+    # The cloud's row: the regions' buckets summed per layout, then the same function.
+    cloud = quantiles.quantile(layouts["aws/us-east-1"] + layouts["aws/us-west-2"], 0.95)
+    assert cloud is not None and values["aws/*"] == cloud.as_dict()
+    # The +Inf rule: the largest finite bound, as Prometheus answers, marked open.
+    top = values["gcp/us-central1"]
+    assert (top["value"], top["lower"], top["upper"], top["open"]) == (0.2, 0.2, None, True)
+    assert rows["gcp/us-central1"]["p95_ttft"] == "≥ 200.0 ms"
+    assert "+Inf bucket" in tips["gcp/us-central1"]["p95_ttft"]
+    assert series(drawn["fleet-ttft"]) == {"aws": 2, "gcp": 1}  # the minutes with observations
+
+
+async def test_percentiles_json_answers_quantiles_and_names_bad_parameters(store, server):
+    from infersight import quantiles
+
+    layouts = _fill_percentiles(store)
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server + "/ui/percentiles.json", params={
+                "seconds": "3600", "latency": "ttft,e2e", "by": "cloud,region;cloud;cloud,t:ttft", "step": "60",
+                "q": "0.5,0.95", "region": "us-west-2"}) as r:
+            assert r.status == 200
+            doc = await r.json()
+        assert doc["quantiles"] == [0.5, 0.95] and doc["method"] == quantiles.METHOD
+        got = {(g["by"], tuple(g["key"].values()), g["latency"]): g for g in doc["groups"]}
+        ref = quantiles.summary(layouts["aws/us-west-2"])
+        assert ref is not None
+        for key in [("cloud,region", ("aws", "us-west-2"), "ttft"), ("cloud", ("aws",), "ttft")]:
+            g = got.pop(key)
+            assert {k: g[k] for k in ("count", "layouts", "p50", "p95")} == ref, key
+        ((key, g),) = got.items()  # the one minute of the chart; no e2e asked for it, none in the data
+        assert key[0] == "cloud,t" and key[1][1] % 60 == 0 and g["p95"] == ref["p95"]
+        bad = {"": "seconds:", "seconds=0": "seconds:", "seconds=60&by=planet": "by:",
+               "seconds=60&latency=ttft,size": "latency:", "seconds=3600&by=cloud,t": "step:",
+               "seconds=3600&by=cloud,t&step=1": "step:", "seconds=60&q=1.5": "q:",
+               "seconds=60&by=cloud;cloud": "by: the grouping 'cloud' is given twice",
+               "seconds=60&latency=ttft&by=cloud:e2e": "by:", "seconds=60&step=60": "step:",
+               "seconds=60&cloud=" + "x" * 600: "cloud:"}
+        for query, says in bad.items():
+            async with s.get(server + "/ui/percentiles.json?" + query) as r:
+                assert r.status == 400 and (await r.json())["error"].startswith(says), query
+        async with s.get(server + "/ui/percentiles.json", params={"seconds": "60", "model": "o'brien\\"}) as r:
+            assert r.status == 200 and (await r.json())["groups"] == []  # a filter is a literal, nothing matches
+        store.execute(f"DROP TABLE `{store.database}`.infersight_latency_1m")
+        async with s.get(server + "/ui/percentiles.json?seconds=60") as r:
+            assert r.status == 400 and "infersight_latency_1m" in (await r.json())["error"]
 
 
 async def test_query_errors_are_shown_not_swallowed(store, server):

@@ -2,7 +2,7 @@
 
 A layout is `(bounds, counts)`: ascending finite upper bounds and len(bounds)+1 non-cumulative counts,
 the `+Inf` bucket last (what `infersight_latency_1m` stores per row and OTLP explicit-bucket histograms
-carry). The web UI computes the same estimate in ClickHouse SQL (`webui/static/sql.js`, `percentileSQL`).
+carry). The web UI reads it through `/ui/percentiles.json` (`infersight.webui.percentiles`).
 
 - One layout (rows with the same bounds, summed): `histogram_quantile`, exactly Prometheus' function
   (promql/quantile.go `bucketQuantile`): the rank q x total lies in the first bucket whose cumulative
@@ -20,8 +20,9 @@ Counts at or under a threshold are exact only where the threshold is a bound of 
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -49,7 +50,7 @@ class Quantile:
 def _check(bounds: Sequence[float], counts: Sequence[int]) -> None:
     if len(counts) != len(bounds) + 1:
         raise ValueError(f"{len(counts)} bucket counts for {len(bounds)} bounds (expected len(bounds)+1)")
-    if any(b >= c for b, c in zip(bounds, bounds[1:], strict=False)):
+    if any(map(operator.ge, bounds, bounds[1:])):
         raise ValueError(f"bounds are not strictly ascending: {list(bounds)}")
 
 
@@ -57,11 +58,11 @@ def merge(layouts: Iterable[Layout]) -> dict[tuple[float, ...], list[int]]:
     """Counts summed per distinct layout (the rows of one layout add up bucket by bucket)."""
     out: dict[tuple[float, ...], list[int]] = {}
     for bounds, counts in layouts:
-        key = tuple(float(b) for b in bounds)
+        key = tuple(map(float, bounds))
         _check(key, counts)
-        acc = out.setdefault(key, [0] * (len(key) + 1))
-        for i, n in enumerate(counts):
-            acc[i] += int(n)
+        acc = out.get(key)
+        ints = list(map(int, counts))
+        out[key] = ints if acc is None else list(map(operator.add, acc, ints))
     return {k: v for k, v in out.items() if sum(v)}
 
 
@@ -137,19 +138,24 @@ def quantile(layouts: Iterable[Layout], q: float) -> Quantile | None:
     points = sorted({x for b, _ in sources for x in b})
     if points[0] > 0:
         points.insert(0, 0.0)
-    spread = [sum(_spread(b, c, p) for b, c in sources) for p in points]
-    low_cdf = [sum(_floor(b, c, p) for b, c in sources) for p in points]
-    high_cdf = [sum(_ceil(b, c, p) for b, c in sources) for p in points]
-    k = next((i for i, f in enumerate(spread) if f >= rank), None)
-    hi = next((i for i, f in enumerate(low_cdf) if f >= rank), None)
-    lo = next((i for i, f in enumerate(high_cdf) if f >= rank), len(points))
+    def spread(p: float) -> float:
+        return sum(_spread(b, c, p) for b, c in sources)
+
+    def first(cdf: Callable[[float], float]) -> int:
+        # The first point whose cdf (non-decreasing over the points) reaches the rank, len(points) if none:
+        # a binary search, the same answer as scanning every point (the UI asks for thousands of groups).
+        return bisect_left(points, True, key=lambda p: cdf(p) >= rank)
+
+    k = first(spread)
+    hi = first(lambda p: sum(_floor(b, c, p) for b, c in sources))
+    lo = first(lambda p: sum(_ceil(b, c, p) for b, c in sources))
     lower = points[max(lo - 1, 0)]
-    upper = None if hi is None else points[hi]
-    if k is None:
+    upper = None if hi == len(points) else points[hi]
+    if k == len(points):
         return Quantile(points[-1], lower, None, True, True)
     if k == 0:
         return Quantile(points[0], lower, upper, True, False)
-    f0, f1 = spread[k - 1], spread[k]
+    f0, f1 = spread(points[k - 1]), spread(points[k])
     value = points[k - 1] + (points[k] - points[k - 1]) * (rank - f0) / (f1 - f0)
     return Quantile(value, lower, upper, True, False)
 

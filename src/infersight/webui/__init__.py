@@ -3,9 +3,10 @@
 The page is static (no build step, ES modules under `static/`, uPlot vendored under `static/vendor/`);
 `attach` serves it and three small JSON documents the page cannot get from the public APIs:
 `/ui/meta.json` (which database and rollup columns this server has, so the same page works on every
-deployment), `/ui/cost.json` (the cost module's report over the last hours, grouped as asked) and
-`/ui/slo_history.json` (one SLO evaluated by the engine at instants over its window: the burn-down
-and the burn rate per tier over time; the same evaluation as `slo status --at`).
+deployment), `/ui/cost.json` (the cost module's report over the last hours, grouped as asked),
+`/ui/percentiles.json` (latency percentiles per group by `infersight.quantiles`, the one implementation:
+`webui.percentiles`) and `/ui/slo_history.json` (one SLO evaluated by the engine at instants over its
+window: the burn-down and the burn rate per tier over time; the same evaluation as `slo status --at`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from infersight.config import ConfigError
 from infersight.gateway.auth import allow_public
-from infersight.storage.base import Storage, StorageError
+from infersight.storage.base import QueryError, Storage, StorageError
 
 STATIC = Path(str(files("infersight.webui").joinpath("static")))
 # What a browser must load without a bearer token (page and assets); the page asks for the token
@@ -107,6 +108,26 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
         return web.json_response({"start": start, "end": end, "by": list(by),
                                   "lines": [as_dict(report, ln) for ln in report.lines]})
 
+    async def percentiles_json(request: web.Request) -> web.Response:
+        """Latency percentiles per group of the latency rollup (parameters: `webui.percentiles`)."""
+        from infersight.webui import percentiles
+
+        try:
+            ask = percentiles.parse(request.query)
+        except ValueError as err:
+            return _error(str(err))
+
+        def run() -> dict:
+            return percentiles.document(ask, storage.query(percentiles.sql(storage.database, ask)))
+
+        try:
+            doc = await asyncio.get_running_loop().run_in_executor(None, run)
+        except QueryError as err:  # e.g. no latency rollup in this database: what the query API answers
+            return _error(str(err))
+        except StorageError as err:
+            return _error(str(err), 503, **{"Retry-After": "5"})
+        return web.json_response(doc, headers={"Cache-Control": "no-cache"})
+
     async def slo_history(request: web.Request) -> web.Response:
         """One SLO evaluated at `points` instants over `seconds` (default its budget period), windows ending at each."""
         from infersight.slo.service import ENGINE
@@ -190,6 +211,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/meta.json", meta)
     app.router.add_get("/ui/cost.json", cost)
+    app.router.add_get("/ui/percentiles.json", percentiles_json)
     app.router.add_get("/ui/slo_history.json", slo_history)
     app.router.add_get("/ui/static/{name:.+}", asset)
     allow_public(app, OPEN_PATHS, OPEN_PREFIXES)

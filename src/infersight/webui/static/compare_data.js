@@ -1,11 +1,13 @@
 // Data of the "Compare clouds for one model" view. The table's numbers are the compare document
 // (GET /api/v1/compare, `infersight compare --format json`: compare.report.build, the one implementation
 // of traffic, ≈percentiles, $/1M tokens, SLO state and probes per deployment); only the over-time charts
-// read the rollups through the query API (infersight_requests_1m, infersight_latency_1m; docs/ROLLUPS.md).
+// read the rollups: requests through the query API (infersight_requests_1m), percentiles per time bucket
+// from /ui/percentiles.json (infersight_latency_1m by infersight.quantiles, as the document; docs/ROLLUPS.md).
 // The view only sees the object loadCompare() returns.
 import { api, meta, query } from "./api.js";
 import { num, seconds as secondsText } from "./fmt.js";
-import { percentileSQL, requestsSQL, rollupWhere, str, table } from "./sql.js";
+import { percentiles } from "./percentiles.js";
+import { requestsSQL, rollupWhere, str, table } from "./sql.js";
 
 // A deployment: where the model is served. Self-hosted: a server kind (vllm, sglang, …) in a cloud
 // region; API-served: the provider (azure.ai.openai, aws.bedrock, gcp.vertex_ai, …) in its region.
@@ -56,13 +58,17 @@ function worstOf(slo) {
 export async function loadCompare(model, r) {
   const m = await meta();
   const where = rollupWhere(r, { model: model });
-  const lat = (kind) => query(percentileSQL({ db: m.database, kind: kind, qs: [0.5, 0.95], dims: DIMS, where: where,
-    step: r.step }), kind + " over time");
-  const [doc, over, ttftT, e2eT, tpotT] = await Promise.all([
+  const [doc, over, lat] = await Promise.all([
     api("/api/v1/compare?model=" + encodeURIComponent(model) + "&since=" + r.seconds),
     query(requestsSQL(m.database, where, DIMS, r.step, false), "requests over time"),
-    lat("ttft"), lat("e2e"), lat("tpot"),
+    percentiles({ seconds: r.seconds, latency: ["ttft", "tpot", "e2e"], by: ["cloud,region,kind,t"], step: r.step, qs: [0.5, 0.95],
+      filters: { model: model } }, "percentiles over time"),
   ]);
+  // Chart rows keyed as the requests' rows (keyOf), pNN the value.
+  const series = (kind) => lat["cloud,region,kind,t"].filter((x) => x.latency === kind).map((x) => ({
+    CloudProvider: x.cloud, CloudRegion: x.region, ServerKind: x.kind, t: x.t,
+    p50: x.p50 ? x.p50.value : null, p95: x.p95 ? x.p95.value : null }));
+  const [ttftT, tpotT, e2eT] = [series("ttft"), series("tpot"), series("e2e")];
   const seconds = num(doc.since_seconds) || r.seconds;
   const rows = doc.deployments.map((d) => {
     const cost = d.cost || {};

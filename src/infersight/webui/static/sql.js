@@ -67,51 +67,8 @@ export function bucket(column, step) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Percentiles from the latency rollup's bucket counts. THE one place that knows how a percentile is
-// estimated from infersight_latency_1m (when the rollup keeps native bounds, only this changes).
-//
-// Rows are summed per bucket layout, then per upper bound (several layouts merge into the union of
-// their bounds); the quantile q lies in the first bucket whose cumulative count reaches q × total and
-// is interpolated linearly inside it. The +Inf bucket answers its lower bound (marked open). Every
-// value comes with the bucket it lies in, [q_lo, q_hi], so the page can say "≈ estimate within".
-//
-// opts: {db, kind: "ttft"|"e2e"|"tpot"|"queue" or several (then a Kind column), qs: [0.5, 0.95], dims: ["CloudProvider", ...],
-//        where: SQL condition, step: seconds or 0 (no time bucket)}
-// Columns: dims..., [t], total, and per q (as pNN): pNN, pNN_lo, pNN_hi.
-export function percentileSQL(opts) {
-  const kinds = Array.isArray(opts.kind) ? opts.kind : [opts.kind];
-  const dims = Array.isArray(opts.kind) ? opts.dims.concat(["Kind"]) : opts.dims;
-  const keys = dims.slice();
-  const inner = dims.slice();
-  if (opts.step) { inner.push(bucket("Minute", opts.step) + " AS t"); keys.push("t"); }
-  const keyList = keys.join(", ");
-  const perQ = opts.qs.map((q) => {
-    const n = "p" + Math.round(q * 100);
-    const i = "i_" + n;
-    const lo = "if(" + i + " = 1, 0, b[" + i + " - 1])";
-    return "arrayFirstIndex(x -> x >= " + q + " * total, cum) AS " + i + ", " +
-      "if(" + i + " = length(b), b[" + i + " - 1], " + lo + " + (b[" + i + "] - " + lo + ") * " +
-      "(" + q + " * total - if(" + i + " = 1, 0, cum[" + i + " - 1])) / c[" + i + "]) AS " + n + ", " +
-      lo + " AS " + n + "_lo, b[" + i + "] AS " + n + "_hi";
-  }).join(", ");
-  return "SELECT " + keyList + (keyList ? ", " : "") + "total, " + perQ + " FROM (SELECT " + keyList +
-    (keyList ? ", " : "") + "arraySort(groupArray((bound, n))) AS pairs, pairs.1 AS b, pairs.2 AS c, " +
-    "arrayCumSum(c) AS cum, cum[-1] AS total FROM (SELECT " + keyList + (keyList ? ", " : "") +
-    "bound, sum(n) AS n FROM (SELECT " + inner.join(", ") + (inner.length ? ", " : "") +
-    "Bounds, sumForEach(BucketCounts) AS counts FROM " + table(opts.db, "infersight_latency_1m") +
-    " WHERE Kind IN (" + kinds.map(str).join(", ") + ") AND " + opts.where + " GROUP BY " + keyList + (keyList ? ", " : "") +
-    "Bounds) ARRAY JOIN arrayPushBack(Bounds, inf) AS bound, counts AS n GROUP BY " + keyList +
-    (keyList ? ", " : "") + "bound)" + (keyList ? " GROUP BY " + keyList : "") + ") WHERE total > 0";
-}
-
-// What a percentile cell says about itself: "≈ p95 from rollup buckets: between 400 ms and 500 ms".
-export function percentileNote(row, name, fmt) {
-  const lo = row[name + "_lo"], hi = row[name + "_hi"];
-  if (lo === undefined || lo === null) return "";
-  const open = hi === null || hi === undefined || !isFinite(Number(hi)) || String(hi) === "inf";
-  return "≈ " + name + " estimated from per-minute histogram buckets (linear inside the bucket): " +
-    (open ? "above " + fmt(lo) + " (open +Inf bucket, shown as its lower bound)" : "between " + fmt(lo) + " and " + fmt(hi));
-}
+// Percentiles are not computed here: the page reads them from /ui/percentiles.json (percentiles.js), which
+// answers with infersight.quantiles, the one implementation.
 
 // ---------------------------------------------------------------------------------------------------
 // Requests per group (and optionally per time bucket) from infersight_requests_1m.

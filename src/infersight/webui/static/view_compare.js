@@ -72,9 +72,9 @@ export async function render(page, params, ctx) {
   const xs = steps(r.seconds, r.step, Date.now() / 1000);
   const per = f.duration(r.step) + " steps";
   const line = (rows, v) => pivot(rows, keyOf, v, xs).series;
-  chart(grid, { id: "compare-ttft", title: "≈p95 TTFT per deployment", note: per, unit: "s", fmt: f.seconds, x: xs, series: line(data.ttft, (x) => f.num(x.p95)) });
-  chart(grid, { id: "compare-tpot", title: "≈p95 TPOT per deployment", note: per, unit: "s", fmt: f.seconds, x: xs, series: line(data.tpot, (x) => f.num(x.p95)) });
-  chart(grid, { id: "compare-e2e", title: "≈p95 end-to-end per deployment", note: per, unit: "s", fmt: f.seconds, x: xs, series: line(data.e2e, (x) => f.num(x.p95)) });
+  chart(grid, { id: "compare-ttft", title: "p95 TTFT per deployment", note: per, unit: "s", fmt: f.seconds, x: xs, series: line(data.ttft, (x) => f.num(x.p95)) });
+  chart(grid, { id: "compare-tpot", title: "p95 TPOT per deployment", note: per, unit: "s", fmt: f.seconds, x: xs, series: line(data.tpot, (x) => f.num(x.p95)) });
+  chart(grid, { id: "compare-e2e", title: "p95 end-to-end per deployment", note: per, unit: "s", fmt: f.seconds, x: xs, series: line(data.e2e, (x) => f.num(x.p95)) });
   chart(grid, { id: "compare-errors", title: "Error ratio per deployment", note: per, unit: "1", fmt: (v) => f.percent(v, 1), x: xs,
     series: line(data.over, (x) => f.num(x.requests) ? f.num(x.bad) / f.num(x.requests) : null) });
   chart(grid, { id: "compare-tokens", title: "Generated tokens/s per deployment", note: per, unit: "1/s", fmt: (v) => f.rate(v, "/s"), x: xs,

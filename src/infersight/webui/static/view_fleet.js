@@ -1,10 +1,12 @@
 // Fleet overview: per cloud and region the nodes, accelerators (utilisation vs tensor-active),
-// requests/s, error ratio, ≈p95 TTFT and e2e, tokens/s and $/1M tokens, per-cloud subtotals, small
-// charts per cloud, and the nodes that stopped reporting on top.
+// requests/s, error ratio, p95 TTFT and e2e (infersight.quantiles through /ui/percentiles.json: exact
+// histogram_quantile over one bucket layout, ≈ over mixed ones), tokens/s and $/1M tokens, per-cloud
+// subtotals, small charts per cloud, and the nodes that stopped reporting on top.
 import { api, meta, query } from "./api.js";
 import { chart, pivot, steps } from "./charts.js";
 import * as f from "./fmt.js";
-import { acceleratorSQL, collectorsSQL, downText, nodesSQL, percentileNote, percentileSQL, requestsSQL, rollupWhere } from "./sql.js";
+import { cellText, noteText, percentiles } from "./percentiles.js";
+import { acceleratorSQL, collectorsSQL, downText, nodesSQL, requestsSQL, rollupWhere } from "./sql.js";
 import { href, setParams } from "./state.js";
 
 // A node is stale when nothing came from it for this long (agents report every 10-60 s).
@@ -86,7 +88,8 @@ export async function render(page, params, ctx) {
   const where = rollupWhere(r, filters);
   const head = f.el("div", null, "view-head");
   head.appendChild(f.el("h2", "Fleet overview"));
-  head.appendChild(f.el("p", r.label + " · p95 values are ≈ estimates from per-minute histogram buckets (hover for the bucket)", "status"));
+  head.appendChild(f.el("p", r.label + " · p95 from the histogram buckets: histogram_quantile over one bucket layout, ≈ an estimate " +
+    "where layouts are mixed (hover for the interval)", "status"));
   page.appendChild(head);
   const filterSlot = f.el("div");
   page.appendChild(filterSlot);
@@ -104,17 +107,17 @@ export async function render(page, params, ctx) {
   charts.s.appendChild(grid);
   const nodeSec = section(page, "Nodes", "fleet-nodes");
 
-  const pct = (kind, dims, step) => query(percentileSQL({ db: m.database, kind: kind, qs: [0.95], dims: dims, where: where, step: step }), "p95 " + kind);
+  // Per region, per cloud (the regions' buckets summed per layout) and the TTFT per cloud over time: one query.
+  const pct = percentiles({ seconds: r.seconds, latency: ["ttft", "e2e"], by: ["cloud,region", "cloud", "cloud,t:ttft"], step: r.step,
+    qs: [0.95], filters: filters }, "p95 ttft,e2e");
   const cost = (by) => m.priced ? api("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" + by +
     (filters.model ? ",model" : "")).catch(() => ({ lines: [] })) : Promise.resolve({ lines: [] });
-  const [reqs, lat, latCloud, presence, accelRows, overT, ttftT, costRegion, costCloud, options, downs] = await Promise.all([
+  const [reqs, lat, presence, accelRows, overT, costRegion, costCloud, options, downs] = await Promise.all([
     query(requestsSQL(m.database, where, ["CloudProvider", "CloudRegion"], 0, withCost), "requests"),
-    pct(["ttft", "e2e"], ["CloudProvider", "CloudRegion"], 0),
-    pct(["ttft", "e2e"], ["CloudProvider"], 0),
+    pct,
     query(nodesSQL(m.database, r, filters), "nodes"),
     query(acceleratorSQL(m.database, r, filters, r.step), "accelerators"),
     query(requestsSQL(m.database, where, ["CloudProvider"], r.step, false), "requests over time"),
-    pct("ttft", ["CloudProvider"], r.step),
     cost("cloud,region"), cost("cloud"),
     query("SELECT groupUniqArray(CloudProvider) AS cloud, groupUniqArray(CloudRegion) AS region, groupUniqArray(Model) AS model FROM " +
       "`" + m.database.replace(/`/g, "``") + "`.infersight_requests_1m WHERE " + rollupWhere(r, {}), "filter options"),
@@ -164,8 +167,8 @@ export async function render(page, params, ctx) {
 
   // Per cloud/region rows and per-cloud subtotals.
   const key2 = (c, g) => c + "/" + g;
-  const latBy = new Map(lat.map((x) => [key2(x.CloudProvider, x.CloudRegion) + "/" + x.Kind, x]));
-  const latCloudBy = new Map(latCloud.map((x) => [x.CloudProvider + "/" + x.Kind, x]));
+  const latBy = new Map(lat["cloud,region"].map((x) => [key2(x.cloud, x.region) + "/" + x.latency, x]));
+  const latCloudBy = new Map(lat["cloud"].map((x) => [x.cloud + "/" + x.latency, x]));
   const costBy = new Map(costRegion.lines.map((l) => [key2(l.cloud, l.region), l]));
   const costCloudBy = new Map(costCloud.lines.map((l) => [l.cloud, l]));
   const nodeAgg = (list) => {
@@ -204,8 +207,9 @@ export async function render(page, params, ctx) {
         (k) => latCloudBy.get(cloud + "/" + k) || null, costCloudBy.get(cloud), true));
     }
   }
-  const latCell = (k) => (row) => row[k] ? f.seconds(row[k].p95) : "–";
-  const latTip = (k) => (row) => row[k] ? percentileNote(row[k], "p95", f.seconds) : "";
+  const latCell = (k) => (row) => row[k] ? cellText(row[k].p95) : "–";
+  const latTip = (k) => (row) => row[k] ? noteText(row[k].p95, "p95", row[k]) : "";
+  const latValue = (k) => (row) => row[k] && row[k].p95 ? row[k].p95 : null;
   const columns = [
     ["cloud", "Cloud", (x) => f.link(x.cloud || "(unknown)", href("fleet", { range: ctx.rangeKey, cloud: x.cloud }))],
     ["region", "Region", (x) => x.region || "–"],
@@ -215,8 +219,8 @@ export async function render(page, params, ctx) {
       "mean engine utilisation vs tensor-pipe active (GPM) over the range"],
     ["rps", "Req/s", (x) => f.rate(x.rps, ""), "num", null, "mean requests per second over the range"],
     ["error_ratio", "Errors", (x) => x.error_ratio === null ? "–" : f.percent(x.error_ratio, 2), (x) => "num" + (x.error_ratio > 0.01 ? " bad" : ""), null, "failed ÷ all requests"],
-    ["p95_ttft", "≈p95 TTFT", latCell("ttft"), "num", latTip("ttft"), "≈ estimate from histogram buckets"],
-    ["p95_e2e", "≈p95 e2e", latCell("e2e"), "num", latTip("e2e"), "≈ estimate from histogram buckets"],
+    ["p95_ttft", "p95 TTFT", latCell("ttft"), "num", latTip("ttft"), "histogram_quantile over the buckets; ≈ where bucket layouts are mixed", latValue("ttft")],
+    ["p95_e2e", "p95 e2e", latCell("e2e"), "num", latTip("e2e"), "histogram_quantile over the buckets; ≈ where bucket layouts are mixed", latValue("e2e")],
     ["tokens_per_s", "Tokens/s", (x) => f.rate(x.tokens_per_s, ""), "num", null, "generated tokens per second, mean over the range"],
     ["usd_per_1m_tokens", "$/1M tokens", (x) => f.usd(x.usd), "num", (x) => x.usd_source, "input + output tokens"],
   ];
@@ -228,11 +232,11 @@ export async function render(page, params, ctx) {
   const xs = steps(r.seconds, r.step, nowS);
   const rps = pivot(overT, (x) => x.CloudProvider, (x) => f.num(x.requests) / r.step, xs);
   const err = pivot(overT, (x) => x.CloudProvider, (x) => f.num(x.requests) ? f.num(x.bad) / f.num(x.requests) : null, xs);
-  const ttft = pivot(ttftT, (x) => x.CloudProvider, (x) => f.num(x.p95), xs);
+  const ttft = pivot(lat["cloud,t"], (x) => x.cloud, (x) => x.p95 ? f.num(x.p95.value) : null, xs);
   const per = f.duration(r.step) + " steps";
   chart(grid, { id: "fleet-rps", title: "Requests/s by cloud", note: per, unit: "1/s", fmt: (v) => f.rate(v, "/s"), x: xs, series: rps.series });
   chart(grid, { id: "fleet-errors", title: "Error ratio by cloud", note: per, unit: "1", fmt: (v) => f.percent(v, 1), x: xs, series: err.series });
-  chart(grid, { id: "fleet-ttft", title: "≈p95 TTFT by cloud (bucket estimate)", note: per, unit: "s", fmt: f.seconds, x: xs, series: ttft.series });
+  chart(grid, { id: "fleet-ttft", title: "p95 TTFT by cloud (from histogram buckets)", note: per, unit: "s", fmt: f.seconds, x: xs, series: ttft.series });
   const util = pivot(accelT, (x) => x.cloud + " util", (x) => f.num(x.util), xs);
   const tensor = pivot(accelT.filter((x) => f.num(x.tensor) !== null), (x) => x.cloud + " tensor", (x) => f.num(x.tensor), xs);
   chart(grid, { id: "fleet-accel", title: "Accelerator utilisation vs tensor-active by cloud", note: per, unit: "1", fmt: (v) => f.percent(v, 0),
