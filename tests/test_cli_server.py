@@ -47,7 +47,7 @@ def populate_store(data: Path) -> None:
     """The store of tests/test_cost.populate, written by a process of its own (chDB: one store per process)."""
     script = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT)!r})
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}]
         from infersight.storage.embedded import EmbeddedStorage
         from infersight.server.tables import all_ddl
         from infersight.storage.schema import SchemaOptions, ensure_schema
