@@ -47,7 +47,7 @@ class Replay:
         self.requests.append({"path": request.path_qs, "headers": dict(request.headers),
                               "body": await request.json()})
         if name == "slow":
-            await asyncio.sleep(2)
+            await asyncio.sleep(8)
         f = json.loads((FIXTURES / "probe" / f"{name}.json").read_text())
         if "body" in f:
             return web.Response(status=f["status"], headers=f["headers"], text=f["body"])
@@ -176,7 +176,7 @@ def test_azure_deployment_path_and_429_retry_after(replay):
 def test_stream_cut_timeout_connect_and_http_errors(replay, caplog):
     closed = ProbeEndpoint(name="refused", base_url="http://127.0.0.1:9/v1", model="m")
     c = ProbeCollector([ep(replay, "stream_cut"), ep(replay, "slow"), closed,
-                        ep(replay, "missing_fixture")], timeout_seconds=1)
+                        ep(replay, "missing_fixture")], timeout_seconds=4)  # slack for a loaded machine
     points = points_of(c)
     errors = {p.attributes["infersight.probe.endpoint"]: p.attributes.get("error.type")
               for p in points if p.name == "infersight.probe.requests"}
