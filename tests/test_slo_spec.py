@@ -23,9 +23,10 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
 def _golden(name: str, text: str) -> None:
     path = GOLDEN / name
-    if UPDATE or not path.exists():
+    if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    assert path.exists(), f"{path} is missing (UPDATE_GOLDEN=1 to write it, then review and commit it)"
     assert text == path.read_text(), f"{path} differs (UPDATE_GOLDEN=1 to accept)"
 
 
