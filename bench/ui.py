@@ -6,11 +6,14 @@ until it rendered (all its API calls and charts) and its slowest query, then for
 views read a plain scan of the same rows (`count()` and a hash of every column over the range)
 through the same query API. Target: every view <= 1 s at >= 200 GPUs over 7 days. The Fleet and Nodes
 views are also timed with `source=raw` (the raw gauges instead of the accelerator rollup, what they read
-before it existed), in the same run.
+before it existed), in the same run. With `--before DIR` (the `static/` folder of an older UI, e.g.
+`git archive <rev> src/infersight/webui/static | tar -x -C /tmp/old`) the Fleet and compare views are also
+timed as that UI ran them, its files served in front of the same server ("-before" rows), interleaved.
 
     .venv/bin/python bench/ui.py                           # quick: 4 nodes (32 GPUs), 3 h of history
     .venv/bin/python bench/ui.py --nodes 32 --history 7d   # the target: 216 GPUs, 7 days
     .venv/bin/python bench/ui.py --screenshots docs/screenshots  # also save a PNG of every view
+    .venv/bin/python bench/ui.py --nodes 32 --history 7d --before /tmp/old/src/infersight/webui/static
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ VIEWS = [
     ("fleet-raw", "#/fleet?range={range}&source=raw", "Fleet overview from raw otel_metrics_* (no rollup)"),
     ("nodes-raw", "#/nodes?range={range}&host={host}&source=raw", "Nodes from raw otel_metrics_* (no rollup)"),
 ]
+# Views timed again with --before's files (the ones whose queries changed).
+BEFORE_VIEWS = ("fleet", "compare")
 SCANS = [("infersight_requests_1m", "Minute"), ("infersight_latency_1m", "Minute"),
          ("infersight_accelerators_1m", "Minute"), ("otel_metrics_gauge", "TimeUnix"), ("otel_metrics_sum", "TimeUnix")]
 
@@ -89,16 +94,56 @@ def scan(url: str, db: str, table: str, column: str, seconds: int) -> tuple[int,
     return int(rows[0]["n"]), time.perf_counter() - t0
 
 
-async def measure(url: str, routes: list[tuple[str, str, str]], shots: Path | None, repeat: int) -> list[dict]:
+async def serve_before(url: str, static: Path):
+    """An older UI's files in front of the server at `url` (everything else proxied): its base URL, runner."""
+    import aiohttp
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/ui", "/ui/"):
+            return web.FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+        if path.startswith("/ui/static/"):
+            f = (static / path.removeprefix("/ui/static/")).resolve()
+            if f.is_file() and f.is_relative_to(static.resolve()):
+                return web.FileResponse(f, headers={"Cache-Control": "no-cache"})
+        async with aiohttp.ClientSession() as s, s.request(
+                request.method, url + request.path_qs, data=await request.read(),
+                headers={k: v for k, v in request.headers.items()  # the server's own page, not a cross-origin one
+                         if k.lower() not in ("host", "content-length", "origin", "referer")}) as r:
+            return web.Response(body=await r.read(), status=r.status,
+                                headers={k: v for k, v in r.headers.items()
+                                         if k.lower() in ("content-type", "retry-after")})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return f"http://127.0.0.1:{port}", runner
+
+
+async def measure(url: str, routes: list[tuple[str, str, str]], shots: Path | None, repeat: int,
+                  before: Path | None = None) -> list[dict]:
     from playwright.async_api import async_playwright
 
     out = []
+    runner = None
+    if before is not None:  # each view of BEFORE_VIEWS right after the same view of the older UI
+        old_url, runner = await serve_before(url, before)
+        routes = [x for n, r, t in routes for x in
+                  ([(n + "-before", r, t + " (--before UI)")] if n in BEFORE_VIEWS else []) + [(n, r, t)]]
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        await page.goto(url + "/ui/")
-        await page.wait_for_function("() => document.body.dataset.ready === 'ready'", timeout=120000)
+        base = None
         for name, route, title in routes:
+            want = old_url if name.endswith("-before") else url
+            if want != base:
+                base = want
+                await page.goto(base + "/ui/")
+                await page.wait_for_function("() => document.body.dataset.ready === 'ready'", timeout=120000)
             best: dict | None = None
             for _ in range(repeat):
                 await page.evaluate("document.body.dataset.ready = 'stale'")
@@ -106,6 +151,9 @@ async def measure(url: str, routes: list[tuple[str, str, str]], shots: Path | No
                 await page.evaluate(f"location.hash = {route + '&_=' + str(time.time())!r}")
                 await page.wait_for_function("() => document.body.dataset.ready === 'ready'", timeout=120000)
                 wall = time.perf_counter() - t0
+                failed = await page.evaluate("() => (document.querySelector('#view .error') || {}).textContent || ''")
+                if failed:
+                    raise SystemExit(f"{name}: {failed}")
                 timings = await page.evaluate("window.infersightTimings")
                 run = {"view": name, "title": title, "seconds": wall, "queries": len(timings),
                        "slowest_query_ms": max([t["ms"] for t in timings], default=0),
@@ -114,7 +162,7 @@ async def measure(url: str, routes: list[tuple[str, str, str]], shots: Path | No
                     best = run
             assert best is not None
             out.append(best)
-            if shots and not name.endswith("-raw"):
+            if shots and not name.endswith(("-raw", "-before")):
                 await page.wait_for_timeout(300)
                 await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
         if shots:  # the fleet at 900 px: still usable
@@ -124,6 +172,8 @@ async def measure(url: str, routes: list[tuple[str, str, str]], shots: Path | No
             await page.wait_for_timeout(300)
             await page.screenshot(path=str(shots / "fleet-900px.png"), full_page=True)
         await browser.close()
+    if runner is not None:
+        await runner.cleanup()
     return out
 
 
@@ -135,6 +185,8 @@ def main() -> int:
     ap.add_argument("--screenshots", type=Path, help="save a PNG of every view into this folder")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--url", help="measure an `infersight demo` already running at this URL (no demo started)")
+    ap.add_argument("--before", type=Path, help="the static/ folder of an older UI: also time the Fleet and "
+                                                "compare views with its files, over the same server")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         print("chromium not found (Debian package 'chromium')", file=sys.stderr)
@@ -171,7 +223,7 @@ def main() -> int:
         routes = [(n, r.format(**fill), t) for n, r, t in VIEWS]
         if args.screenshots:
             args.screenshots.mkdir(parents=True, exist_ok=True)
-        views = asyncio.run(measure(url, routes, args.screenshots, args.repeat))
+        views = asyncio.run(measure(url, routes, args.screenshots, args.repeat, args.before))
         seconds = {"1h": 3600, "6h": 21600, "24h": 86400, "7d": 7 * 86400}[RANGE]
         scans = [{"table": t, "rows": n, "seconds": s} for t, c in SCANS for n, s in [scan(url, db, t, c, seconds)]]
     finally:
@@ -185,16 +237,17 @@ def main() -> int:
     result = {"nodes": nodes, "gpus": gpus, "history": args.history, "range": RANGE,
               "demo_ready_seconds": round(ready_s, 1), "views": views, "plain_scans": scans,
               "target_seconds": TARGET_SECONDS,
-              "ok": all(v["seconds"] <= TARGET_SECONDS for v in views if not v["view"].endswith("-raw"))}
+              "ok": all(v["seconds"] <= TARGET_SECONDS for v in views if not v["view"].endswith(("-raw", "-before")))}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if result["ok"] else 1
     print(f"web UI over the demo: {nodes} nodes, {gpus} GPUs, {args.history} of history, views at range={RANGE} "
           f"(demo ready in {ready_s:.0f} s)")
-    print(f"{'view':<12} {'load s':>7} {'queries':>8} {'slowest query ms':>17}  what")
+    print(f"{'view':<15} {'load s':>7} {'queries':>8} {'slowest query ms':>17}  what")
     for v in views:
-        flag = "" if v["seconds"] <= TARGET_SECONDS or v["view"].endswith("-raw") else f"  > {TARGET_SECONDS:g} s"
-        print(f"{v['view']:<12} {v['seconds']:>7.3f} {v['queries']:>8} {v['slowest_query_ms']:>17.0f}  "
+        flag = ("" if v["seconds"] <= TARGET_SECONDS or v["view"].endswith(("-raw", "-before"))
+                else f"  > {TARGET_SECONDS:g} s")
+        print(f"{v['view']:<15} {v['seconds']:>7.3f} {v['queries']:>8} {v['slowest_query_ms']:>17.0f}  "
               f"{v['title']} (slowest: {v['slowest_query']}){flag}")
     print(f"plain scans of the same rows (count + hash of every column, last {RANGE}, same query API):")
     for s in scans:

@@ -281,6 +281,30 @@ async def test_percentiles_json_answers_quantiles_and_names_bad_parameters(store
             assert r.status == 400 and "infersight_latency_1m" in (await r.json())["error"]
 
 
+def test_layouts_alike_in_length_and_sum_are_told_apart(store):
+    """The query finds a layout by its length and the sum of its bounds; two layouts alike in both (0.1 + 0.4 =
+    0.2 + 0.3) are read again keyed by their bounds, and the answer is still quantiles' over each layout."""
+    from infersight import quantiles
+    from infersight.webui import percentiles
+    from test_rollups import insert
+
+    a, b = ([0.1, 0.4], [5, 80, 15]), ([0.2, 0.3], [50, 30, 20])
+    insert(store, "otel_metrics_histogram", [_ttft_hist(*a, "aws", "eu-west-1", "gpu-1", 5),
+                                             _ttft_hist(*b, "aws", "eu-west-1", "gpu-2", 5)])
+    ask = percentiles.parse({"seconds": "3600", "latency": "ttft", "by": "cloud,region", "q": "0.5,0.95"})
+    sent: list[str] = []
+    doc = percentiles.read(lambda sql: sent.append(sql) or store.query(sql), store.database, ask)
+    assert len(sent) == 2 and "cityHash64(Bounds)" in sent[1]  # the second, exact read
+    (g,) = doc["groups"]
+    assert {k: g[k] for k in ("count", "layouts", "p50", "p95")} == quantiles.summary([a, b], (0.5, 0.95))
+    assert g["layouts"] == 2 and g["p95"]["estimate"] is True
+    # Where the rows read hold no such pair, the first read is the answer.
+    sent.clear()
+    one = percentiles.parse({"seconds": "3600", "latency": "ttft", "q": "0.95", "host": "gpu-2"})
+    doc = percentiles.read(lambda sql: sent.append(sql) or store.query(sql), store.database, one)
+    assert len(sent) == 1 and [g["p95"] for g in doc["groups"]] == [quantiles.summary([b], (0.95,))["p95"]]  # type: ignore[index]
+
+
 async def test_query_errors_are_shown_not_swallowed(store, server):
     store.execute(f"DROP TABLE `{store.database}`.infersight_latency_1m")
     async with browser() as page:

@@ -118,7 +118,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
             return _error(str(err))
 
         def run() -> dict:
-            return percentiles.document(ask, storage.query(percentiles.sql(storage.database, ask)))
+            return percentiles.read(storage.query, storage.database, ask)
 
         try:
             doc = await asyncio.get_running_loop().run_in_executor(None, run)
