@@ -159,7 +159,7 @@ def test_restart_after_exit_keeps_summing(monitor, tmp_path):
     assert completed == 260 * docs(pts, "ok")  # each run's window counts; nothing lost across restarts
 
 
-def test_restart_backoff_doubles_up_to_the_maximum(monitor, tmp_path):
+def test_restart_backoff_doubles_up_to_the_maximum(monitor, tmp_path, caplog):
     log = tmp_path / "spawns"
     c = monitor("--spawn-log", str(log), stay=False, restart_backoff_initial_seconds=0.1,
                 restart_backoff_max_seconds=0.4)
@@ -173,7 +173,9 @@ def test_restart_backoff_doubles_up_to_the_maximum(monitor, tmp_path):
     gaps = [b - a for a, b in zip(t, t[1:], strict=False)]
     # Each gap is process start-up plus the wait: 0.1, 0.2, 0.4, then capped at 0.4.
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4 and gaps[3] >= 0.4
-    assert gaps[1] > gaps[0] + 0.05 and gaps[2] > gaps[1] + 0.1
+    # The waits themselves, as the supervisor announces them (start-up time varies with the machine's load).
+    waits = [float(m.split("restarting in ")[1].split(" s")[0]) for m in caplog.messages if "restarting in" in m]
+    assert waits[:5] == [0.1, 0.2, 0.4, 0.4, 0.4]
     assert gaps[4] < 0.4 + 1.0  # capped, not 1.6 s
     pts = list(c.collect())
     assert one(pts, "infersight.neuron.monitor.up") == 0
