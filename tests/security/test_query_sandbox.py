@@ -327,12 +327,13 @@ async def test_ingest_and_readiness_do_not_wait_behind_queries(make_client, stor
     resp = await client.post("/v1/metrics", data=gauge_request("during-queries"), headers=pb)
     ack_seconds = time.monotonic() - t0
     assert resp.status == 200
+    # Neither waited behind the queries: both answered while every one of them still ran.
+    queries_running = not any(f.done() for f in slow)
     results = await asyncio.gather(*slow)
     print(f"readyz {ready_seconds:.3f} s, ack {ack_seconds:.3f} s while {n} queries of {slow_seconds} s ran; "
           f"queries done after {time.monotonic() - started:.1f} s")
     assert all(s == 400 and "max_execution_seconds" in b for s, b in results), results
-    assert ready_seconds < 1.0
-    assert ack_seconds < 1.5  # serialised behind the queries it would be >= 2.5 s
+    assert queries_running, (ready_seconds, ack_seconds)
     rows = store.query(f"SELECT count() AS n FROM `{store.database}`.otel_metrics_gauge "
                        "WHERE MetricName = 'during-queries'")
     assert rows == [{"n": 1}]
