@@ -10,10 +10,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +23,7 @@ from infersight.compare.settings import CompareSettings
 from infersight.cost.catalog import Catalog, CatalogError
 from infersight.cost.report import build_catalog
 from infersight.cost.usage import StoreSource
+from infersight.reloads import on_reload
 from infersight.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ HINTS = web.AppKey("compare_hints", routing.HintCache)
 
 def attach(app: web.Application, cfg: Any, storage: Storage, clock: Callable[[], float] = time.time,
            settings: CompareSettings | None = None) -> None:
-    """Add the compare and routing routes; attach after the SLO engine so SIGHUP reloads both."""
+    """Add the compare and routing routes; SIGHUP re-reads the price catalog."""
     from infersight.config import ConfigError
 
     settings = settings or getattr(cfg, "compare", None) or CompareSettings()
@@ -154,21 +153,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage, clock: Callable[[],
             return web.json_response({"error": err}, status=400)
         return web.json_response({"reloaded": holder.priced})
 
-    async def start(app: web.Application) -> None:
-        # asyncio keeps one handler per signal: this one also runs the SLO engine's reload, which the
-        # engine registered before (components attach the SLO engine first).
-        from infersight.slo.service import ENGINE
-        from infersight.slo.service import reload as reload_slos
-
-        def on_sighup() -> None:
-            engine = app.get(ENGINE)
-            if engine is not None:
-                reload_slos(engine)
-            holder.reload()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
-
     app.router.add_get("/api/v1/compare", compare)
     app.router.add_get("/api/v1/routing", hints)
     app.router.add_post("/api/v1/compare/reload", reload_catalog)
-    app.on_startup.append(start)
+    on_reload(app, "price catalog", holder.reload)

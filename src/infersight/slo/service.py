@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable
 
@@ -18,6 +17,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from infersight.reloads import on_reload
 from infersight.slo.engine import SloEngine
 from infersight.slo.evaluator import point_in_time_instant
 from infersight.slo.lease import Lease, LeaseTable, holder_id
@@ -63,6 +63,7 @@ def attach(app: web.Application, cfg, storage, clock: Callable[[], float] = time
     engine = SloEngine(storage, settings, slos, clock=clock)
     app[ENGINE] = engine
     app[LOOP] = EngineLoop(engine, Lease(LeaseTable(storage), holder_id()))
+    on_reload(app, "SLO specs", lambda: reload(engine))
     r = app.router
     r.add_get("/api/v1/slos", _slos)
     r.add_get("/api/v1/slos/status", _status)
@@ -90,9 +91,6 @@ def reload(engine: SloEngine) -> str | None:
 
 
 async def _start(app: web.Application) -> None:
-    engine = app[ENGINE]
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, engine)
     app[TASK] = asyncio.create_task(_run(app[LOOP]))
 
 
@@ -103,8 +101,6 @@ async def _stop(app: web.Application) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await asyncio.to_thread(app[LOOP].lease.release)  # another server takes over at once
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
 class EngineLoop:
