@@ -224,3 +224,17 @@ def test_an_attribute_of_no_otlp_type_is_dropped_and_the_point_kept(caplog):
     (dp,) = req.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points
     assert [kv.key for kv in dp.attributes] == ["cpu.mode"] and dp.as_double == 0.5
     assert "attribute bad dropped" in caplog.text
+
+
+def test_bytes_of_edge_values_are_those_of_the_sdk_encoder():
+    """Values the wire writer special-cases: negative and zero ints (ten-byte varints, oneof zeros), bool, bytes,
+    nested lists and maps, empty strings, an empty resource, a histogram without count or start."""
+    attrs = {"neg": -5, "zero": 0, "no": False, "empty": "", "raw": b"\x00\xff", "big": 2**62,
+             "nested": ("a", 1, 2.5), "map": {"k": "v", "n": -1}}
+    points = [GAUGE.point(0, attrs, time_ns=100), GAUGE.point(-3, {}, time_ns=100),
+              COUNTER.point(0.0, {"network.io.direction": ""}, time_ns=5, start_time_ns=0),
+              UPDOWN.point(7, {}, time_ns=6),
+              Point("infersight.test.h", "histogram", 0.0, bounds=(), bucket_counts=(0,), count=0, time_ns=9,
+                    temporality="delta")]
+    batches = [ScopedPoints("s", points)]
+    assert encode(to_metrics_data(batches, {}, default_start_ns=0, now_ns=1)) == _sdk_reference(batches, {}, 0, 1)

@@ -3,7 +3,8 @@
 Stateless on purpose: the agent loop decides when to export, the spool decides what is retried.
 A sender makes exactly one attempt and classifies the outcome, because the SDK exporters' own retry
 loops would hide whether a failure is worth keeping on disk. What the bytes are is `exporters.encode`.
-The gRPC stack is imported only by `GrpcSender`; OTLP/HTTP needs nothing but the standard library.
+The gRPC stack is imported only by `GrpcSender`; OTLP/HTTP needs nothing but the standard library (protobuf's
+runtime only to read a non-empty answer, which may carry a partial success).
 """
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse, urlsplit
-
-from google.protobuf.message import DecodeError
 
 from infersight import __version__
 from infersight.config import ExporterConfig
@@ -159,6 +158,7 @@ def _partial_success(body: bytes) -> SendResult:
     `ExportMetricsServiceResponse` is still a success."""
     if not body:
         return SendResult("ok")
+    from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
     try:
@@ -232,6 +232,7 @@ class GrpcSender:
 def _retry_info_seconds(metadata: Sequence[tuple[str, str | bytes]]) -> float | None:
     """The server's `google.rpc.RetryInfo` delay: in the status details (`grpc-status-details-bin`, as the
     spec says) or on its own (`google.rpc.retryinfo-bin`, what the OTel SDK reads)."""
+    from google.protobuf.message import DecodeError
     from google.rpc.error_details_pb2 import RetryInfo
     from google.rpc.status_pb2 import Status
 
