@@ -17,6 +17,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from infersight.slo import views
+from infersight.slo.alert_log import AlertLog
 from infersight.slo.alerts import AlertPolicy, AlertTracker, Dispatcher, desired_alerts, silenced
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.model import Slo
@@ -54,6 +55,7 @@ class SloEngine:
                  clock: Callable[[], float] = time.time, metrics: EngineMetrics | None = None,
                  rng: random.Random | None = None, layout: Layout = ROLLUPS) -> None:
         self.store = StateStore(storage)
+        self.alert_log = AlertLog(self.store)
         self.evaluator = Evaluator(storage, layout)
         self.clock = clock
         self.rng = rng or random.Random()
@@ -85,6 +87,7 @@ class SloEngine:
             self._unsaved.clear()
             self.dispatcher = Dispatcher(self.settings, last)
             self.silences, self.outbox = silences, outbox
+            self.alert_log.restore(outbox)
             self.metrics.outbox.set(len(outbox))
 
     def load_silences(self) -> None:
@@ -132,11 +135,13 @@ class SloEngine:
                 self._unsaved.pop(r.fingerprint, None)
             self.store.save_alerts(list(self._unsaved.values()), deleted)
             self._unsaved.clear()
+            self.alert_log.transitions(changed, now, *self.muted(now))
             self.results, self.evaluated_at = results, now
-            self.dispatch(now)
+            self._dispatch(now)
             if now - self.pruned_at >= PRUNE_EVERY_SECONDS:
                 self.store.prune_notifications(now - self.settings.outbox_retention_days * 86400)
                 self.pruned_at = now
+        self.alert_log.flush()  # this evaluation's transitions and notifications, in one insert
         self.metrics.duration.observe(time.perf_counter() - started)
         return results
 
@@ -152,22 +157,35 @@ class SloEngine:
         return sil, inh
 
     def dispatch(self, now: float | None = None) -> list[Notification]:
+        """Flush due groups into the outbox (and their deliveries into the alert log)."""
+        new = self._dispatch(now)
+        self.alert_log.flush()
+        return new
+
+    def _dispatch(self, now: float | None = None) -> list[Notification]:
         now = self.clock() if now is None else now
         with self.lock:
             sil, inh = self.muted(now)
+            told = {k: set(g.notified_firing) for k, g in self.dispatcher.groups.items()}
             flushes = self.dispatcher.tick(self.tracker.alerts, sil | inh, now)
-            new = []
+            new: list[Notification] = []
+            logged: list[tuple[Notification, list[AlertRecord], list[AlertRecord]]] = []
             for f in flushes:
                 rcv = self.receivers.get(f.receiver)
                 if rcv is None:
                     log.error("route points to unknown receiver %s", f.receiver)
                     continue
-                new.append(Notification(uuid.uuid4().hex, f.group_key, f.receiver, now,
-                                        [r.fingerprint for r in f.firing], [r.fingerprint for r in f.resolved],
-                                        render(f, rcv, self.settings.external_url, now), next_attempt_at=now))
+                n = Notification(uuid.uuid4().hex, f.group_key, f.receiver, now,
+                                 [r.fingerprint for r in f.firing], [r.fingerprint for r in f.resolved],
+                                 render(f, rcv, self.settings.external_url, now), next_attempt_at=now)
+                new.append(n)
+                before = told.get(f.group_key, set())
+                logged.append((n, [r for r in f.firing if r.fingerprint not in before], f.resolved))
             # One insert: the outbox row is also the group's memory of what it sent.
             self.store.save_notifications(new)
             self.outbox.extend(new)
+            for n, firing, resolved in logged:
+                self.alert_log.notified(n, firing, resolved)
             gone = [r for fp, r in self.tracker.alerts.items()
                     if r.state == "resolved" and not self.dispatcher.still_needed(fp)]
             for r in gone:
@@ -222,9 +240,11 @@ class SloEngine:
                 self.metrics.notifications.labels(n.receiver, "sent").inc()
             with self.lock:
                 self.store.save_notifications([n])
+                self.alert_log.delivered(n)
                 if n.status != "pending":
                     self.outbox.remove(n)
         self._gauges()
+        self.alert_log.flush()  # this round's delivery results, in one insert
         return sent
 
     # -- silences -----------------------------------------------------------------------------------

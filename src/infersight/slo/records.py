@@ -1,4 +1,4 @@
-"""SLO alert state as plain data: alerts, outbox notifications and silences.
+"""SLO alert state as plain data: alerts, outbox notifications, silences and the alert log.
 
 The alerting code (`alerts.py`, `notifiers.py`, `engine.py`) works on these records; only
 `store.StateStore` knows how they are persisted, so the records import nothing from storage.
@@ -34,6 +34,25 @@ class Notification:
     attempts: int = 0
     next_attempt_at: float = 0.0
     last_error: str = ""
+
+
+@dataclass
+class LogEntry:
+    """A row of the alert log: a transition (`receiver` '') or one receiver's delivery of it."""
+
+    fingerprint: str
+    event: str  # firing | resolved
+    at: float  # the transition's time: starts_at when firing, ends_at when resolved
+    labels: dict[str, str]
+    summary: str
+    starts_at: float | None
+    ends_at: float | None
+    receiver: str = ""
+    notification_id: str = ""
+    muted: str = ""  # transition: silenced | inhibited | ''
+    delivery: str = ""  # delivery: pending | sent | failed
+    attempts: int = 0
+    error: str = ""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The SLO engine inside `infersight server`: its loop, SIGHUP reload and HTTP API.
 
 Routes: GET /api/v1/slos, GET /api/v1/slos/status?at=TIME, GET /api/v1/alerts,
+GET /api/v1/alerts/history?slo=&since_seconds=&limit= (the alert log, `alert_log`),
 GET|POST /api/v1/silences, DELETE /api/v1/silences/{id}, POST /api/v1/notify/test,
 POST /api/v1/slos/reload, GET /api/v1/slos/metrics (delivery failures and engine health).
 """
@@ -18,13 +19,15 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infersight.reloads import on_reload
+from infersight.slo.alert_log import history_json, parse_history_query
 from infersight.slo.engine import SloEngine
 from infersight.slo.evaluator import point_in_time_instant
 from infersight.slo.lease import Lease, LeaseTable, holder_id
 from infersight.slo.model import load_slos
-from infersight.slo.notifiers import DeliveryError, send_test
+from infersight.slo.notifiers import DeliveryError, rfc3339, send_test
 from infersight.slo.spec import SpecError, parse_duration
 from infersight.slo.views import instance_json, parse_time, silence_json
+from infersight.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ def attach(app: web.Application, cfg, storage, clock: Callable[[], float] = time
     r.add_post("/api/v1/slos/reload", _reload)
     r.add_get("/api/v1/slos/metrics", _metrics)
     r.add_get("/api/v1/alerts", _alerts)
+    r.add_get("/api/v1/alerts/history", _history)
     r.add_get("/api/v1/silences", _silences)
     r.add_post("/api/v1/silences", _silence_add)
     r.add_delete("/api/v1/silences/{id}", _silence_expire)
@@ -185,6 +189,22 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": request.app[ENGINE].alerts_view()})
+
+
+async def _history(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        slo, since_seconds, limit = parse_history_query(request.query)
+    except ValueError as err:
+        return _bad(str(err))
+    since = engine.clock() - since_seconds
+    try:
+        entries = await asyncio.to_thread(engine.store.alert_history, since, limit, slo)
+    except StorageError as err:
+        return web.json_response({"error": str(err)}, status=503, headers={"Retry-After": "5"})
+    out = history_json(entries)
+    return web.json_response({"slo": slo, "since": rfc3339(since), "limit": limit, "count": len(out),
+                              "entries": out})
 
 
 async def _silences(request: web.Request) -> web.Response:

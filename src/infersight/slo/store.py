@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
-from infersight.slo.records import AlertRecord, Notification, Silence
+from infersight.slo.records import AlertRecord, LogEntry, Notification, Silence
 from infersight.storage.schema import SchemaOptions, render
 from infersight.storage.tables import LOW, STRING, Table, array
 
@@ -21,8 +21,10 @@ ALERTS = "infersight_slo_alerts"
 NOTIFICATIONS = "infersight_slo_notifications"
 SILENCES = "infersight_slo_silences"
 LEASE = "infersight_slo_lease"
+ALERT_LOG = "infersight_slo_alert_log"
 _T64 = "DateTime64(3)"
-# The columns of storage/sql/{hw_health_1m,slo_state}.sql (checked by tests/test_schema_contract.py).
+# The columns of storage/sql/{hw_health_1m,slo_state,slo_lease,slo_alert_log}.sql (checked by
+# tests/test_schema_contract.py).
 TABLES = (
     Table(HEALTH, (("Minute", "DateTime"), *((c, LOW) for c in HEALTH_COLUMNS.values()), ("HwId", STRING),
                    ("HwSeries", STRING), ("StatusSamples", "UInt64"), ("BadStatus", "UInt8"),
@@ -39,17 +41,21 @@ TABLES = (
                      ("CreatedBy", STRING), ("Comment", STRING), ("Version", "UInt64"))),
     Table(LEASE, (("Name", LOW), ("Term", "UInt64"), ("Holder", STRING), ("ClaimedAt", _T64),
                   ("Renewal", "UInt64"), ("Time", "DateTime"))),
+    Table(ALERT_LOG, (("Slo", LOW), ("At", _T64), ("Fingerprint", STRING), ("Event", LOW), ("Receiver", LOW),
+                      ("NotificationId", STRING), ("AlertName", LOW), ("Tier", LOW), ("Severity", LOW),
+                      ("Labels", STRING), ("Summary", STRING), ("StartsAt", _T64), ("EndsAt", _T64), ("Muted", LOW),
+                      ("Delivery", LOW), ("Attempts", "UInt32"), ("Error", STRING), ("Version", "UInt64"))),
 )
 
 
 def ddl(opts: SchemaOptions) -> list[str]:
-    """The health rollup with its views, the alert state tables and the engine's lease
-    (`storage/sql/{hw_health_1m,slo_state,slo_lease}.sql`)."""
+    """The health rollup with its views, the alert state tables, the engine's lease and the alert log
+    (`storage/sql/{hw_health_1m,slo_state,slo_lease,slo_alert_log}.sql`)."""
     resource = {a: c for a, c in HEALTH_COLUMNS.items() if a != "hw.type"}
     return [*render("hw_health_1m", opts,
                     resource_dims=", ".join(f"ResourceAttributes['{a}'] AS {c}" for a, c in resource.items()),
                     resource_columns=", ".join(resource.values())),
-            *render("slo_state", opts), *render("slo_lease", opts)]
+            *render("slo_state", opts), *render("slo_lease", opts), *render("slo_alert_log", opts)]
 
 
 _vlock = threading.Lock()
@@ -180,3 +186,51 @@ class StateStore:
             f"CreatedBy, Comment FROM {self.db}.`{SILENCES}` FINAL ORDER BY StartsAt, Id")
         return [Silence(r["Id"], json.loads(r["Matchers"]), _ms(r["s"]), _ms(r["e"]), r["CreatedBy"], r["Comment"])
                 for r in rows]
+
+    # alert log
+    def save_log(self, entries: Sequence[LogEntry]) -> None:
+        """One insert for a batch of log rows (a delivery row again with its newer result replaces it)."""
+        rows = []
+        for e in entries:
+            lb = e.labels
+            rows.append(f"({_s(lb.get('slo', ''))}, {_t(e.at)}, {_s(e.fingerprint)}, {_s(e.event)}, {_s(e.receiver)}, "
+                        f"{_s(e.notification_id)}, {_s(lb.get('alertname', ''))}, {_s(lb.get('tier', ''))}, "
+                        f"{_s(lb.get('severity', ''))}, {_s(json.dumps(lb, sort_keys=True))}, {_s(e.summary)}, "
+                        f"{_t(e.starts_at)}, {_t(e.ends_at)}, {_s(e.muted)}, {_s(e.delivery)}, {e.attempts}, "
+                        f"{_s(e.error[:1000])}, {_version()})")
+        if rows:
+            self.storage.execute(f"INSERT INTO {self.db}.`{ALERT_LOG}` (Slo, At, Fingerprint, Event, Receiver, "
+                                 f"NotificationId, AlertName, Tier, Severity, Labels, Summary, StartsAt, EndsAt, "
+                                 f"Muted, Delivery, Attempts, Error, Version) VALUES " + ", ".join(rows))
+
+    def _log(self, where: str, limit: int | None = None) -> list[LogEntry]:
+        rows = self.storage.query(
+            f"SELECT Fingerprint, Event, toUnixTimestamp64Milli(At) AS at, Labels, Summary, "
+            f"toUnixTimestamp64Milli(StartsAt) AS s, toUnixTimestamp64Milli(EndsAt) AS e, Receiver, NotificationId, "
+            f"Muted, Delivery, Attempts, Error FROM {self.db}.`{ALERT_LOG}` FINAL WHERE {where} "
+            f"ORDER BY At DESC, Fingerprint, Event, Receiver, NotificationId"
+            + (f" LIMIT {int(limit)}" if limit else ""))
+        return [LogEntry(r["Fingerprint"], r["Event"], _ms(r["at"]), json.loads(r["Labels"]), r["Summary"],
+                         _ms(r["s"]) or None, _ms(r["e"]) or None, r["Receiver"], r["NotificationId"], r["Muted"],
+                         r["Delivery"], int(r["Attempts"]), r["Error"]) for r in rows]
+
+    def alert_history(self, since: float, limit: int, slo: str | None = None) -> list[LogEntry]:
+        """The newest `limit` transitions at or after `since` (of one SLO), each followed by its deliveries."""
+        where = f"At >= {_t(since)}" + (f" AND Slo = {_s(slo)}" if slo is not None else "")
+        moves = self._log(f"{where} AND Receiver = ''", limit)
+        if not moves:
+            return []
+        keys = {(m.fingerprint, m.event, m.at) for m in moves}
+        sent = self._log(f"{where} AND Receiver != '' AND has({_arr(sorted({k[0] for k in keys}))}, Fingerprint) "
+                         f"AND At >= {_t(min(k[2] for k in keys))}")
+        out = []
+        for m in moves:
+            out.append(m)
+            out += [d for d in sent if (d.fingerprint, d.event, d.at) == (m.fingerprint, m.event, m.at)]
+        return out
+
+    def log_deliveries(self, notification_ids: Sequence[str]) -> list[LogEntry]:
+        """The delivery rows of these notifications (those still in the outbox, after a restart)."""
+        if not notification_ids:
+            return []
+        return self._log(f"has({_arr(sorted(set(notification_ids)))}, NotificationId)")

@@ -56,6 +56,7 @@ SHARDING_KEYS = {
     "infersight_slo_notifications": "cityHash64(Id)",
     "infersight_slo_silences": "cityHash64(Id)",
     "infersight_slo_lease": "cityHash64(Name)",
+    "infersight_slo_alert_log": "cityHash64(Fingerprint)",
 }
 
 

@@ -833,3 +833,29 @@ TTL Time + toIntervalDay(30);
 
 CREATE TABLE IF NOT EXISTS `otel`.`infersight_slo_lease` ON CLUSTER `infersight` AS `otel`.`infersight_slo_lease_local`
 ENGINE = Distributed(`infersight`, `otel`, `infersight_slo_lease_local`, cityHash64(Name));
+
+CREATE TABLE IF NOT EXISTS `otel`.`infersight_slo_alert_log_local` ON CLUSTER `infersight` (
+    `Slo` LowCardinality(String),
+    `At` DateTime64(3),
+    `Fingerprint` String,
+    `Event` LowCardinality(String),
+    `Receiver` LowCardinality(String),
+    `NotificationId` String,
+    `AlertName` LowCardinality(String),
+    `Tier` LowCardinality(String),
+    `Severity` LowCardinality(String),
+    `Labels` String,
+    `Summary` String,
+    `StartsAt` DateTime64(3),
+    `EndsAt` DateTime64(3),
+    `Muted` LowCardinality(String),
+    `Delivery` LowCardinality(String),
+    `Attempts` UInt32,
+    `Error` String,
+    `Version` UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', Version)
+ORDER BY (Slo, At, Fingerprint, Event, Receiver, NotificationId)
+TTL toDateTime(At) + toIntervalDay(365);
+
+CREATE TABLE IF NOT EXISTS `otel`.`infersight_slo_alert_log` ON CLUSTER `infersight` AS `otel`.`infersight_slo_alert_log_local`
+ENGINE = Distributed(`infersight`, `otel`, `infersight_slo_alert_log_local`, cityHash64(Fingerprint));
