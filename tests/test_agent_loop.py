@@ -115,6 +115,39 @@ async def test_slow_and_failing_collectors_are_counted_not_fatal(recorder, tmp_p
     assert latest(recorder, "infersight.agent.spool.size") == 0
 
 
+class Threads(Counting):
+    """Records the thread of each call."""
+
+    type = "threads"
+
+    def __init__(self):
+        super().__init__()
+        self.threads = set()
+
+    def collect(self):
+        self.threads.add(threading.get_native_id())
+        return super().collect()
+
+
+async def test_each_collector_runs_on_one_long_lived_thread_and_exports_on_another(recorder, tmp_path):
+    """No thread start per cycle: every run of a collector is on its own worker thread, kept for the agent's life,
+    and the worker threads end with the agent."""
+    a, b = Threads(), Threads()
+    before = set(threading.enumerate())
+    agent = make_agent(recorder, tmp_path, [ScheduledCollector("a", a, 0.05, 1), ScheduledCollector("b", b, 0.05, 1)],
+                       export_interval=0.05)
+    await run_for(agent, 1.0)
+    assert a.calls >= 5 and b.calls >= 5
+    assert len(a.threads) == 1 and len(b.threads) == 1 and a.threads != b.threads
+    assert threading.get_native_id() not in a.threads | b.threads
+    assert any(n == "test.tick" for r in recorder.accepted() for n, _ in r.points())
+    deadline = asyncio.get_running_loop().time() + 10
+    while {t.name for t in set(threading.enumerate()) - before} & {"infersight-collect-a", "infersight-collect-b",
+                                                                    "infersight-export"}:
+        assert asyncio.get_running_loop().time() < deadline, "worker threads outlived the agent"
+        await asyncio.sleep(0.05)
+
+
 async def test_self_metrics_follow_their_published_list(recorder, tmp_path):
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("host", HostCollector(psutil), 0.2, 2)])
     await run_for(agent, 0.8)

@@ -1,10 +1,11 @@
 """When to collect and when to export. What a batch is: `exporters.encode`; how it ships: `exporters.senders`;
 what survives: `exporters.spool`.
 
-One task per collector runs `collect()` on its interval in a thread, bounded by its timeout, and
-reports `infersight.collector.up` after each run: 0 when collect raised, overran or was still busy, or
-the collector's `health()` says it is down (NVML not initialised, neuron-monitor dead, no endpoint
-answering), with the reason counted in `infersight.agent.collection.errors`. A collector that could not
+One task per collector runs `collect()` on its interval in that collector's long-lived worker thread (no
+thread start per cycle), bounded by its timeout, and reports `infersight.collector.up` after each run: 0
+when collect raised, overran or was still busy, or the collector's `health()` says it is down (NVML not
+initialised, neuron-monitor dead, no endpoint answering), with the reason counted in
+`infersight.agent.collection.errors`. A collector that could not
 even start is kept as a `Deferred` placeholder that reports up = 0 (reason `init`) and retries the start
 with backoff. One export task turns the buffered points into a batch, spools it and drains the spool,
 so drains never overlap (only the shutdown spools while a send may still be in flight).
@@ -16,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -105,30 +107,62 @@ class Deferred:
             self.inner.close()
 
 
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+def _call(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], fn: Callable[[], Any]) -> None:
+    try:
+        outcome: tuple[Any, BaseException | None] = (fn(), None)
+    except BaseException as err:  # noqa: BLE001 (handed to the awaiting task)
+        outcome = (None, err)
+    with contextlib.suppress(RuntimeError):  # loop closed: an abandoned call outlived the agent
+        loop.call_soon_threadsafe(_settle, fut, *outcome)
+
+
 def in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
     """Run fn in its own daemon thread: a collector that hangs forever must not block agent exit
     (executor threads are joined at interpreter exit, daemon threads are not)."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if fut.done():
-            return
-        if error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(result)
-
-    def target() -> None:
-        try:
-            outcome: tuple[Any, BaseException | None] = (fn(), None)
-        except BaseException as err:  # noqa: BLE001 (handed to the awaiting task)
-            outcome = (None, err)
-        with contextlib.suppress(RuntimeError):  # loop closed: an abandoned call outlived the agent
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=target, daemon=True, name="infersight-worker").start()
+    threading.Thread(target=_call, args=(loop, fut, fn), daemon=True, name="infersight-worker").start()
     return fut
+
+
+class Worker:
+    """One long-lived daemon thread running calls in turn, for work that never overlaps itself (one collector's
+    runs, the export's): no thread start per cycle. A call that hangs holds up only the calls queued behind it;
+    its owner sees its future still running (a collector reports `busy`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
+                                       | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, daemon=True, name=self._name)
+            self._thread.start()
+        self._calls.put((loop, fut, fn))
+        return fut
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            _call(*call)
+
+    def close(self) -> None:
+        """The thread ends after the calls already queued."""
+        if self._thread is not None:
+            self._calls.put(None)
+            self._thread = None
 
 
 class Agent:
@@ -147,6 +181,13 @@ class Agent:
         self._in_flight: asyncio.Future[tuple[int, DrainReport]] | None = None
         self._backoff_until: float | None = None
         self._problems: dict[str, tuple[str, ...]] = {}
+        self._workers: list[Worker] = []
+        self._export_worker = self._worker("infersight-export")
+
+    def _worker(self, name: str) -> Worker:
+        worker = Worker(name)
+        self._workers.append(worker)
+        return worker
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down within `shutdown_timeout_seconds`: stop collecting, spool
@@ -169,6 +210,8 @@ class Agent:
                     except Exception:
                         log.exception("collector %s failed to close", c.name)
                 self.sender.close()
+                for w in self._workers:
+                    w.close()
 
     # -- collection ------------------------------------------------------------------------
 
@@ -176,6 +219,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         running: asyncio.Future[tuple[list[Point], Health]] | None = None
         failing = False
+        worker = self._worker(f"infersight-collect-{sc.name}")
         while not stop.is_set():
             started = loop.time()
             if running is not None and not running.done():
@@ -183,7 +227,7 @@ class Agent:
                 self._report_up(sc, 0)
                 log.debug("collector %s still running from a previous interval; skipped", sc.name)
             else:
-                running = in_daemon_thread(functools.partial(_collect_once, sc.collector))
+                running = worker.submit(functools.partial(_collect_once, sc.collector))
                 error = await self._await_collect(sc, running)
                 self.stats.durations[sc.name] = loop.time() - started
                 if error is None:
@@ -265,7 +309,7 @@ class Agent:
                 retry_at = await self._export_once(stop)
             else:  # backing off (retry interval, Retry-After): spool what was collected, send nothing yet
                 batches, self._buffer = self._buffer, []
-                self._count_unspooled(await in_daemon_thread(functools.partial(self._spool, batches)))
+                self._count_unspooled(await self._export_worker.submit(functools.partial(self._spool, batches)))
         self._backoff_until = retry_at
 
     def _add_self_metrics(self) -> None:
@@ -277,7 +321,7 @@ class Agent:
         batches, self._buffer = self._buffer, []
         cancel = threading.Event()
         start_before = time.monotonic() + self.cfg.exporter.export_interval_seconds
-        work = in_daemon_thread(lambda: self._spool_and_drain(batches, start_before, cancel))
+        work = self._export_worker.submit(lambda: self._spool_and_drain(batches, start_before, cancel))
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
