@@ -271,7 +271,8 @@ async def test_scoped_tokens_separate_ingest_read_and_admin(store, port, tmp_pat
             assert (await status("POST", "/v1/metrics", "agents", **ingest))[0] == 200
             code, text = await status("POST", "/api/v1/query", "agents", json={"sql": "SELECT 1"})
             assert code == 403 and "lacks the 'read' scope" in text and "agents" in text
-            for path in ("/api/v1/slos", "/api/v1/alerts", "/ui/meta.json", "/api/v1/silences"):
+            for path in ("/api/v1/slos", "/api/v1/alerts", "/api/v1/alerts/history", "/ui/meta.json",
+                         "/api/v1/silences"):
                 code, text = await status("GET", path, "agents")
                 assert code == 403 and "'read'" in text, path
             assert (await status("POST", "/api/v1/silences", "agents", json=SILENCE))[0] == 403
