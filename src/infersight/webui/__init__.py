@@ -6,7 +6,8 @@ The page is static (no build step, ES modules under `static/`, uPlot vendored un
 deployment), `/ui/cost.json` (the cost module's report over the last hours, grouped as asked),
 `/ui/percentiles.json` (latency percentiles per group by `infersight.quantiles`, the one implementation:
 `webui.percentiles`) and `/ui/slo_history.json` (one SLO evaluated by the engine at instants over its
-window: the burn-down and the burn rate per tier over time; the same evaluation as `slo status --at`).
+window: the burn-down and the burn rate per tier over time; the same evaluation as `slo status --at`,
+from one query per batch: `webui.history`; and its live instances as `slo status` lists them).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ OPEN_PREFIXES = ("/ui/static/",)
 MAX_COST_HOURS = 24 * 31
 COST_DIMENSIONS = ("cloud", "region", "host", "kind", "model", "tenant")
 MAX_HISTORY_POINTS = 120
+# Set by the demo (`demo.sink.SinkView`): the path of what its webhook sink received, shown by the Alerts view.
+DEMO_SINK: web.AppKey[str] = web.AppKey("demo_sink", str)
 
 
 def assets() -> dict[str, Path]:
@@ -83,6 +86,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
 
         return web.json_response({
             "database": storage.database, "priced": priced, "slo_engine": request.app.get(ENGINE) is not None,
+            "demo_sink": request.app.get(DEMO_SINK),
             "request_columns": [r["name"] for r in rows if r["table"] == "infersight_requests_1m"],
             "latency_columns": [r["name"] for r in rows if r["table"] == "infersight_latency_1m"],
             "now": time.time()}, headers={"Cache-Control": "no-cache"})
@@ -132,7 +136,8 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
         """One SLO evaluated at `points` instants over `seconds` (default its budget period), windows ending at each."""
         from infersight.slo.service import ENGINE
         from infersight.slo.spec import format_duration
-        from infersight.slo.views import budget_value
+        from infersight.slo.views import budget_value, instance_json
+        from infersight.webui import history
 
         engine = request.app.get(ENGINE)
         if engine is None:
@@ -154,8 +159,8 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
 
         def run() -> list[tuple[int, list]]:
             # Past instants as `slo status --at`; the last one live, as the status API answers now.
-            past = [(t, engine.evaluator.evaluate([slo], t, point_in_time=True)) for t in instants[:-1]]
-            return [*past, (int(now), engine.evaluator.evaluate([slo], now))]
+            at = [*instants[:-1], int(now)]
+            return list(zip(at, history.series(engine.evaluator, [slo], at, now), strict=True))
 
         try:
             evaluated = await asyncio.get_running_loop().run_in_executor(None, run)
@@ -195,7 +200,9 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
             "tiers": [{"name": t.name, "severity": t.severity, "factor": float(t.factor),
                        "long_window": format_duration(t.long_s), "short_window": format_duration(t.short_s)}
                       for t in slo.tiers],
-            "groups": list(groups.values())}, headers={"Cache-Control": "no-cache"})
+            "groups": list(groups.values()),
+            # The live instances (the last instant) as `GET /api/v1/slos/status` lists them: the detail's cards.
+            "instances": [instance_json(r, now) for r in evaluated[-1][1]]}, headers={"Cache-Control": "no-cache"})
 
     shipped = assets()
 
