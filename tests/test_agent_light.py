@@ -45,10 +45,13 @@ def test_agent_help_and_config_check_without_server_packages(tmp_path):
     assert "interval_seconds: 5.0" in proc.stdout
 
 
-# `infersight agent` exporting over OTLP/HTTP loads neither the server's stack nor the SDK, gRPC or requests.
+# `infersight agent` exporting over OTLP/HTTP loads neither the server's stack nor the SDK, gRPC or requests, nor
+# protobuf (the request is written in wire format directly), nor the SLO/cost/compare packages (their settings
+# included: the agent reads its own sections of the file only).
 AGENT_BLOCKED = ("chdb", "clickhouse_connect", "pyarrow", "numpy", "aiohttp", "requests", "urllib3", "grpc",
-                 "opentelemetry.sdk", "opentelemetry.exporter", "infersight.cli._common", "infersight.storage",
-                 "infersight.gateway")
+                 "opentelemetry", "google.protobuf", "infersight.cli._common", "infersight.storage",
+                 "infersight.gateway", "infersight.server", "infersight.slo", "infersight.cost", "infersight.compare",
+                 "infersight.rollups", "infersight.webui", "infersight.demo")
 AGENT_RUNNER = BLOCKING_RUNNER.replace('BLOCKED = ("chdb", "clickhouse_connect", "pyarrow", "numpy")',
                                        f"BLOCKED = {AGENT_BLOCKED!r}").replace(
     'if name.split(".")[0] in BLOCKED:', 'if any(name == b or name.startswith(b + ".") for b in BLOCKED):').replace(
@@ -65,10 +68,11 @@ def test_agent_over_http_loads_no_server_sdk_grpc_or_requests(tmp_path, port):
     assert "BLOCKED = ('chdb'" in AGENT_RUNNER and "startswith(b" in AGENT_RUNNER
     recorder = Recorder(port).start()
     cfg = tmp_path / "agent.yaml"
-    cfg.write_text(yaml.safe_dump({
+    cfg.write_text(yaml.safe_dump({  # one file for node and server: the agent skips the server's sections
         "agent": {"exporter": {"endpoint": recorder.url, "spool_dir": str(tmp_path / "spool"),
                                "export_interval_seconds": 0.3}},
-        "collectors": [{"type": "host", "interval_seconds": 0.2}]}))
+        "collectors": [{"type": "host", "interval_seconds": 0.2}],
+        "server": {"listen": "127.0.0.1:0"}, "slo": {"interval_seconds": 5}, "cost": {}, "compare": {}}))
     proc = subprocess.Popen([sys.executable, "-c", AGENT_RUNNER, "agent", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -2,20 +2,26 @@
 
 Components receive these typed objects; none of them reads the environment.
 `load_config` is the only place that applies the standard `OTEL_*` variables.
+
+The node agent reads a file through `AgentFile` (`load_agent_file`): only the sections it uses are
+validated and built, and the server's (`server`, `slo`, `cost`, `compare`; `infersight config check` validates them)
+are skipped, so the agent process never imports the SLO, cost and compare settings nor builds the server's models.
+Every model's validator is built when first used (`defer_build`), not at import.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from infersight.compare.settings import CompareSettings
-from infersight.cost.settings import CostSettings
-from infersight.slo.settings import SloSettings
+if TYPE_CHECKING:
+    from infersight.compare.settings import CompareSettings
+    from infersight.cost.settings import CostSettings
+    from infersight.slo.settings import SloSettings
 
 
 class ConfigError(Exception):
@@ -25,7 +31,7 @@ class ConfigError(Exception):
 class Strict(BaseModel):
     """Base for every config model: immutable, unknown keys rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ResourceConfig(Strict):
@@ -54,7 +60,7 @@ class ExporterConfig(Strict):
 
 
 class AgentConfig(Strict):
-    exporter: ExporterConfig = ExporterConfig()
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     self_metrics_interval_seconds: float = 30.0
     # SIGTERM to exit: spool what is buffered, then drain only for what is left of this.
     shutdown_timeout_seconds: float = Field(5.0, gt=0)
@@ -140,8 +146,8 @@ class ServerConfig(Strict):
     flush_linger_seconds: float = Field(0.005, ge=0)
     # Decoded attribute sets kept for reuse across requests; cleared (between requests) past this.
     attribute_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)
-    storage: StorageConfig = StorageConfig()
-    query: QueryApiConfig = QueryApiConfig()
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    query: QueryApiConfig = Field(default_factory=QueryApiConfig)
     external_url: str | None = None
 
     @field_validator("tokens")
@@ -153,14 +159,12 @@ class ServerConfig(Strict):
         return value
 
 
-class Config(Strict):
-    resource: ResourceConfig = ResourceConfig()
-    agent: AgentConfig = AgentConfig()
+class AgentSections(Strict):
+    """The sections the node agent reads; `Config` (the whole file) and `AgentFile` (the agent's view) extend it."""
+
+    resource: ResourceConfig = Field(default_factory=ResourceConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
     collectors: tuple[CollectorConfig, ...] = ()
-    server: ServerConfig = ServerConfig()
-    slo: SloSettings = SloSettings()
-    cost: CostSettings = CostSettings()
-    compare: CompareSettings = CompareSettings()
 
     @field_validator("collectors", mode="before")
     @classmethod
@@ -181,6 +185,49 @@ class Config(Strict):
             except ValidationError as err:
                 raise ValueError("\n".join(_error_lines(err, f"collectors.{i}."))) from None
         return tuple(out)
+
+
+SERVER_SECTIONS = ("server", "slo", "cost", "compare")
+
+
+class AgentFile(AgentSections):
+    """A configuration file as the node agent reads it: the server's sections are left out unvalidated."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _skip_server_sections(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if k not in SERVER_SECTIONS}
+        return data
+
+
+def _server_settings() -> dict[str, type[BaseModel]]:
+    from infersight.compare.settings import CompareSettings
+    from infersight.cost.settings import CostSettings
+    from infersight.slo.settings import SloSettings
+
+    return {"SloSettings": SloSettings, "CostSettings": CostSettings, "CompareSettings": CompareSettings}
+
+
+def _default(name: str) -> Any:
+    return _server_settings()[name]()
+
+
+class Config(AgentSections):
+    """The whole file. The SLO, cost and compare settings are imported when Config is first built or used."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    slo: SloSettings = Field(default_factory=lambda: _default("SloSettings"))
+    cost: CostSettings = Field(default_factory=lambda: _default("CostSettings"))
+    compare: CompareSettings = Field(default_factory=lambda: _default("CompareSettings"))
+
+    @classmethod
+    def model_rebuild(cls, *, force: bool = False, raise_errors: bool = True, _parent_namespace_depth: int = 2,
+                      _types_namespace: Mapping[str, Any] | None = None) -> bool | None:
+        """pydantic calls this to build a deferred model on its first use: resolve the lazily imported sections."""
+        return super().model_rebuild(force=force, raise_errors=raise_errors,
+                                     _parent_namespace_depth=_parent_namespace_depth,
+                                     _types_namespace={**_server_settings(), **(_types_namespace or {})})
 
 
 def _error_lines(err: ValidationError, prefix: str = "") -> list[str]:
@@ -241,13 +288,20 @@ def _kv_list(text: str) -> dict[str, str]:
     return out
 
 
+M = TypeVar("M", bound=AgentSections)
+
+
 def parse_config(data: Mapping[str, Any] | None, source: str = "<config>",
                  env: Mapping[str, str] | None = None) -> Config:
+    return _parse(data, source, env, Config)
+
+
+def _parse(data: Mapping[str, Any] | None, source: str, env: Mapping[str, str] | None, model: type[M]) -> M:
     raw = dict(data or {})
     if env is not None:
         raw = _otel_env(raw, env)
     try:
-        return Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, source)) from None
     except (KeyError, ValueError) as err:  # unknown collector type raised outside pydantic
@@ -256,9 +310,18 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "<config>",
 
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
     """Read FILE (or defaults when None) and apply OTEL_* from env (os.environ by default)."""
+    return _load(path, env, Config)
+
+
+def load_agent_file(path: str | Path | None, env: Mapping[str, str] | None = None) -> AgentFile:
+    """`load_config` for the node agent: the server's sections are skipped, not validated."""
+    return _load(path, env, AgentFile)
+
+
+def _load(path: str | Path | None, env: Mapping[str, str] | None, model: type[M]) -> M:
     env = os.environ if env is None else env
     if path is None:
-        return parse_config({}, "<defaults>", env)
+        return _parse({}, "<defaults>", env, model)
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text()) or {}
@@ -268,7 +331,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         raise ConfigError(f"{p}: invalid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    return parse_config(data, str(p), env)
+    return _parse(data, str(p), env, model)
 
 
 def effective_config(cfg: Config) -> dict[str, Any]:

@@ -14,14 +14,14 @@ from infersight.agent.loop import Agent, Deferred, ScheduledCollector
 from infersight.agent.resource import resolve_resource
 from infersight.collectors.base import Collector
 from infersight.collectors.registry import collector_class
-from infersight.config import CollectorConfig, Config
+from infersight.config import AgentSections, CollectorConfig
 from infersight.exporters.senders import make_sender
 from infersight.exporters.spool import Spool, SpoolInUse
 
 log = logging.getLogger(__name__)
 
 
-def build_collectors(cfg: Config) -> tuple[list[ScheduledCollector], list[str]]:
+def build_collectors(cfg: AgentSections) -> tuple[list[ScheduledCollector], list[str]]:
     """Instantiate each configured collector; one that cannot start is reported and kept as a `Deferred`
     placeholder (down, start retried with backoff), never dropped."""
     out, errors = [], []
@@ -42,7 +42,7 @@ def _start(entry: CollectorConfig) -> Collector:
     return collector_class(entry.type).from_config(entry)
 
 
-async def run_agent(cfg: Config) -> int:
+async def run_agent(cfg: AgentSections) -> int:
     """Collect and export until SIGTERM/SIGINT; 2 when the spool cannot be opened."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

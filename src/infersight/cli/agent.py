@@ -18,7 +18,7 @@ from infersight.agent.loop import ScheduledCollector
 from infersight.agent.resource import resolve_resource
 from infersight.agent.run import build_collectors, run_agent
 from infersight.collectors.base import Health, Point, health_of
-from infersight.config import Config, ConfigError, load_config
+from infersight.config import AgentFile, ConfigError, load_agent_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,9 +46,9 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str) -> AgentFile | None:
     try:
-        return load_config(path)
+        return load_agent_file(path)
     except ConfigError as err:
         from infersight.cli._common import fail
 
