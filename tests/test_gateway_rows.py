@@ -169,3 +169,66 @@ def test_span_and_log_parts_build_in_the_writer_across_generations():
     table = to_arrow(logs)
     assert table.column("Body").to_pylist() == ["b0", "b1", "b2"]
     assert table.column("LogAttributes").to_pylist() == [[("k", "v0")], [("k", "v1")], [("k", "v2")]]
+
+
+def _raw_gauge(points: list[bytes]) -> bytes:
+    """A request of one gauge `g` around raw NumberDataPoint bytes."""
+    from infersight.gateway.otlp import _len_field
+
+    metric = b"\x0a\x01g" + _len_field(5, b"".join(_len_field(1, p) for p in points))
+    for field in (2, 2, 1):  # metrics, scope_metrics, resource_metrics
+        metric = _len_field(field, metric)
+    return metric
+
+
+def test_points_read_as_columns_match_the_standard_decoder():
+    """Gauge points are read from raw bytes (fixed-width fields at once, each distinct rest parsed once):
+    every layout must store what the standard decoder reads, the per-point path included."""
+    import struct
+
+    from infersight.gateway import otlp
+    from infersight.gateway.rows import AttrSets, metrics_rows, to_arrow
+
+    def fixed(start: int, time: int, value: float | int) -> bytes:
+        head = (b"\x11" + struct.pack("<Q", start) if start else b"") + b"\x19" + struct.pack("<Q", time)
+        if isinstance(value, int):
+            return head + b"\x31" + struct.pack("<q", value)
+        return head + b"\x21" + struct.pack("<d", value)
+
+    attr = b"\x3a\x08\x0a\x01a\x12\x03\x0a\x01b"
+    t = 1_767_225_600 * 10**9
+    columnar = [fixed(t - 10**9, t, 1.5) + attr, fixed(0, t, -0.0) + attr + b"\x40\x01", fixed(t, t, -(2**62)),
+                fixed(t, t, 2.0) + attr + b"\x50\x07",  # an unknown field: skipped
+                fixed(t, t, 3.0) + attr + b"\x19" + struct.pack("<Q", 5 * 10**9),  # time again: the last counts
+                fixed(t, t, 4.0) + attr + b"\x31" + struct.pack("<q", 9)]  # as_int after as_double: it counts
+    exemplar = fixed(t, t, 6.0) + b"\x2a\x09\x11" + struct.pack("<Q", t) + attr
+    sets = AttrSets()
+    for points in (columnar, columnar, [*columnar, exemplar], [b"", *columnar]):  # cold, warm, per point, per point
+        body = _raw_gauge(points)
+        want = [{"StartTimeUnix": dp.start_time_unix_nano // 10**9, "TimeUnix": dp.time_unix_nano // 10**9,
+                 "Value": dp.as_double + dp.as_int, "Flags": dp.flags,
+                 "Attributes": [(kv.key, kv.value.string_value) for kv in dp.attributes]}
+                for dp in ExportMetricsServiceRequest.FromString(body).resource_metrics[0].scope_metrics[0]
+                .metrics[0].gauge.data_points]
+        res = metrics_rows(otlp.decode(otlp.SIGNALS["metrics"], body, otlp.PROTOBUF), sets)
+        got = to_arrow([res.parts["otel_metrics_gauge"]]).select(list(want[0])).to_pylist()
+        assert got == want
+        assert str(got[points.index(columnar[1])]["Value"]) == "0.0"  # -0.0 + 0, as the per-point path stores it
+
+
+def test_an_invalid_point_read_as_columns_is_refused_as_before():
+    from google.protobuf.message import DecodeError
+
+    from infersight.gateway import otlp
+    from infersight.gateway.rows import AttrSets, metrics_rows
+
+    good = b"\x19" + bytes(8) + b"\x21" + bytes(8)
+    for bad, error in ((good + b"\x3a\x04\x0a\x02\xff\xfe", "DecodeError"),  # attribute key not UTF-8
+                       (good + b"\x3a\x09\x0a\x01a", "BadRequest"),  # truncated attribute
+                       (good[:12], "BadRequest")):  # truncated value
+        req = otlp.decode(otlp.SIGNALS["metrics"], _raw_gauge([good, bad]), otlp.PROTOBUF)
+        with pytest.raises(Exception) as info:
+            metrics_rows(req, AttrSets())
+        assert type(info.value).__name__ == error
+        with pytest.raises(DecodeError):  # what the standard decoder says
+            ExportMetricsServiceRequest.FromString(_raw_gauge([good, bad]))

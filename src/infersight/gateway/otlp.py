@@ -8,6 +8,11 @@ accept exactly what the standard decoder accepts: `point_attribute` parses those
 they have in a real request (upb's nesting limit counts from the root), and the row builders parse
 the attributes of the points they reject too.
 
+`decode` goes one step further for gauges and sums (`MetricsRaw`): their points arrive as raw bytes,
+so the row builder can read the fixed-width fields of many points at once and parse the rest of a
+point once per distinct rest (`number_point`); every point is parsed as `MetricsShadow` would have
+parsed it, at its real depth (`number_points`), so what is accepted does not change.
+
 Ids, as the OTLP spec has them: a span's `trace_id` (16 bytes) and `span_id` (8 bytes) are
 required and non-zero, otherwise the span is rejected (partial success); `parent_span_id` and the
 ids of log records and exemplars are optional, all-zero or empty meaning none (stored as ''), but
@@ -49,8 +54,9 @@ class UnsupportedMediaType(Exception):
     """Neither OTLP protobuf nor OTLP JSON: answer 415."""
 
 
-def _shadow_class(real: type[Message]) -> type[Message]:
-    """`real` with `*DataPoint.attributes` re-declared as `repeated bytes` (same field numbers)."""
+def _shadow_class(real: type[Message], raw_points: bool = False) -> type[Message]:
+    """`real` with `*DataPoint.attributes` re-declared as `repeated bytes` (same field numbers), and with
+    `raw_points` `Gauge.data_points` and `Sum.data_points` too."""
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
 
@@ -62,11 +68,11 @@ def _shadow_class(real: type[Message]) -> type[Message]:
         proto = descriptor_pb2.FileDescriptorProto()
         fd.CopyToProto(proto)
         for msg in proto.message_type:
-            if msg.name.endswith("DataPoint"):
-                for f in msg.field:
-                    if f.name == "attributes":
-                        f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-                        f.ClearField("type_name")
+            for f in msg.field:
+                if (msg.name.endswith("DataPoint") and f.name == "attributes") or (
+                        raw_points and msg.name in ("Gauge", "Sum") and f.name == "data_points"):
+                    f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+                    f.ClearField("type_name")
         pool.Add(proto)
         added.add(fd.name)
 
@@ -75,6 +81,7 @@ def _shadow_class(real: type[Message]) -> type[Message]:
 
 
 MetricsShadow = _shadow_class(metrics_svc.ExportMetricsServiceRequest)
+MetricsRaw = _shadow_class(metrics_svc.ExportMetricsServiceRequest, raw_points=True)
 
 
 def _len_field(number: int, payload: bytes) -> bytes:
@@ -98,10 +105,51 @@ _POINT_PATH = (1, 2, 2, 5, 1, 7)
 def point_attribute(raw: bytes) -> Any:
     """One data point attribute (raw `KeyValue` bytes) parsed as the standard decoder parses it:
     inside a request, so that its nesting counts from the request's root. DecodeError if invalid."""
-    for number in reversed(_POINT_PATH):
-        raw = _len_field(number, raw)
-    req = metrics_svc.ExportMetricsServiceRequest.FromString(raw)
+    req = metrics_svc.ExportMetricsServiceRequest.FromString(_in_request(raw, _POINT_PATH))
     return req.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0].attributes[0]
+
+
+def _in_request(raw: bytes, path: tuple[int, ...]) -> bytes:
+    for number in reversed(path):
+        raw = _len_field(number, raw)
+    return raw
+
+
+def number_points(points: Any) -> Any:
+    """Raw gauge or sum points (from `MetricsRaw`) parsed as `MetricsShadow` points inside a request (a
+    gauge's and a sum's points sit at the same depth), as `decode` would have. BadRequest if one is invalid."""
+    body = _in_request(b"".join(_len_field(1, p) for p in points), _POINT_PATH[:-2])
+    try:
+        req: Any = MetricsShadow.FromString(body)
+    except DecodeError as err:
+        raise BadRequest(f"invalid protobuf ExportMetricsServiceRequest: {err}") from None
+    return req.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points
+
+
+def number_point(raw: bytes, rest: bytes) -> Any:
+    """The point `raw`, whose fixed-width fields `rest` follows, as `number_points` parses it; None when
+    `rest` sets one of those fields again (the last one counts, so the fixed-width part would not)."""
+    point = number_points((raw,))[0]
+    fixed: Any = _FIXED_FIELDS.FromString(rest)  # valid: it ends a valid point
+    if fixed.start or fixed.time or fixed.as_double or fixed.as_int:
+        return None
+    return point
+
+
+def _fixed_fields_class() -> type[Message]:
+    """NumberDataPoint's start, time and value fields only, each repeated: any occurrence is kept."""
+    proto = descriptor_pb2.FileDescriptorProto(name="infersight_fixed_fields.proto", package="infersight")
+    msg = proto.message_type.add(name="FixedFields")
+    f = descriptor_pb2.FieldDescriptorProto
+    for name, number, typ in (("start", 2, f.TYPE_FIXED64), ("time", 3, f.TYPE_FIXED64),
+                              ("as_double", 4, f.TYPE_DOUBLE), ("as_int", 6, f.TYPE_SFIXED64)):
+        msg.field.add(name=name, number=number, type=typ, label=f.LABEL_REPEATED)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("infersight.FixedFields"))
+
+
+_FIXED_FIELDS = _fixed_fields_class()
 
 
 ExportResponse: TypeAlias = (metrics_svc.ExportMetricsServiceResponse | trace_svc.ExportTraceServiceResponse
@@ -228,7 +276,7 @@ def _short(err: Exception, limit: int = 300) -> str:
 
 
 def decode(signal: Signal, body: bytes, mt: str) -> Message:
-    """Parse an OTLP request; metrics come back as the shadow class (see module doc)."""
+    """Parse an OTLP request; metrics come back as `MetricsRaw` (see module doc)."""
     if mt == JSON:
         try:
             data = json.loads(body, object_pairs_hook=_json_object, parse_constant=_not_json)
@@ -250,7 +298,7 @@ def decode(signal: Signal, body: bytes, mt: str) -> Message:
         body = msg.SerializeToString()
     try:
         if signal.name == "metrics":
-            return MetricsShadow.FromString(body)
+            return MetricsRaw.FromString(body)
         return signal.request.FromString(body)
     except DecodeError as err:
         raise BadRequest(f"invalid protobuf {signal.request.DESCRIPTOR.name}: {err}") from None

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from infersight.gateway.otlp import BadRequest, point_attribute
+from infersight.gateway.otlp import BadRequest, number_point, point_attribute
 
 MAP = pa.map_(pa.string(), pa.string())
 TS_NS = pa.timestamp("ns", tz="UTC")
@@ -170,6 +170,8 @@ class AttrSets:
     def reset(self) -> None:
         """Start a new generation; queued parts keep resolving their ids against the old one."""
         self.ids: dict[tuple[bytes, ...], int] = {(): 0}
+        # The rest of a gauge or sum point after its fixed-width fields -> set id << 32 | flags.
+        self.rests: dict[bytes, int] = {}
         self.generation = Generation()
         self.held_bytes = 0
 
@@ -195,6 +197,17 @@ class AttrSets:
         self.held_bytes += (self.SET_OVERHEAD_BYTES + sum(len(b) for b in raw)
                             + sum(len(k) + len(v) for k, v in d.items()))
         return i
+
+    def rest(self, raw: bytes, rest: bytes) -> int | None:
+        """`rest`'s set id << 32 | flags for a point `raw` ending in it; None when its fields are not
+        just attributes and flags (BadRequest or DecodeError when the point is invalid, as `ids_of_raw`)."""
+        p = number_point(raw, rest)
+        if p is None or p.exemplars:
+            return None
+        code = self.intern(tuple(p.attributes), point_attribute) << 32 | p.flags
+        self.rests[rest] = code
+        self.held_bytes += self.SET_OVERHEAD_BYTES + len(rest)
+        return code
 
     def of(self, attrs: Any) -> int:
         """Id of a repeated KeyValue field (real message class)."""

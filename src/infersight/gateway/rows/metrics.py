@@ -1,8 +1,11 @@
 """Metric rows: the five `otel_metrics_*` tables, one per point kind.
 
 Per-metric constants (resource, scope, name) are kept as segments and per-point values as lists;
-`build` repeats the segments by index. Delta points the rollups count must be finite counts in
-[0, MAX_ROLLUP_COUNT]: others are rejected here (partial success), never stored.
+`build` repeats the segments by index. Gauge and sum points arrive as raw bytes (`otlp.MetricsRaw`):
+`_Columns` reads the fixed-width fields of all of a request's points with numpy and each distinct
+rest of a point (attributes, flags) once; a metric with a point it cannot read so is parsed per point.
+Delta points the rollups count must be finite counts in [0, MAX_ROLLUP_COUNT]: others are rejected
+here (partial success), never stored.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from infersight.gateway import otlp
 from infersight.gateway.rows.attrs import (
     MAP,
     AttrSets,
@@ -201,21 +205,79 @@ def _distribution_points(t: MetricRows, kind: str, dps: Any) -> None:
         p["ValueAtQuantiles.Value"].extend([[q.value for q in dp.quantile_values] for dp in dps])
 
 
+def _segment(t: MetricRows, kind: str, data: Any, count: int, scope: dict[str, Any]) -> None:
+    if kind == "sum":
+        t.segment(scope, count, AggregationTemporality=data.aggregation_temporality, IsMonotonic=data.is_monotonic)
+    elif kind in ("gauge", "summary"):
+        t.segment(scope, count)
+    else:
+        t.segment(scope, count, AggregationTemporality=data.aggregation_temporality)
+
+
 def _add_points(t: MetricRows, kind: str, data: Any, dps: Any, scope: dict[str, Any], sets: AttrSets) -> None:
-    if kind == "gauge":
-        t.segment(scope, len(dps))
-        _number_points(t, dps, sets)
-    elif kind == "sum":
-        t.segment(scope, len(dps), AggregationTemporality=data.aggregation_temporality,
-                  IsMonotonic=data.is_monotonic)
+    _segment(t, kind, data, len(dps), scope)
+    if kind in ("gauge", "sum"):
         _number_points(t, dps, sets)
     else:
-        if kind == "summary":
-            t.segment(scope, len(dps))
-        else:
-            t.segment(scope, len(dps), AggregationTemporality=data.aggregation_temporality)
         _common_points(t, dps, sets)
         _distribution_points(t, kind, dps)
+
+
+# A gauge or sum point as encoders write it starts with its fixed-width fields in field order:
+# start_time_unix_nano (tag 0x11, left out when 0), time_unix_nano (0x19), as_double (0x21) or as_int (0x31).
+_WORD = np.arange(1, 9, dtype=np.int64)
+_EXEMPLAR_TAG = 0x2A
+
+
+class _Columns:
+    """The points of a request's gauges and sums read together: fixed-width fields by numpy, the rest of
+    each point (attributes, flags) looked up once per distinct rest; `ok[i]` False: metric i needs parsing."""
+
+    def __init__(self, groups: list[Any], sets: AttrSets) -> None:
+        raws: list[bytes] = [p for g in groups for p in g]
+        self.bounds = [0, *np.cumsum(np.fromiter(map(len, groups), np.int64, len(groups))).tolist()]
+        n = len(raws)
+        lens = np.fromiter(map(len, raws), np.int64, n)
+        off = np.zeros(n, np.int64)
+        np.cumsum(lens[:-1], out=off[1:])
+        buf = np.frombuffer(b"".join(raws) + bytes(27), np.uint8)  # padded: every index below is in range
+        has_start = buf[off] == 0x11
+        at = off + 9 * has_start  # the time field
+        kind = buf[at + 9]
+        fixed = at + 18 - off
+        good = ((lens >= fixed) & (buf[at] == 0x19) & ((kind == 0x21) | (kind == 0x31))
+                & ((lens == fixed) | (buf[off + fixed] != _EXEMPLAR_TAG)))
+
+        def word(pos: Any) -> Any:
+            return buf[pos[:, None] + _WORD].view("<u8")[:, 0]
+
+        self.start = np.where(has_start, word(off), 0).tolist()
+        self.time = word(at).tolist()
+        bits = word(at + 9)
+        # as_double + as_int, as the per-point path adds them (-0.0 becomes 0.0, ints become floats).
+        self.value = (np.where(kind == 0x31, bits.view(np.int64).astype(np.float64), bits.view(np.float64))
+                      + 0.0).tolist()
+        known, rest = sets.rests.get, sets.rest
+        rests = [r[k:] for r, k in zip(raws, fixed.tolist(), strict=True)]
+        codes = [known(r) for r in rests]
+        good_list = good.tolist()
+        for i, code in enumerate(codes):
+            if code is None:  # a rest not seen yet: parsed, validated and cached (or -1: parse the metric)
+                code = rest(raws[i], rests[i]) if good_list[i] else None
+                codes[i] = -1 if code is None else code
+        c = np.array(codes, np.int64)
+        bad = (~good) | (c < 0)
+        self.ok = (np.add.reduceat(bad, self.bounds[:-1]) == 0).tolist() if n else []
+        self.attrs = (c >> 32).tolist()
+        self.flags = (c & 0xFFFFFFFF).tolist()
+
+    def add(self, t: MetricRows, i: int) -> None:
+        a, b = self.bounds[i], self.bounds[i + 1]
+        t.attrs.extend(self.attrs[a:b])
+        t.start.extend(self.start[a:b])
+        t.time.extend(self.time[a:b])
+        t.point["Value"].extend(self.value[a:b])
+        t.point["Flags"].extend(self.flags[a:b])
 
 
 def _count_ok(v: float) -> bool:
@@ -246,9 +308,17 @@ def _rollable(out: Result, name: str, kind: str, dps: Any) -> Any:
     return [dp for i, dp in enumerate(dps) if i not in skip]
 
 
+def _readable(m: Any, kind: str | None, data: Any) -> bool:
+    """Whether `_Columns` can take the points of `m`: every one is stored (no check needs the points)."""
+    return kind in ("gauge", "sum") and bool(m.name) and not (
+        kind == "sum" and data.aggregation_temporality == DELTA and m.name in COUNTED_SUMS)
+
+
 def _storable(out: Result, m: Any, kind: str, data: Any, sets: AttrSets) -> Any:
     """The points of metric `m` that can be stored; the others are rejected (attributes still validated)."""
     dps = data.data_points
+    if kind in ("gauge", "sum"):
+        dps = otlp.number_points(dps)
     if not m.name:
         sets.ids_of_raw([tuple(dp.attributes) for dp in dps])  # still validated
         out.reject(len(dps), "metric with an empty name")
@@ -272,19 +342,33 @@ def metrics_rows(req: Any, sets: AttrSets) -> Result:
     sets.maybe_reset()
     out = Result()
     tables: dict[str, MetricRows] = {}
+    metrics = [m for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+    kinds = [m.WhichOneof("data") for m in metrics]
+    datas: list[Any] = [getattr(m, k) if k else None for m, k in zip(metrics, kinds, strict=True)]
+    readable = [i for i, (m, k, d) in enumerate(zip(metrics, kinds, datas, strict=True))
+                if _readable(m, k, d) and len(d.data_points)]
+    cols = _Columns([datas[i].data_points for i in readable], sets)
+    column_of = dict(zip(readable, range(len(readable)), strict=True))
+    i = -1
     for rm in req.resource_metrics:
         res = resource(sets, rm.resource, rm.schema_url)
         for sm in rm.scope_metrics:
             for m in sm.metrics:
-                kind = m.WhichOneof("data")
+                i += 1
+                kind, data = kinds[i], datas[i]
                 if kind is None:
                     out.reject(1, f"metric {m.name!r} has no data (gauge, sum, histogram, ...)")
                     continue
-                data = getattr(m, kind)
+                name = _KIND_TABLE[kind]
+                j = column_of.get(i)
+                if j is not None and cols.ok[j]:
+                    t = tables.get(name) or tables.setdefault(name, MetricRows(name, sets.generation))
+                    _segment(t, kind, data, cols.bounds[j + 1] - cols.bounds[j], _scope_values(sets, res, sm, m))
+                    cols.add(t, j)
+                    continue
                 dps = _storable(out, m, kind, data, sets)
                 if not len(dps):
                     continue
-                name = _KIND_TABLE[kind]
                 t = tables.get(name) or tables.setdefault(name, MetricRows(name, sets.generation))
                 _add_points(t, kind, data, dps, _scope_values(sets, res, sm, m), sets)
     for t in tables.values():
