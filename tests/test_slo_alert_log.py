@@ -183,3 +183,14 @@ async def test_history_api_next_to_the_running_engine(store, tmp_path, hook):
     assert {e["muted"] for e in body["entries"]} <= {None, "inhibited"}
     assert all(e["deliveries"] == [] for e in body["entries"] if e["muted"])
     assert {e["fingerprint"] for e in told} == {a["fingerprint"] for b in hook.bodies for a in b["alerts"]}
+
+
+async def test_times_read_back_as_the_payload_spelled_them(store, receiver):
+    """A stored millisecond is the one rfc3339 printed (microseconds rounded, then cut), not a rounding of its own."""
+    _outage(store, 2)
+    engine = SloEngine(store, _settings(receiver.url), [make_slo()], Clock())
+    async with aiohttp.ClientSession() as session:
+        await _cycle(engine, session, OUTAGE + 90.4419994)  # rounded to the millisecond it would read .442
+    log = _history(engine)
+    assert log and {(e["fingerprint"], e["event"], e["startsAt"]) for e in log} == _sent(receiver.bodies)
+    assert {e["at"] for e in log} == {"2026-06-27T00:01:30.441Z"}

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
@@ -81,8 +82,14 @@ def _s(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _t(seconds: float | None) -> str:
-    return f"fromUnixTimestamp64Milli(toInt64({int(round((seconds or 0) * 1000))}))"
+    """Milliseconds as `notifiers.rfc3339` shows them (microseconds rounded, then cut), so a stored time reads
+    back as the payloads and the API spelled it."""
+    ms = (datetime.fromtimestamp(seconds or 0, UTC) - _EPOCH) // timedelta(milliseconds=1)
+    return f"fromUnixTimestamp64Milli(toInt64({ms}))"
 
 
 def _arr(items) -> str:
