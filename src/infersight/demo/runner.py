@@ -34,7 +34,7 @@ from infersight.cost.settings import CostSettings
 from infersight.demo.backfill import BackfillReport, backfill, coarse_step_seconds
 from infersight.demo.fleet import API_DEPLOYMENTS, Node, build_fleet
 from infersight.demo.incidents import Incident, Script, default_script
-from infersight.demo.sink import sink_app
+from infersight.demo.sink import SinkView, sink_app
 from infersight.demo.sources import Clock, SimNode
 from infersight.demo.spans import ApiClients
 from infersight.exporters.senders import HttpSender, make_sender
@@ -172,13 +172,14 @@ async def run(opts: DemoOptions, server: ServerParts, out: TextIO = sys.stdout,
     stopping = asyncio.Event()
     cancel = threading.Event()
     storage = open_storage(cfg.server.storage, data_dir)
-    sink = web.AppRunner(sink_app(allow_origin=base), handle_signals=False)
+    sink_application = sink_app(allow_origin=base)
+    sink = web.AppRunner(sink_application, handle_signals=False)
     nodes: list[SimNode] = []
     server_stop = asyncio.Event()
     server_task: asyncio.Task | None = None
     api: ApiClients | None = None
     try:
-        components = default_components(cfg, storage)
+        components = [*default_components(cfg, storage), SinkView(sink_application)]  # the UI shows what it got
         ensure_schema(storage, schema_options(cfg.server.storage), [d for c in components for d in c.ddl])
         await sink.setup()
         await web.TCPSite(sink, HOST, sink_port).start()

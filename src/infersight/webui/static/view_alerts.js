@@ -1,6 +1,7 @@
 // Alerts: firing, pending, silenced and inhibited apart (a silenced or inhibited alert is not
-// "active"), recently resolved ones as history, and silences: create and expire.
-import { api } from "./api.js";
+// "active"), recently resolved ones, the history from the alert log (every firing and resolved
+// transition and whom it was sent to), what the demo's webhook sink received, and silences.
+import { api, meta } from "./api.js";
 import * as f from "./fmt.js";
 import { href } from "./state.js";
 
@@ -20,7 +21,7 @@ const BOXES = [
   ["pending", "Pending", "over the threshold, waiting for the tier's for: duration"],
   ["silenced", "Silenced", "firing or pending, matched by a silence: no notifications"],
   ["inhibited", "Inhibited", "a faster tier of the same SLO fires: no notifications for this one"],
-  ["resolved", "Resolved (history)", "recently resolved alerts the engine still holds"],
+  ["resolved", "Resolved (recent)", "recently resolved alerts the engine still holds (all of them: History below)"],
 ];
 
 function rank(a) {
@@ -35,9 +36,10 @@ export async function render(page, params, ctx) {
   const status = f.el("p", "loading…", "status");
   status.id = "alert-status";
   page.appendChild(status);
-  let alerts, silences;
+  let alerts, silences, history, info;
   try {
-    [alerts, silences] = await Promise.all([api("/api/v1/alerts"), api("/api/v1/silences")]);
+    [alerts, silences, history, info] = await Promise.all([api("/api/v1/alerts"), api("/api/v1/silences"),
+      api("/api/v1/alerts/history?limit=" + HISTORY_LIMIT + "&since_seconds=" + historySeconds(ctx)), meta()]);
   } catch (err) {
     status.textContent = ctx.explain(err, "alerts");
     status.classList.add("error");
@@ -79,7 +81,76 @@ export async function render(page, params, ctx) {
     }
     page.appendChild(sec);
   }
+  const hist = f.el("section");
+  hist.id = "alerts-history";
+  hist.appendChild(f.el("h3", "History (" + history.count + ")"));
+  hist.appendChild(f.el("p", "the alert log: every firing and resolved transition over the " + ctx.range.label +
+    (history.count >= HISTORY_LIMIT ? " (the newest " + HISTORY_LIMIT + ")" : "") + ", newest first, and whom it was sent to", "status"));
+  if (history.entries.length) hist.appendChild(f.el("div", null, "scroll")).appendChild(historyTable(history.entries, ctx, true));
+  page.appendChild(hist);
+  if (info.demo_sink) await sinkSection(page, info.demo_sink, ctx);
   silencesSection(page, silences.silences || [], ctx);
+}
+
+const HISTORY_LIMIT = 200;
+const MAX_HISTORY_SECONDS = 365 * 86400;
+
+function historySeconds(ctx) {
+  return Math.max(60, Math.min(MAX_HISTORY_SECONDS, Math.round(ctx.range.seconds)));
+}
+
+// Whom a transition was sent to: each receiver's delivery result, or why nobody was told.
+export function sentTo(e) {
+  if (e.deliveries.length) {
+    return e.deliveries.map((d) => d.receiver + ": " + d.status + (d.attempts > 1 ? " (" + d.attempts + " attempts)" : "") +
+      (d.error ? " – " + d.error : "")).join("; ");
+  }
+  if (e.muted) return "not sent: " + e.muted;
+  return "not sent (no notification: waiting for its group, or no route)";
+}
+
+// The alert log's entries (GET /api/v1/alerts/history) as a table; `withSlo`: the SLO and group columns too.
+export function historyTable(entries, ctx, withSlo) {
+  const cols = [
+    ["at", "When", (e) => f.when(e.at), null, (e) => f.ago(e.at)],
+    ["event", "Event", (e) => e.event, (e) => "state-" + e.event],
+  ];
+  if (withSlo) {
+    cols.push(["slo", "SLO", (e) => e.slo ? f.link(e.slo, href("slo", { range: ctx.rangeKey, name: e.slo, group: JSON.stringify(groupOf(e)) })) : (e.alertname || "–")]);
+  }
+  cols.push(["tier", "Tier", (e) => e.tier || "–"], ["severity", "Severity", (e) => e.severity || "–"]);
+  if (withSlo) cols.push(["group", "Group", (e) => f.labels(e.labels, TIER_LABELS), "wrap"]);
+  cols.push(["sent", "Sent to", sentTo, (e) => "wrap" + (e.deliveries.some((d) => d.status === "failed") ? " bad" : "")],
+    ["summary", "Summary", (e) => e.summary || "", "wrap"]);
+  return f.table(cols, entries, (e) => e.fingerprint + " " + e.event + " " + e.at);
+}
+
+// What the demo's local webhook receiver got (the server runs as `infersight demo`): the payloads as a
+// real receiver would have them, newest first.
+async function sinkSection(page, path, ctx) {
+  const sec = f.el("section");
+  sec.id = "demo-sink";
+  sec.appendChild(f.el("h3", "Received by the demo webhook sink"));
+  page.appendChild(sec);
+  let data;
+  try {
+    data = await api(path);
+  } catch (err) {
+    sec.appendChild(f.el("p", ctx.explain(err, "the demo sink"), "status error"));
+    return;
+  }
+  const items = data.notifications || [];
+  sec.appendChild(f.el("p", data.count + " notifications (Alertmanager webhook v4) the demo's loopback receiver got" +
+    (items.length < data.count ? ", the newest " + items.length + " below" : ""), "status"));
+  if (!items.length) return;
+  const alertsText = (p) => (p.alerts || []).map((a) => (a.labels.tier || a.labels.alertname) + " " + a.status).join(", ");
+  sec.appendChild(f.el("div", null, "scroll")).appendChild(f.table([
+    ["received", "Received", (n) => f.when(n.receivedAt), null, (n) => f.ago(n.receivedAt)],
+    ["status", "Status", (n) => n.payload.status, (n) => "state-" + n.payload.status],
+    ["receiver", "Receiver", (n) => n.payload.receiver || "–"],
+    ["group", "Group", (n) => f.labels(n.payload.groupLabels), "wrap"],
+    ["alerts", "Alerts", (n) => alertsText(n.payload), "wrap"],
+  ], items, (n) => n.receivedAt + " " + n.payload.groupKey));
 }
 
 // The group labels of an alert (the SLO's group_by attributes as label names: dots become "_");

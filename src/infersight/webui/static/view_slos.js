@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { chart } from "./charts.js";
 import * as f from "./fmt.js";
 import { href } from "./state.js";
+import { historyTable } from "./view_alerts.js";
 
 function groupText(g) {
   return f.labels(g) || "(whole SLO)";
@@ -156,6 +157,7 @@ async function detail(page, params, ctx) {
   }
 
   // Alert history: the engine's alerts of this SLO and group (firing, pending and recently resolved),
+  // the alert log's transitions of this instance over the span shown (and whom each was sent to),
   // then the periods the evaluation history shows each tier over its threshold in both windows.
   const sec = f.el("section");
   sec.id = "slo-alerts";
@@ -172,6 +174,17 @@ async function detail(page, params, ctx) {
   ];
   sec.appendChild(f.el("p", mine.length ? mine.length + " alerts the engine holds for this SLO" : "the engine holds no alerts for this SLO", "status"));
   if (mine.length) sec.appendChild(f.el("div", null, "scroll")).appendChild(f.table(cols, mine, (a) => a.fingerprint));
+  const since = Math.max(60, Math.min(365 * 86400, Math.round(history.span_seconds || ctx.range.seconds)));
+  const logged = await api("/api/v1/alerts/history?slo=" + encodeURIComponent(name) + "&limit=200&since_seconds=" + since)
+    .catch((err) => ({ error: ctx.explain(err, "alert log") }));
+  if (ctx.stale()) return;
+  const transitions = (logged.entries || []).filter((e) => alertOf(e.labels, group));
+  const logNote = f.el("p", logged.error ? logged.error : transitions.length ? transitions.length +
+    " transitions in the alert log over the " + f.duration(since) + " shown, newest first" : "no transitions in the alert log over the " +
+    f.duration(since) + " shown", "status" + (logged.error ? " error" : ""));
+  logNote.id = "slo-alert-log";
+  sec.appendChild(logNote);
+  if (transitions.length) sec.appendChild(f.el("div", null, "scroll")).appendChild(historyTable(transitions, ctx, false));
   const periods = [];
   for (const t of history.tiers || []) {
     const s = g && g.tiers[t.name];
