@@ -314,6 +314,15 @@ def main() -> int:
         bound = 1.0 + 2 * r["seconds_per_flush"]
         print(f"    ack p99 {r['p99']:.2f} s vs bound flush interval + one insert ~ {bound:.2f} s: "
               f"{'within' if r['p99'] <= bound else 'OVER'}")
+    two_cores = dict(runs).get("2 cores")
+    print(f"  targets (issue 15): 1 core {base['rate']:,.0f} points/s wall, {base['cpu_rate']:,.0f} per CPU-second "
+          f"(>= 250,000); {base['cpu_rate'] / b_cpu:.1%} of the best raw insert per CPU-second (>= 60%)"
+          + (f"; 2 cores {two_cores['rate'] / base['rate']:.2f}x the 1-core wall rate (>= 1.7x)" if two_cores else ""))
+    for label, r in runs:
+        if args.compare_src is not None and label.endswith(args.compare_src.name):
+            this = dict(runs)[label.rsplit(",", 1)[0]]
+            print(f"  this tree vs {args.compare_src.name}, {label.split(',')[0]}: "
+                  f"{this['rate'] / r['rate']:.2f}x wall, {this['cpu_rate'] / r['cpu_rate']:.2f}x per CPU-second")
     return 0
 
 
