@@ -133,6 +133,19 @@ async def test_server_slo_end_to_end(tmp_path, hook, capsys):
         exp = await cli("silence", "expire", sid, "--server", base)
         assert exp.returncode == 0
 
+        # The alert log through the server: the page went to the webhook and its delivery is recorded.
+        async def logged() -> list[dict]:
+            h = await cli("slo", "history", "--server", base, "--name", "avail", "--format", "json")
+            assert h.returncode == 0, h.stderr
+            return [e for e in json.loads(h.stdout)["entries"] if e["tier"] == "page-fast" and e["event"] == "firing"
+                    and [(d["receiver"], d["status"]) for d in e["deliveries"]] == [("oncall", "sent")]]
+        deadline = time.monotonic() + 20
+        while not await logged():
+            assert time.monotonic() < deadline, "page-fast delivery not in the alert log"
+            await asyncio.sleep(0.2)
+        bad = await cli("slo", "history", "--server", base, "--limit", "0")
+        assert bad.returncode == 2 and "limit: a whole number from 1 to" in bad.stderr
+
         # SIGHUP: a new spec appears, the alert state stays.
         (specs / "ttft.yaml").write_text(yaml.safe_dump(slo_doc(
             name="ttft", sli={"latency": {"kind": "ttft", "threshold_seconds": 0.5}})))
@@ -156,6 +169,11 @@ async def test_server_slo_end_to_end(tmp_path, hook, capsys):
                                  "--at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60)), "--format",
                                  "json")
     assert json.loads(st.stdout)["instances"][0]["state"] == "exhausted"
+    # The alert log of the stopped server, read from its store.
+    hist = await asyncio.to_thread(_cli, "slo", "history", "--data-dir", str(data), "--name", "avail")
+    assert hist.returncode == 0, hist.stderr
+    assert any("firing" in line and "page-fast" in line and "oncall:sent" in line
+               for line in hist.stdout.splitlines()), hist.stdout
     # Offline silences go through the engine's rules on the stopped server's state store.
     add = await asyncio.to_thread(_cli, "silence", "add", "slo=avail", "--duration", "1h", "--data-dir", str(data))
     assert add.returncode == 0, add.stderr

@@ -1,4 +1,5 @@
-"""`infersight slo validate|status|import-openslo`: SLO specs, and their state read from a server or a store."""
+"""`infersight slo validate|status|history|import-openslo`: SLO specs, and their state and alert log read from a
+server or a store."""
 from __future__ import annotations
 
 import argparse
@@ -14,17 +15,18 @@ import yaml
 from infersight.cli._common import ApiClient, Tokens, fail, offline_store, running_server, table
 from infersight.config import Config, load_config
 from infersight.server.tables import all_ddl
+from infersight.slo.alert_log import DEFAULT_LIMIT, history_json, parse_history_query
 from infersight.slo.alerts import label_name
 from infersight.slo.evaluator import Evaluator
 from infersight.slo.model import compile_spec, load_slos, render_rules
 from infersight.slo.openslo import convert
-from infersight.slo.spec import SpecError, load_file, parse_documents, spec_files
+from infersight.slo.spec import SpecError, load_file, parse_documents, parse_duration, spec_files
 from infersight.slo.store import StateStore
 from infersight.slo.views import format_budget_left, format_sli, instance_json, parse_time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """`slo validate`, `slo status` and `slo import-openslo`."""
+    """`slo validate`, `slo status`, `slo history` and `slo import-openslo`."""
     slo = sub.add_parser("slo", help="SLO specs and status").add_subparsers(dest="slo_command", required=True)
     v = slo.add_parser("validate", help="validate SLO spec files or folders and print the generated alert rules")
     v.add_argument("files", nargs="+", type=Path, metavar="PATH", help="spec file, or folder of *.yaml/*.yml")
@@ -37,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--at", help="evaluate at this past moment (RFC 3339 or Unix seconds)")
     s.add_argument("--format", choices=("table", "json"), default="table")
     s.set_defaults(func=_status)
+
+    h = slo.add_parser("history", help="the alert log: firing and resolved transitions and each receiver's delivery")
+    target_args(h)
+    h.add_argument("--name", help="one SLO (default: every SLO)")
+    h.add_argument("--since", default="7d", help="how far back, e.g. 6h, 7d (default 7d)")
+    h.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"newest transitions (default {DEFAULT_LIMIT})")
+    h.add_argument("--format", choices=("table", "json"), default="table")
+    h.set_defaults(func=_history)
 
     i = slo.add_parser("import-openslo", help="convert OpenSLO v1 documents to infersight/v1 specs")
     i.add_argument("file", type=Path)
@@ -118,6 +128,39 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({"at": at, "instances": instances, "alerts": alerts}, indent=2))
         return 0
     print(_status_table(instances, alerts, at))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    """The same parameters and checks as GET /api/v1/alerts/history, from the server or a stopped one's store."""
+    try:
+        query = {"since_seconds": str(parse_duration(args.since)), "limit": str(args.limit)}
+        if args.name is not None:
+            query["slo"] = args.name
+        slo_name, since_seconds, limit = parse_history_query(query)
+        cfg = load_config(args.config)
+        api = client(args, cfg)
+        if api is not None:
+            entries = api.get("/api/v1/alerts/history?" + urllib.parse.urlencode(query))["entries"]
+        else:
+            with offline_store(cfg, args.data_dir, all_ddl()) as storage:
+                rows = StateStore(storage).alert_history(time.time() - since_seconds, limit, slo_name)
+            entries = history_json(rows)
+    except Exception as err:  # noqa: BLE001 -- every failure becomes one clear line
+        return fail(err, 2)
+    if args.format == "json":
+        print(json.dumps({"entries": entries}, indent=2))
+        return 0
+    if not entries:
+        print(f"no alert transitions in the last {args.since}")
+        return 0
+
+    def sent(e: dict) -> str:
+        return ", ".join(f"{d['receiver']}:{d['status']}" for d in e["deliveries"]) or (
+            "muted: " + e["muted"] if e["muted"] else "-")
+    print(table(("AT", "EVENT", "SLO", "TIER", "SEVERITY", "SENT TO", "SUMMARY"),
+                [(e["at"], e["event"], e["slo"], e["tier"], e["severity"], sent(e), e["summary"]) for e in entries],
+                pad_last=False))
     return 0
 
 
