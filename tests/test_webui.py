@@ -282,8 +282,8 @@ async def test_percentiles_json_answers_quantiles_and_names_bad_parameters(store
 
 
 def test_layouts_alike_in_length_and_sum_are_told_apart(store):
-    """The query finds a layout by its length and the sum of its bounds; two layouts alike in both (0.1 + 0.4 =
-    0.2 + 0.3) are read again keyed by their bounds, and the answer is still quantiles' over each layout."""
+    """Layouts are told apart by the id the rollup writes (cityHash64 of the bounds), even two alike in length
+    and sum (0.1 + 0.4 = 0.2 + 0.3); the bounds are read once per layout, and the answer is quantiles'."""
     from infersight import quantiles
     from infersight.webui import percentiles
     from test_rollups import insert
@@ -294,15 +294,40 @@ def test_layouts_alike_in_length_and_sum_are_told_apart(store):
     ask = percentiles.parse({"seconds": "3600", "latency": "ttft", "by": "cloud,region", "q": "0.5,0.95"})
     sent: list[str] = []
     doc = percentiles.read(lambda sql: sent.append(sql) or store.query(sql), store.database, ask)
-    assert len(sent) == 2 and "cityHash64(Bounds)" in sent[1]  # the second, exact read
+    assert len(sent) == 2 and "sumMap(NonZeroBuckets, NonZeroCounts)" in sent[0] and "any(Bounds)" in sent[1]
     (g,) = doc["groups"]
     assert {k: g[k] for k in ("count", "layouts", "p50", "p95")} == quantiles.summary([a, b], (0.5, 0.95))
     assert g["layouts"] == 2 and g["p95"]["estimate"] is True
-    # Where the rows read hold no such pair, the first read is the answer.
-    sent.clear()
     one = percentiles.parse({"seconds": "3600", "latency": "ttft", "q": "0.95", "host": "gpu-2"})
-    doc = percentiles.read(lambda sql: sent.append(sql) or store.query(sql), store.database, one)
-    assert len(sent) == 1 and [g["p95"] for g in doc["groups"]] == [quantiles.summary([b], (0.95,))["p95"]]  # type: ignore[index]
+    doc = percentiles.read(store.query, store.database, one)
+    assert [g["p95"] for g in doc["groups"]] == [quantiles.summary([b], (0.95,))["p95"]]  # type: ignore[index]
+    # Without rows in the range nothing but the sums is read.
+    sent.clear()
+    none = percentiles.parse({"seconds": "3600", "latency": "ttft", "q": "0.95", "host": "nowhere"})
+    doc = percentiles.read(lambda sql: sent.append(sql) or store.query(sql), store.database, none)
+    assert len(sent) == 1 and doc["groups"] == []
+
+
+def test_one_layout_with_empty_runs_merged_answers_as_all_its_buckets():
+    """`percentiles.compact` (what a group of one layout is answered from) gives quantiles.summary's answer over
+    the full buckets, value, interval and flags alike, on random sparse layouts (edges, +Inf and bounds <= 0)."""
+    import random
+
+    from infersight import quantiles
+    from infersight.webui import percentiles
+
+    rnd = random.Random(12)
+    qs = (0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0)
+    for _ in range(3000):
+        n = rnd.randint(1, 40)
+        start = rnd.choice([-1.0, 0.0, 0.001, 0.05])
+        bounds = tuple(sorted({round(start + rnd.random() * 10, 4) for _ in range(n)}))
+        positions = rnd.sample(range(1, len(bounds) + 2), rnd.randint(1, min(4, len(bounds) + 1)))
+        buckets = {i: rnd.randint(1, 50) for i in positions}
+        small = percentiles.compact(bounds, buckets)
+        assert len(small[0]) <= len(bounds) and sum(small[1]) == sum(buckets.values())
+        assert quantiles.summary([small], qs) == quantiles.summary([percentiles.full(bounds, buckets)], qs), (
+            bounds, buckets)
 
 
 async def test_query_errors_are_shown_not_swallowed(store, server):

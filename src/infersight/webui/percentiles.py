@@ -4,7 +4,8 @@ The page's one source of percentiles (the Fleet view's table and chart, the comp
 they follow the same rules as every other reader: over one bucket layout Prometheus' `histogram_quantile`
 (`estimate: false`), over mixed layouts an estimate with the interval it is known to lie in. Rows of
 `infersight_latency_1m` are summed per (group, Kind, layout) in one query whose GROUPING SETS give every
-grouping asked for at once (summing a layout's buckets is exact, so a cloud's sums are its regions' sums);
+grouping asked for at once (summing a layout's buckets is exact, so a cloud's sums are its regions' sums),
+and the bounds of the layouts found are read in a second, small one;
 the app rows that spans supersede are left out as every reader does (`rollups.latency_precedence`).
 
 Parameters (all optional but `seconds`):
@@ -130,14 +131,14 @@ def parse(query: Mapping[str, str]) -> Ask:
     return Ask(seconds, step, kinds, tuple(groupings), qs, tuple(filters))
 
 
-def sql(database: str, ask: Ask, exact: bool = False) -> str:
-    """One query: per (grouping set, Kind, layout) the summed bucket counts as (1-based index, count) pairs
-    of the non-zero buckets; and per layout (the set where `latency` is not grouped by) its bounds.
+def sql(database: str, ask: Ask) -> str:
+    """One query: per (grouping set, Kind, layout) the summed non-zero buckets as (1-based positions, counts);
+    and per layout (the set where `latency` is not grouped by) its first minute and Kind in the range.
 
-    A layout is found by its length and the sum of its bounds (vectorised arithmetic: hashing every row's
-    bounds array with cityHash64 costs about as much again as the whole query); `uniform` checks that all of
-    a layout's rows agree on a second sum, weighted by position, and where they do not, `exact` keys layouts
-    by the hash instead (`read`).
+    The rollup writes each row's layout id (cityHash64 of its bounds) and non-zero buckets at insert time
+    (`storage/sql/rollup_latency_1m.sql`): a span row holds ~5 of its ~330 buckets, so summing those reads a
+    tenth of the data that summing every bucket array did, and the bounds themselves are read only for
+    each layout's first row (`bounds_sql`).
     """
     db = "`" + database.replace("`", "``") + "`"
     cols = ask.columns
@@ -150,66 +151,93 @@ def sql(database: str, ask: Ask, exact: bool = False) -> str:
             bucket = f"if(Kind IN ({', '.join(literal(k) for k in sorted(timed))}), {bucket}, 0)"
         inner_cols.append(f"{bucket} AS d_{TIME}")
     keys = [f"d_{c}" for c in cols]
-    kinds = ", ".join(literal(k) for k in ask.kinds)
-    where = [f"Kind IN ({kinds})", f"Minute >= now() - INTERVAL {ask.seconds} SECOND",
-             *(f"{DIMENSIONS[k]} = {literal(v)}" for k, v in ask.filters)]
-    # The span rows the precedence looks at: in the range widened by a minute, only where app rows are.
-    near = f"Kind IN ({kinds}) AND Minute >= now() - INTERVAL {ask.seconds + 60} SECOND"
-    lookup = (f"{near} AND (CloudProvider, CloudRegion, HostName, Model) IN (SELECT CloudProvider, CloudRegion, "
-              f"HostName, Model FROM {db}.`{TABLE}` WHERE Source = {literal(SOURCE_APP)} AND {near})")
-    where.append(latency_precedence(db, lookup))
-    weighted = "arraySum(arrayMap((b, i) -> b * i, Bounds, arrayEnumerate(Bounds)))"
-    layout = ("cityHash64(Bounds) AS layout, any(Bounds) AS bounds, 0 AS w_lo, 0 AS w_hi" if exact else
-              "(length(Bounds), reinterpretAsUInt64(arraySum(Bounds))) AS layout, any(Bounds) AS bounds, "
-              f"min({weighted}) AS w_lo, max({weighted}) AS w_hi")
-    inner = (f"SELECT {', '.join([*inner_cols, 'Kind AS latency'])}, {layout}, "
-             f"sumForEach(BucketCounts) AS counts FROM {db}.`{TABLE}` "
+    where = [*_range(db, ask), *(f"{DIMENSIONS[k]} = {literal(v)}" for k, v in ask.filters)]
+    inner = (f"SELECT {', '.join([*inner_cols, 'Kind AS latency'])}, Layout AS layout, min(Minute) AS first, "
+             f"sumMap(NonZeroBuckets, NonZeroCounts) AS counts FROM {db}.`{TABLE}` "
              f"WHERE {' AND '.join(where)} GROUP BY {', '.join([*keys, 'latency', 'layout'])}")
     sets = [f"({', '.join([*(f'd_{d}' for d in g.dims), 'latency', 'layout'])})" for g in ask.groupings]
     sets.append("(layout)")
     return (f"SELECT {', '.join([*keys, 'latency'])}, toString(layout) AS layout, "
             f"GROUPING({', '.join([*keys, 'latency'])}) AS grouping, "
-            "if(GROUPING(latency) = 1, any(bounds), []) AS layout_bounds, "
-            "if(GROUPING(latency) = 1, min(w_lo) = max(w_hi), 1) AS uniform, "
-            "if(GROUPING(latency) = 1, [], arrayFilter(x -> x.2 > 0, arrayMap((n, i) -> (i, n), "
-            f"sumForEach(counts) AS summed, arrayEnumerate(summed)))) AS buckets FROM ({inner}) "
-            f"GROUP BY GROUPING SETS ({', '.join(sets)})")
+            "toUnixTimestamp(min(first)) AS first_minute, argMin(latency, first) AS first_kind, "
+            f"sumMap(counts.1, counts.2) AS buckets FROM ({inner}) GROUP BY GROUPING SETS ({', '.join(sets)})")
+
+
+def _range(db: str, ask: Ask) -> list[str]:
+    """The rows read: the Kinds and range asked, app rows that spans supersede left out."""
+    kinds = ", ".join(literal(k) for k in ask.kinds)
+    # The span rows the precedence looks at: in the range widened by a minute, only where app rows are.
+    near = f"Kind IN ({kinds}) AND Minute >= now() - INTERVAL {ask.seconds + 60} SECOND"
+    lookup = (f"{near} AND (CloudProvider, CloudRegion, HostName, Model) IN (SELECT CloudProvider, CloudRegion, "
+              f"HostName, Model FROM {db}.`{TABLE}` WHERE Source = {literal(SOURCE_APP)} AND {near})")
+    return [f"Kind IN ({kinds})", f"Minute >= now() - INTERVAL {ask.seconds} SECOND",
+            latency_precedence(db, lookup)]
+
+
+def bounds_sql(database: str, first: Mapping[str, tuple[str, int]]) -> str:
+    """The bounds of each layout (id -> its first Kind and minute): one row each, found by the table's key."""
+    db = "`" + database.replace("`", "``") + "`"
+    at = ", ".join(f"({literal(kind)}, toDateTime({int(minute)}))" for kind, minute in sorted(set(first.values())))
+    return (f"SELECT toString(Layout) AS layout, any(Bounds) AS bounds FROM {db}.`{TABLE}` WHERE (Kind, Minute) IN "
+            f"({at}) AND Layout IN ({', '.join(str(int(x)) for x in sorted(first))}) GROUP BY Layout")
 
 
 def read(query: Callable[[str], list[dict[str, Any]]], database: str, ask: Ask) -> dict[str, Any]:
-    """The answer document, from `query` (the store's): the exact query only where layouts looked alike."""
+    """The answer document, from `query` (the store's): the sums, then the bounds of the layouts they hold."""
     rows = query(sql(database, ask))
-    if not all(int(r["uniform"]) for r in rows):
-        rows = query(sql(database, ask, exact=True))
-    return document(ask, rows)
+    bit = 1 << 0  # GROUPING()'s last column is latency: set in the per-layout rows
+    first = {r["layout"]: (r["first_kind"], int(r["first_minute"])) for r in rows if int(r["grouping"]) & bit}
+    bounds = {r["layout"]: tuple(float(b) for b in r["bounds"])
+              for r in (query(bounds_sql(database, first)) if first else [])}
+    return document(ask, rows, bounds)
 
 
 def _finite(x: Any) -> Any:
     return x if not isinstance(x, float) or math.isfinite(x) else None
 
 
-def answer(ask: Ask, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The groups: quantiles.summary over each group's layouts."""
+def full(bounds: tuple[float, ...], buckets: Mapping[int, int]) -> quantiles.Layout:
+    """A layout's bounds and every bucket's count, from its non-zero buckets (1-based position -> count)."""
+    counts = [0] * (len(bounds) + 1)
+    for i, n in buckets.items():
+        counts[i - 1] = n
+    return bounds, counts
+
+
+def compact(bounds: tuple[float, ...], buckets: Mapping[int, int]) -> quantiles.Layout:
+    """One layout with each run of empty buckets merged into one: the bounds kept are those next to a non-zero
+    bucket (~10 of the span grid's ~330), so quantiles reads a few buckets instead of all.
+
+    Over ONE layout that is the same answer: the rank lies in a non-zero bucket, whose both edges are kept with
+    the cumulative counts at them, and the +Inf case (a non-zero last bucket) keeps the largest bound. Over
+    several layouts it is not (their union of bounds is where the estimate interpolates): `answer` uses `full`.
+    """
+    n = len(bounds)
+    kept = sorted({i - 1 for i in buckets if i <= n} | {i - 2 for i in buckets if i >= 2})
+    return tuple(bounds[j] for j in kept), [*(buckets.get(j + 1, 0) for j in kept), buckets.get(n + 1, 0)]
+
+
+def answer(ask: Ask, rows: list[dict[str, Any]], bounds: Mapping[str, tuple[float, ...]]) -> list[dict[str, Any]]:
+    """The groups: quantiles.summary over each group's layouts (`bounds`: layout id -> its bounds)."""
     cols = (*ask.columns, "latency")
     bit = {c: 1 << (len(cols) - 1 - i) for i, c in enumerate(cols)}  # GROUPING(): 1 where not grouped by
     masks = {sum(b for c, b in bit.items() if c != "latency" and c not in g.dims): g for g in ask.groupings}
-    bounds = {r["layout"]: tuple(float(b) for b in r["layout_bounds"])
-              for r in rows if int(r["grouping"]) & bit["latency"]}
-    groups: dict[tuple, list[quantiles.Layout]] = {}
+    # Per group, per layout: its summed non-zero buckets (1-based position -> count).
+    groups: dict[tuple, dict[str, dict[int, int]]] = {}
     for r in rows:
         g = masks.get(int(r["grouping"]))
         if g is None or r["latency"] not in g.kinds:
             continue
-        b = bounds[r["layout"]]
-        counts = [0] * (len(b) + 1)
-        for i, n in r["buckets"]:
-            counts[int(i) - 1] = int(n)
+        positions, values = r["buckets"]
         key = (g.name, r["latency"], *(int(r["d_t"]) if d == TIME else r[f"d_{d}"] for d in g.dims))
-        groups.setdefault(key, []).append((b, counts))
+        groups.setdefault(key, {})[r["layout"]] = {int(i): int(n) for i, n in zip(positions, values, strict=True)}
     out = []
     order = {g.name: i for i, g in enumerate(ask.groupings)}
     for key in sorted(groups, key=lambda k: (order[k[0]], *map(str, k[1:]))):
-        s = quantiles.summary(groups[key], ask.qs)
+        mine = groups[key]
+        layouts = ([compact(bounds[lid], buckets) for lid, buckets in mine.items()] if len(mine) == 1 else
+                   [full(bounds[lid], buckets) for lid, buckets in mine.items()])
+        s = quantiles.summary(layouts, ask.qs)
         if s is None:
             continue
         name, kind, *values = key
@@ -223,6 +251,6 @@ def answer(ask: Ask, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def document(ask: Ask, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def document(ask: Ask, rows: list[dict[str, Any]], bounds: Mapping[str, tuple[float, ...]]) -> dict[str, Any]:
     return {"seconds": ask.seconds, "step": ask.step, "quantiles": list(ask.qs), "method": quantiles.METHOD,
-            "groups": answer(ask, rows)}
+            "groups": answer(ask, rows, bounds)}

@@ -411,7 +411,10 @@ CREATE TABLE IF NOT EXISTS `otel`.`infersight_latency_1m_local` ON CLUSTER `infe
     `Bounds` Array(Float64),
     `BucketCounts` Array(UInt64),
     `Count` UInt64,
-    `Sum` Float64
+    `Sum` Float64,
+    `Layout` UInt64 MATERIALIZED cityHash64(Bounds),
+    `NonZeroBuckets` Array(UInt32) MATERIALIZED arrayFilter((i, c) -> c > 0, arrayEnumerate(BucketCounts), BucketCounts),
+    `NonZeroCounts` Array(UInt64) MATERIALIZED arrayFilter(c -> c > 0, BucketCounts)
 ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toYYYYMM(Minute)
 ORDER BY (Kind, Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source)
@@ -425,6 +428,18 @@ ALTER TABLE `otel`.`infersight_latency_1m_local` ON CLUSTER `infersight` MODIFY 
 ALTER TABLE `otel`.`infersight_latency_1m_local` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `Source` LowCardinality(String) AFTER `Tenant`;
 
 ALTER TABLE `otel`.`infersight_latency_1m` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `Source` LowCardinality(String) AFTER `Tenant`;
+
+ALTER TABLE `otel`.`infersight_latency_1m_local` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `Layout` UInt64 MATERIALIZED cityHash64(Bounds);
+
+ALTER TABLE `otel`.`infersight_latency_1m` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `Layout` UInt64 MATERIALIZED cityHash64(Bounds);
+
+ALTER TABLE `otel`.`infersight_latency_1m_local` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `NonZeroBuckets` Array(UInt32) MATERIALIZED arrayFilter((i, c) -> c > 0, arrayEnumerate(BucketCounts), BucketCounts);
+
+ALTER TABLE `otel`.`infersight_latency_1m` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `NonZeroBuckets` Array(UInt32) MATERIALIZED arrayFilter((i, c) -> c > 0, arrayEnumerate(BucketCounts), BucketCounts);
+
+ALTER TABLE `otel`.`infersight_latency_1m_local` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `NonZeroCounts` Array(UInt64) MATERIALIZED arrayFilter(c -> c > 0, BucketCounts);
+
+ALTER TABLE `otel`.`infersight_latency_1m` ON CLUSTER `infersight` ADD COLUMN IF NOT EXISTS `NonZeroCounts` Array(UInt64) MATERIALIZED arrayFilter(c -> c > 0, BucketCounts);
 
 DROP VIEW IF EXISTS `otel`.`infersight_latency_1m_metrics_mv_local` ON CLUSTER `infersight`;
 

@@ -16,7 +16,10 @@ CREATE TABLE IF NOT EXISTS {db}.`infersight_latency_1m{local}`{on_cluster} (
     `Bounds` Array(Float64),
     `BucketCounts` Array(UInt64),
     `Count` UInt64,
-    `Sum` Float64
+    `Sum` Float64,
+    `Layout` UInt64 MATERIALIZED cityHash64(Bounds),
+    `NonZeroBuckets` Array(UInt32) MATERIALIZED arrayFilter((i, c) -> c > 0, arrayEnumerate(BucketCounts), BucketCounts),
+    `NonZeroCounts` Array(UInt64) MATERIALIZED arrayFilter(c -> c > 0, BucketCounts)
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(Minute)
 ORDER BY (Kind, Minute, CloudProvider, CloudRegion, HostName, Model, ServerKind, Tenant, Source)
@@ -27,6 +30,13 @@ ALTER TABLE {db}.`infersight_latency_1m{local}`{on_cluster} MODIFY SETTING non_r
 
 -- Databases created before rows said their source: their rows read Source = '' (counted like a server's).
 ALTER TABLE {db}.`infersight_latency_1m{local}`{on_cluster} ADD COLUMN IF NOT EXISTS `Source` LowCardinality(String) AFTER `Tenant`;
+
+-- Written at insert for the web UI's percentiles (webui.percentiles): the layout's id and the non-zero buckets
+-- (1-based positions into BucketCounts, and their counts; a span row holds ~5 of its ~330 buckets). Rows of
+-- databases created before them compute them when read.
+ALTER TABLE {db}.`infersight_latency_1m{local}`{on_cluster} ADD COLUMN IF NOT EXISTS `Layout` UInt64 MATERIALIZED cityHash64(Bounds);
+ALTER TABLE {db}.`infersight_latency_1m{local}`{on_cluster} ADD COLUMN IF NOT EXISTS `NonZeroBuckets` Array(UInt32) MATERIALIZED arrayFilter((i, c) -> c > 0, arrayEnumerate(BucketCounts), BucketCounts);
+ALTER TABLE {db}.`infersight_latency_1m{local}`{on_cluster} ADD COLUMN IF NOT EXISTS `NonZeroCounts` Array(UInt64) MATERIALIZED arrayFilter(c -> c > 0, BucketCounts);
 
 -- The views of databases created before the native layouts (they re-bucketed onto one fixed grid).
 DROP VIEW IF EXISTS {db}.`infersight_latency_1m_metrics_mv{local}`{on_cluster};
