@@ -66,6 +66,14 @@ export async function query(sql, label) {
   }
 }
 
+// GET one of the UI's own JSON documents, timed like a query (the view's footer, bench/ui.py).
+export async function timedApi(path, label) {
+  const t0 = performance.now();
+  const data = await api(path);
+  timings.push({ label: label, ms: performance.now() - t0, rows: 0 });
+  return data;
+}
+
 let metaCache = null;
 export async function meta() {
   if (metaCache === null) metaCache = await api("/ui/meta.json");

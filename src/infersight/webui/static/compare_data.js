@@ -4,7 +4,7 @@
 // read the rollups: requests through the query API (infersight_requests_1m), percentiles per time bucket
 // from /ui/percentiles.json (infersight_latency_1m by infersight.quantiles, as the document; docs/ROLLUPS.md).
 // The view only sees the object loadCompare() returns.
-import { api, meta, query } from "./api.js";
+import { meta, query, timedApi } from "./api.js";
 import { num, seconds as secondsText } from "./fmt.js";
 import { percentiles } from "./percentiles.js";
 import { requestsSQL, rollupWhere, str, table } from "./sql.js";
@@ -59,7 +59,7 @@ export async function loadCompare(model, r) {
   const m = await meta();
   const where = rollupWhere(r, { model: model });
   const [doc, over, lat] = await Promise.all([
-    api("/api/v1/compare?model=" + encodeURIComponent(model) + "&since=" + r.seconds),
+    timedApi("/api/v1/compare?model=" + encodeURIComponent(model) + "&since=" + r.seconds, "compare document"),
     query(requestsSQL(m.database, where, DIMS, r.step, false), "requests over time"),
     percentiles({ seconds: r.seconds, latency: ["ttft", "tpot", "e2e"], by: ["cloud,region,kind,t"], step: r.step, qs: [0.5, 0.95],
       filters: { model: model } }, "percentiles over time"),

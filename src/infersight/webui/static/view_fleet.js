@@ -2,7 +2,7 @@
 // requests/s, error ratio, p95 TTFT and e2e (infersight.quantiles through /ui/percentiles.json: exact
 // histogram_quantile over one bucket layout, ≈ over mixed ones), tokens/s and $/1M tokens, per-cloud
 // subtotals, small charts per cloud, and the nodes that stopped reporting on top.
-import { api, meta, query } from "./api.js";
+import { meta, query, timedApi } from "./api.js";
 import { chart, pivot, steps } from "./charts.js";
 import * as f from "./fmt.js";
 import { cellText, noteText, percentiles } from "./percentiles.js";
@@ -110,8 +110,8 @@ export async function render(page, params, ctx) {
   // Per region, per cloud (the regions' buckets summed per layout) and the TTFT per cloud over time: one query.
   const pct = percentiles({ seconds: r.seconds, latency: ["ttft", "e2e"], by: ["cloud,region", "cloud", "cloud,t:ttft"], step: r.step,
     qs: [0.95], filters: filters }, "p95 ttft,e2e");
-  const cost = (by) => m.priced ? api("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" + by +
-    (filters.model ? ",model" : "")).catch(() => ({ lines: [] })) : Promise.resolve({ lines: [] });
+  const cost = (by) => m.priced ? timedApi("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" + by +
+    (filters.model ? ",model" : ""), "cost by " + by).catch(() => ({ lines: [] })) : Promise.resolve({ lines: [] });
   const [reqs, lat, presence, accelRows, overT, costRegion, costCloud, options, downs] = await Promise.all([
     query(requestsSQL(m.database, where, ["CloudProvider", "CloudRegion"], 0, withCost), "requests"),
     pct,

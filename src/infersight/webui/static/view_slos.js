@@ -1,7 +1,7 @@
 // SLOs: the list sorted by budget left (window data coverage beside it) and the detail page of one
 // instance: budget (money as money), the burn-down over the window, burn rate per tier over time
 // against its threshold, and the alert history of that SLO.
-import { api } from "./api.js";
+import { api, timedApi } from "./api.js";
 import { chart } from "./charts.js";
 import * as f from "./fmt.js";
 import { href } from "./state.js";
@@ -98,8 +98,8 @@ async function detail(page, params, ctx) {
   page.appendChild(head);
   // The history's last instant is the live evaluation: its instances are what /api/v1/slos/status lists.
   const [history, alerts] = await Promise.all([
-    api("/ui/slo_history.json?slo=" + encodeURIComponent(name) + "&points=24" +
-      (params.span === "window" ? "" : "&seconds=" + ctx.range.seconds)),
+    timedApi("/ui/slo_history.json?slo=" + encodeURIComponent(name) + "&points=24" +
+      (params.span === "window" ? "" : "&seconds=" + ctx.range.seconds), "slo history"),
     api("/api/v1/alerts").catch(() => ({ alerts: [] })),
   ]);
   if (ctx.stale()) return;
