@@ -238,3 +238,14 @@ def test_bytes_of_edge_values_are_those_of_the_sdk_encoder():
                     temporality="delta")]
     batches = [ScopedPoints("s", points)]
     assert encode(to_metrics_data(batches, {}, default_start_ns=0, now_ns=1)) == _sdk_reference(batches, {}, 0, 1)
+
+
+def test_points_without_a_time_get_their_batch_time_else_now():
+    """The agent stamps each collection once (ScopedPoints.time_ns) instead of copying every point."""
+    first = ScopedPoints("s", [GAUGE.point(0.1, {"cpu.mode": "user"})], time_ns=1_000)
+    second = ScopedPoints("s", [GAUGE.point(0.2, {"cpu.mode": "user"}), GAUGE.point(0.3, {}, time_ns=5)], 2_000)
+    unstamped = ScopedPoints("s", [GAUGE.point(0.4, {})])
+    req = decode(encode(to_metrics_data([first, second, unstamped], {}, 1, now_ns=9_000)))
+    (metric,) = req.resource_metrics[0].scope_metrics[0].metrics
+    assert [(dp.as_double, dp.time_unix_nano) for dp in metric.gauge.data_points] == [
+        (0.1, 1_000), (0.2, 2_000), (0.3, 5), (0.4, 9_000)]

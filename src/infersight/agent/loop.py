@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import queue
@@ -41,10 +40,12 @@ MAX_RETRY_AFTER_SECONDS = 300.0
 
 @dataclass(frozen=True, slots=True)
 class ScopedPoints:
-    """Points from one collector, exported under its own instrumentation scope."""
+    """Points from one collector, exported under its own instrumentation scope; `time_ns` is the time of those
+    that carry none (when the collection ended: one stamp per batch, not a copy of each point)."""
 
     scope: str
     points: Sequence[Point]
+    time_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -190,14 +191,17 @@ class Agent:
         return worker
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set, then shut down within `shutdown_timeout_seconds`: stop collecting, spool
-        what is buffered, and drain only for what is left of that time (the rest waits in the spool)."""
+        """Run until `stop` is set, then shut down within `shutdown_timeout_seconds`: stop collecting (a collection
+        in flight gets up to half of that time to finish, so its points are exported too), spool what is buffered,
+        and drain only for what is left (the rest waits in the spool)."""
         tasks = [asyncio.create_task(self._collect_loop(c, stop), name=f"collect-{c.name}")
                  for c in self.collectors]
         try:
             await self._export_loop(stop)
         finally:
             deadline = asyncio.get_running_loop().time() + self.cfg.shutdown_timeout_seconds
+            if stop.is_set() and tasks:  # the loops end by themselves once their collection in flight is done
+                await asyncio.wait(tasks, timeout=self.cfg.shutdown_timeout_seconds / 2)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -257,10 +261,9 @@ class Agent:
             self._report_up(sc, 0)
             return f"collect() failed: {type(err).__name__}: {err}"
         now = time.time_ns()
-        stamped = [p if p.time_ns else dataclasses.replace(p, time_ns=now) for p in points]
-        self.stats.collected[sc.name] += len(stamped)
-        if stamped:
-            self._buffer.append(ScopedPoints(f"infersight.collector.{sc.collector.type}", stamped))
+        self.stats.collected[sc.name] += len(points)
+        if points:
+            self._buffer.append(ScopedPoints(f"infersight.collector.{sc.collector.type}", points, now))
         self._log_problems(sc.name, health.problems)
         if not health.up:
             self.stats.collect_errors[(sc.name, health.reason or "down")] += 1

@@ -37,24 +37,27 @@ class Scoped(Protocol):
     def scope(self) -> str: ...
     @property
     def points(self) -> Sequence[Point]: ...
+    @property
+    def time_ns(self) -> int | None: ...
 
 
 def to_metrics_data(batches: Iterable[Scoped], resource: Mapping[str, Any],
                     default_start_ns: int, now_ns: int | None = None) -> bytes:
     """The request's bytes: points grouped into one `Metric` per name/kind/unit/description/temporality, per scope
-    (scopes of the same name are merged, in first-seen order); points without a time get `now_ns`, counters and
-    histograms without a start get `default_start_ns`, gauges carry no start time."""
+    (scopes of the same name are merged, in first-seen order); points without a time get their batch's `time_ns`,
+    else `now_ns`; counters and histograms without a start get `default_start_ns`, gauges carry no start time."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    by_scope: dict[str, dict[tuple, list[Point]]] = {}
+    by_scope: dict[str, dict[tuple, list[tuple[Point, int]]]] = {}
     for batch in batches:
         grouped = by_scope.setdefault(batch.scope, {})
+        batch_ns = batch.time_ns or now_ns
         for p in batch.points:
-            grouped.setdefault((p.name, p.kind, p.unit, p.description, p.temporality), []).append(p)
+            grouped.setdefault((p.name, p.kind, p.unit, p.description, p.temporality), []).append((p, batch_ns))
     version = _string(2, __version__)
     parts = [_message(1, _attributes(1, resource))]  # ResourceMetrics.resource, present even when empty (as the SDK)
     for scope, grouped in by_scope.items():
         if grouped:
-            metrics = b"".join(_metric(key, points, default_start_ns, now_ns) for key, points in grouped.items())
+            metrics = b"".join(_metric(key, points, default_start_ns) for key, points in grouped.items())
             parts.append(_message(2, _message(1, _string(1, scope) + version) + metrics))
     return _message(1, b"".join(parts))
 
@@ -64,17 +67,18 @@ def encode(data: bytes) -> bytes:
     return data
 
 
-def _metric(key: tuple, points: list[Point], default_start_ns: int, now_ns: int) -> bytes:
-    """One `Metric` (field 2 of ScopeMetrics): name 1, description 2, unit 3, gauge 5 | sum 7 | histogram 9."""
+def _metric(key: tuple, points: list[tuple[Point, int]], default_start_ns: int) -> bytes:
+    """One `Metric` (field 2 of ScopeMetrics): name 1, description 2, unit 3, gauge 5 | sum 7 | histogram 9;
+    each point with the time to give it if it has none."""
     name, kind, unit, description, temporality = key
     head = _string(1, name) + _string(2, description) + _string(3, unit)
     if kind == "histogram":
-        body = b"".join(_message(1, _histogram_point(p, default_start_ns, now_ns)) for p in points)
+        body = b"".join(_message(1, _histogram_point(p, default_start_ns, t)) for p, t in points)
         return _message(2, head + _message(9, body + _varint_field(2, _TEMPORALITY[temporality])))
     if kind == "gauge":
-        body = b"".join(_message(1, _number_point(p, 0, now_ns)) for p in points)
+        body = b"".join(_message(1, _number_point(p, 0, t)) for p, t in points)
         return _message(2, head + _message(5, body))
-    body = b"".join(_message(1, _number_point(p, p.start_time_ns or default_start_ns, now_ns)) for p in points)
+    body = b"".join(_message(1, _number_point(p, p.start_time_ns or default_start_ns, t)) for p, t in points)
     body += _varint_field(2, _TEMPORALITY[temporality]) + (b"\x18\x01" if kind == "counter" else b"")
     return _message(2, head + _message(7, body))
 

@@ -111,7 +111,8 @@ class Spool:
 
     @property
     def bytes(self) -> int:
-        return self._bytes
+        with self._mutex:  # not mid-way through a `put` that is still dropping the oldest batches
+            return self._bytes
 
     @property
     def rejected_bytes(self) -> int:
@@ -157,7 +158,12 @@ class Spool:
         return entry
 
     def remove(self, entry: SpoolEntry) -> None:
-        entry.path.unlink(missing_ok=True)
+        try:
+            entry.path.unlink(missing_ok=True)
+        except OSError as err:
+            # The spool directory broke under us: forget it anyway; a copy left behind is re-sent after a restart
+            # under the same idempotency key, so the receiver counts it once.
+            log.warning("could not delete spooled batch %s: %s", entry.key, err)
         with self._mutex:
             self._forget(entry)
 
