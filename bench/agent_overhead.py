@@ -10,7 +10,9 @@ Every process is started as its user starts it, all in one run and side by side 
   local HTTP server serving the vLLM fixture), both at 1 s;
 - with `--baseline-ref REF`, the same agents from git REF's `src/` (exported to a temp dir and put first on
   PYTHONPATH), so each change is measured against what it replaced in the same run;
-- floors: a bare interpreter, and one that has imported only psutil (what any Python agent must at least carry).
+- floors: a bare interpreter, one that has imported only psutil (what any Python agent must at least carry), then
+  + asyncio + one pydantic model, then + yaml, argparse and http.client (the libraries the agent runs on, none of
+  its own code).
 
 Figures per process: peak RSS (`VmHWM` of /proc/<pid>/status at the end) and CPU (utime + stime of /proc/<pid>/stat
 over the window after a warm-up) as a share of one core. The sink's count of points per agent shows each agent did
@@ -89,6 +91,18 @@ def _step():
 threading.Thread(target=_step, daemon=True, name="nvml-replay").start()
 sys.modules[__name__] = _replay
 """
+
+
+# What the agent's third-party and standard-library imports cost before any of its own code: asyncio (which imports
+# ssl whether or not TLS is used), pydantic with one model built (its schema machinery and importlib.metadata), then
+# the config reader, the CLI parser and the HTTP client.
+FLOOR_PYDANTIC = """
+import asyncio, psutil, time, pydantic
+class M(pydantic.BaseModel):
+    x: int = 1
+M(); psutil.cpu_times(); time.sleep(1e6)
+"""
+FLOOR_LIBS = FLOOR_PYDANTIC.replace("import asyncio,", "import argparse, http.client, yaml, asyncio,")
 
 
 def free_port() -> int:
@@ -248,7 +262,9 @@ def main() -> int:
                 measured.append(Measured(name, p, log, f"bench-{slug}"))
         # Floors: what an interpreter costs before any agent code.
         for name, code in (("floor: bare python", "import time; time.sleep(1e6)"),
-                           ("floor: python + psutil", "import psutil, time; psutil.cpu_times(); time.sleep(1e6)")):
+                           ("floor: python + psutil", "import psutil, time; psutil.cpu_times(); time.sleep(1e6)"),
+                           ("floor: + asyncio + one pydantic model", FLOOR_PYDANTIC),
+                           ("floor: + yaml, argparse, http.client", FLOOR_LIBS)):
             measured.append(Measured(name, spawn([sys.executable, "-c", code])))
 
         time.sleep(args.warmup_seconds)
