@@ -384,6 +384,19 @@ async def test_compare_view_usd_per_million_equals_cost_report(store, port, tmp_
             await show(page, "#/compare?range=1h&model=in-house-7b")
             other = await tables(page)
             assert page.errors == []
+        # The Fleet's spend per region and per cloud: one read of the usage, each grouping `cost report`'s.
+        async with aiohttp.ClientSession() as s, s.get(url + "/ui/cost.json?hours=1&by=cloud,region;cloud") as r:
+            reports = (await r.json())["reports"]
+        assert [x["by"] for x in reports] == [["cloud", "region"], ["cloud"]]
+        for got in reports:
+            want = json.loads((await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "infersight.cli", "cost", "report", "--server", url,
+                                 "--config", str(config), "--prices", str(prices), "--since", "1h",
+                                 "--by", ",".join(got["by"]), "--format", "json"],
+                capture_output=True, text=True, check=True, timeout=60)).stdout)
+            assert got["lines"] == (want["lines"] if isinstance(want, dict) else want) and got["lines"]
+        async with aiohttp.ClientSession() as s, s.get(url + "/ui/cost.json?hours=1&by=cloud;region;host;model") as r:
+            assert r.status == 400 and "up to 3 groupings" in (await r.json())["error"]
     finally:
         await runner.cleanup()
     lines = report["lines"] if isinstance(report, dict) else report

@@ -3,7 +3,8 @@
 The page is static (no build step, ES modules under `static/`, uPlot vendored under `static/vendor/`);
 `attach` serves it and three small JSON documents the page cannot get from the public APIs:
 `/ui/meta.json` (which database and rollup columns this server has, so the same page works on every
-deployment), `/ui/cost.json` (the cost module's report over the last hours, grouped as asked),
+deployment), `/ui/cost.json` (the cost module's report over the last hours, for each grouping asked,
+the usage read once),
 `/ui/percentiles.json` (latency percentiles per group by `infersight.quantiles`, the one implementation:
 `webui.percentiles`) and `/ui/slo_history.json` (one SLO evaluated by the engine at instants over its
 window: the burn-down and the burn rate per tier over time; the same evaluation as `slo status --at`,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ OPEN_PREFIXES = ("/ui/static/",)
 MAX_COST_HOURS = 24 * 31
 COST_DIMENSIONS = ("cloud", "region", "host", "kind", "model", "tenant")
 MAX_HISTORY_POINTS = 120
+MAX_COST_GROUPINGS = 3
 # Set by the demo (`demo.sink.SinkView`): the path of what its webhook sink received, shown by the Alerts view.
 DEMO_SINK: web.AppKey[str] = web.AppKey("demo_sink", str)
 
@@ -51,6 +54,17 @@ def history_instants(now: float, period_seconds: float, points: int) -> list[int
     return sorted(out)
 
 
+def cost_reports(src: Any, catalog: Any, start: int, end: int, groupings: Sequence[tuple[str, ...]],
+                 capacity_type: str) -> list[Any]:
+    """`cost report` (`cost.report.build_report`) over [start, end) per grouping, from one read of the usage."""
+    from infersight.cost.derive import derive
+    from infersight.cost.usage import api_usage, node_uptime, served_usage
+
+    api = api_usage(src, start, end, catalog.tier_thresholds())
+    served, nodes = served_usage(src, start, end), node_uptime(src, start, end)
+    return [derive(catalog, api, served, nodes, by, capacity_type) for by in groupings]
+
+
 def _error(msg: str, status: int = 400, **headers: str) -> web.Response:
     return web.json_response({"error": msg}, status=status, headers=headers or None)
 
@@ -59,7 +73,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     """Serve the UI at `/ui/` (`/` and `/ui` redirect there); `cfg` is the server's Config."""
     from infersight.cost.catalog import CatalogError
     from infersight.cost.derive import as_dict
-    from infersight.cost.report import build_catalog, build_report
+    from infersight.cost.report import build_catalog
     from infersight.cost.usage import StoreSource
 
     priced = bool(cfg.cost.catalogs or cfg.cost.imports)
@@ -96,21 +110,24 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
         text = request.query.get("hours", "1")
         if not text.isdigit() or not 1 <= int(text) <= MAX_COST_HOURS:
             return _error(f"hours: an integer from 1 to {MAX_COST_HOURS}")
-        by = tuple(d for d in request.query.get("by", "cloud,region,model").split(",") if d)
-        unknown = [d for d in by if d not in COST_DIMENSIONS]
-        if unknown or not by:
-            return _error(f"by: comma-separated dimensions of {', '.join(COST_DIMENSIONS)}; got {unknown or 'none'}")
+        asked = request.query.get("by", "cloud,region,model")
+        groupings = [tuple(d for d in g.split(",") if d) for g in asked.split(";")]
+        unknown = [d for by in groupings for d in by if d not in COST_DIMENSIONS]
+        if unknown or not all(groupings) or len(groupings) > MAX_COST_GROUPINGS:
+            return _error(f"by: up to {MAX_COST_GROUPINGS} groupings separated by ';', each comma-separated "
+                          f"dimensions of {', '.join(COST_DIMENSIONS)}; got {unknown or 'none'}")
         if catalog is None:
             return _error("no price catalog configured (cost.catalogs, cost.imports)", 404)
         end = int(time.time()) // 60 * 60 + 60
         start = end - int(text) * 3600
         try:
-            report = await asyncio.get_running_loop().run_in_executor(
-                None, build_report, StoreSource(storage), catalog, start, end, by, cfg.cost.default_capacity_type)
+            reports = await asyncio.get_running_loop().run_in_executor(
+                None, cost_reports, StoreSource(storage), catalog, start, end, groupings,
+                cfg.cost.default_capacity_type)
         except StorageError as err:
             return _error(str(err), 503, **{"Retry-After": "5"})
-        return web.json_response({"start": start, "end": end, "by": list(by),
-                                  "lines": [as_dict(report, ln) for ln in report.lines]})
+        return web.json_response({"start": start, "end": end, "reports": [
+            {"by": list(report.by), "lines": [as_dict(report, ln) for ln in report.lines]} for report in reports]})
 
     async def percentiles_json(request: web.Request) -> web.Response:
         """Latency percentiles per group of the latency rollup (parameters: `webui.percentiles`)."""

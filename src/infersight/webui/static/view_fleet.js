@@ -110,15 +110,18 @@ export async function render(page, params, ctx) {
   // Per region, per cloud (the regions' buckets summed per layout) and the TTFT per cloud over time: one query.
   const pct = percentiles({ seconds: r.seconds, latency: ["ttft", "e2e"], by: ["cloud,region", "cloud", "cloud,t:ttft"], step: r.step,
     qs: [0.95], filters: filters }, "p95 ttft,e2e");
-  const cost = (by) => m.priced ? timedApi("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" + by +
-    (filters.model ? ",model" : ""), "cost by " + by).catch(() => ({ lines: [] })) : Promise.resolve({ lines: [] });
-  const [reqs, lat, presence, accelRows, overT, costRegion, costCloud, options, downs] = await Promise.all([
+  // Spend per region and per cloud: one cost report read, two groupings.
+  const withModel = filters.model ? ",model" : "";
+  const cost = m.priced ? timedApi("/ui/cost.json?hours=" + Math.max(1, Math.ceil(r.seconds / 3600)) + "&by=" +
+    encodeURIComponent("cloud,region" + withModel + ";cloud" + withModel), "cost").catch(() => ({ reports: [] }))
+    : Promise.resolve({ reports: [] });
+  const [reqs, lat, presence, accelRows, overT, costs, options, downs] = await Promise.all([
     query(requestsSQL(m.database, where, ["CloudProvider", "CloudRegion"], 0, withCost), "requests"),
     pct,
     query(nodesSQL(m.database, r, filters), "nodes"),
     query(acceleratorSQL(m.database, r, filters, r.step), "accelerators"),
     query(requestsSQL(m.database, where, ["CloudProvider"], r.step, false), "requests over time"),
-    cost("cloud,region"), cost("cloud"),
+    cost,
     query("SELECT groupUniqArray(CloudProvider) AS cloud, groupUniqArray(CloudRegion) AS region, groupUniqArray(Model) AS model FROM " +
       "`" + m.database.replace(/`/g, "``") + "`.infersight_requests_1m WHERE " + rollupWhere(r, {}), "filter options"),
     query(collectorsSQL(m.database, r, filters), "collectors down"),
@@ -169,6 +172,7 @@ export async function render(page, params, ctx) {
   const key2 = (c, g) => c + "/" + g;
   const latBy = new Map(lat["cloud,region"].map((x) => [key2(x.cloud, x.region) + "/" + x.latency, x]));
   const latCloudBy = new Map(lat["cloud"].map((x) => [x.cloud + "/" + x.latency, x]));
+  const [costRegion, costCloud] = [0, 1].map((i) => (costs.reports || [])[i] || { lines: [] });
   const costBy = new Map(costRegion.lines.map((l) => [key2(l.cloud, l.region), l]));
   const costCloudBy = new Map(costCloud.lines.map((l) => [l.cloud, l]));
   const nodeAgg = (list) => {
