@@ -272,6 +272,52 @@ async def test_an_apps_own_metrics_next_to_its_spans_count_once(store):
     assert other["tokens"]["total"] == o["input"] + o["output"] and other["latency"]["e2e"] is None
 
 
+def test_latency_per_deployment_from_the_layout_ids_and_non_zero_buckets(store):
+    """Each deployment's and Kind's latency equals quantiles.summary over the rollup's full bucket arrays (one
+    layout: histogram_quantile; two: the estimate; a rank in +Inf: open); each layout's bounds are read once
+    however many deployments and Kinds hold it, and nothing but the sums is read for a model without rows."""
+    from infersight.cost.usage import StoreSource
+
+    now = int(time.time())
+    t = _ts(now - 300)
+    one, other = [0.1, 0.2, 0.5, 1.0, 2.0], [0.25, 1.0]
+
+    def hist(cloud: str, host: str, metric: str, bounds: list[float], counts: list[int]) -> dict:
+        return {"ResourceAttributes": {"cloud.provider": cloud, "cloud.region": "r1", "host.name": host},
+                "MetricName": metric, "Attributes": {"gen_ai.request.model": MODEL, "infersight.server.kind": "vllm"},
+                "TimeUnix": t, "StartTimeUnix": t, "Count": sum(counts), "Sum": 1.0, "BucketCounts": counts,
+                "ExplicitBounds": bounds, "AggregationTemporality": 1}
+    ttft, tpot = "gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token"
+    _insert(store, "otel_metrics_histogram", [
+        hist("aws", "gpu-1", ttft, one, [10, 0, 0, 0, 5, 0]), hist("aws", "gpu-1", tpot, one, [3, 0, 0, 0, 0, 1]),
+        hist("aws", "gpu-2", ttft, other, [5, 5, 2]),  # a second layout in the same deployment: mixed
+        hist("gcp", "gpu-3", ttft, one, [0, 0, 0, 0, 1, 6])])  # the p95 rank in +Inf
+    sent: list[tuple[str, list]] = []
+
+    class Recording(StoreSource):
+        def query(self, sql: str) -> list[dict]:
+            rows = super().query(sql)
+            sent.append((sql, rows))
+            return rows
+    end = now // 60 * 60 + 60
+    got = compare_report.latency_summaries(Recording(store), MODEL, end - 3600, end)
+    ref: dict[tuple, list] = {}
+    for r in store.query(f"SELECT CloudProvider AS cloud, Kind AS kind, Bounds AS b, sumForEach(BucketCounts) AS c "
+                         f"FROM `{store.database}`.infersight_latency_1m GROUP BY cloud, kind, b"):
+        ref.setdefault((r["cloud"], r["kind"]), []).append((r["b"], r["c"]))
+    assert {(k[0], k[3]): v for k, v in got.items()} == {k: quantiles.summary(v) for k, v in ref.items()}
+    assert (got[("aws", "r1", "vllm", "ttft")]["layouts"], got[("aws", "r1", "vllm", "ttft")]["p95"]["estimate"]) \
+        == (2, True)
+    assert got[("gcp", "r1", "vllm", "ttft")]["p95"]["open"] is True
+    assert [len(rows) for sql, rows in sent if "Bounds" in sql] == [2]  # two layouts, one read, one row each
+    doc = compare_report.build(StoreSource(store), MODEL, end - 3600, end, None, None)
+    assert {d["key"]: d["latency"]["ttft"] for d in doc["deployments"]} == {
+        "aws/r1/vllm": got[("aws", "r1", "vllm", "ttft")], "gcp/r1/vllm": got[("gcp", "r1", "vllm", "ttft")]}
+    sent.clear()
+    assert compare_report.latency_summaries(Recording(store), "no-such-model", end - 3600, end) == {}
+    assert len(sent) == 1
+
+
 def test_slo_instances_apply_to_the_deployments_they_pin():
     dep = {"cloud": "aws", "region": "us-east-1", "kind": "vllm", "hosts": ["gpu-1"]}
     assert compare_report.applies({"cloud.provider": "aws", "gen_ai.request.model": MODEL}, MODEL, dep)

@@ -309,12 +309,11 @@ def test_layouts_alike_in_length_and_sum_are_told_apart(store):
 
 
 def test_one_layout_with_empty_runs_merged_answers_as_all_its_buckets():
-    """`percentiles.compact` (what a group of one layout is answered from) gives quantiles.summary's answer over
-    the full buckets, value, interval and flags alike, on random sparse layouts (edges, +Inf and bounds <= 0)."""
+    """`rollup_quantiles.compact` (what a group of one layout is answered from) gives quantiles.summary's answer
+    over the full buckets, value, interval and flags alike, on random sparse layouts (edges, +Inf and bounds <= 0)."""
     import random
 
-    from infersight import quantiles
-    from infersight.webui import percentiles
+    from infersight import quantiles, rollup_quantiles
 
     rnd = random.Random(12)
     qs = (0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0)
@@ -324,9 +323,9 @@ def test_one_layout_with_empty_runs_merged_answers_as_all_its_buckets():
         bounds = tuple(sorted({round(start + rnd.random() * 10, 4) for _ in range(n)}))
         positions = rnd.sample(range(1, len(bounds) + 2), rnd.randint(1, min(4, len(bounds) + 1)))
         buckets = {i: rnd.randint(1, 50) for i in positions}
-        small = percentiles.compact(bounds, buckets)
+        small = rollup_quantiles.compact(bounds, buckets)
         assert len(small[0]) <= len(bounds) and sum(small[1]) == sum(buckets.values())
-        assert quantiles.summary([small], qs) == quantiles.summary([percentiles.full(bounds, buckets)], qs), (
+        assert quantiles.summary([small], qs) == quantiles.summary([rollup_quantiles.full(bounds, buckets)], qs), (
             bounds, buckets)
 
 

@@ -8,7 +8,8 @@ aws.bedrock, ...) of API traffic; its hosts are listed. Inputs:
 
 - traffic: `infersight_requests_1m` (requests, bad requests, tokens) and `infersight_latency_1m` (TTFT, TPOT,
   e2e p50/p95 from the buckets by `infersight.quantiles`: Prometheus' histogram_quantile over one layout, an
-  estimate with its interval over mixed layouts), for [start, end), with the source precedence of docs/slo.md
+  estimate with its interval over mixed layouts; read as `infersight.rollup_quantiles` says, like the web UI's
+  percentiles), for [start, end), with the source precedence of docs/slo.md
   (`rollups.requests_precedence` / `latency_precedence`: an app's own metrics next to its spans count once);
 - cost: `cost.report.build_report` grouped by cloud, region, kind and model (prices are `cost.catalog.Rate.cost`:
   list prices per token for API traffic, capacity prices per node-hour split over served tokens for
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infersight import quantiles
+from infersight import quantiles, rollup_quantiles
 from infersight import semconv as sc
 from infersight.cost.catalog import Catalog
 from infersight.cost.derive import as_dict
@@ -91,14 +92,28 @@ GROUP BY cloud, region, kind ORDER BY cloud, region, kind""")
 
 
 def latency(src: Source, model: str, start: int, end: int) -> list[dict[str, Any]]:
+    """Per deployment, Kind and layout: the summed non-zero buckets and the layout's first minute."""
     kinds = ", ".join(_q(k) for k in LATENCY_KINDS)
     lookup = f"Kind IN ({kinds}) AND {_lookup(model, start, end)}"
     return src.query(f"""SELECT CloudProvider AS cloud, CloudRegion AS region, ServerKind AS kind, Kind AS latency,
-    Bounds AS bounds, sumForEach(BucketCounts) AS counts
-FROM {{db}}.infersight_latency_1m
+    toString(Layout) AS layout, toUnixTimestamp(min(Minute)) AS first_minute,
+    {rollup_quantiles.SUMS} AS buckets
+FROM {{db}}.{rollup_quantiles.TABLE}
 WHERE Model = {_q(model)} AND Kind IN ({kinds}) AND {_window('Minute', start, end)}
     AND {latency_precedence('{db}', lookup)}
-GROUP BY cloud, region, kind, latency, bounds ORDER BY cloud, region, kind, latency""")
+GROUP BY cloud, region, kind, latency, Layout ORDER BY cloud, region, kind, latency""")
+
+
+def latency_summaries(src: Source, model: str, start: int, end: int) -> dict[tuple[str, str, str, str], Any]:
+    """(cloud, region, kind, latency Kind) -> its `quantiles.summary`, the bounds read once per layout."""
+    groups: dict[tuple[str, str, str, str], dict[str, dict[int, int]]] = defaultdict(dict)
+    first: dict[str, tuple[str, int]] = {}
+    for r in latency(src, model, start, end):
+        groups[(r["cloud"], r["region"], r["kind"], r["latency"])][r["layout"]] = rollup_quantiles.buckets(
+            r["buckets"])
+        first.setdefault(r["layout"], (r["latency"], int(r["first_minute"])))  # any row of it has its bounds
+    bounds = rollup_quantiles.bounds(src.query, "{db}", first)
+    return {k: rollup_quantiles.summary(g, bounds) for k, g in groups.items()}
 
 
 def _probe_place() -> str:
@@ -264,12 +279,8 @@ def build(src: Source, model: str, start: int, end: int, catalog: Catalog | None
         d["error_ratio"] = d["bad_requests"] / d["requests"] if d["requests"] else None
         tok = {"input": int(r["input_tokens"]), "output": int(r["output_tokens"]), "cached": int(r["cached_tokens"])}
         d["tokens"] = {**tok, "total": tok["input"] + tok["output"]}
-    layouts: dict[tuple[str, str], list] = defaultdict(list)
-    for r in latency(src, model, start, end):
-        d = dep(r["cloud"], r["region"], r["kind"])
-        layouts[(d["key"], r["latency"])].append((r["bounds"], [int(n) for n in r["counts"]]))
-    for (k, kind), lay in layouts.items():
-        deps[k]["latency"][kind] = quantiles.summary(lay)
+    for (cloud, region, kind, lat), s in latency_summaries(src, model, start, end).items():
+        dep(cloud, region, kind)["latency"][lat] = s
 
     probes: dict[str, dict[str, Any]] = {}
     for r in probe_counts(src, model, start, end):

@@ -5,7 +5,7 @@ they follow the same rules as every other reader: over one bucket layout Prometh
 (`estimate: false`), over mixed layouts an estimate with the interval it is known to lie in. Rows of
 `infersight_latency_1m` are summed per (group, Kind, layout) in one query whose GROUPING SETS give every
 grouping asked for at once (summing a layout's buckets is exact, so a cloud's sums are its regions' sums),
-and the bounds of the layouts found are read in a second, small one;
+and the bounds of the layouts found are read in a second, small one (both as `infersight.rollup_quantiles` says);
 the app rows that spans supersede are left out as every reader does (`rollups.latency_precedence`).
 
 Parameters (all optional but `seconds`):
@@ -30,11 +30,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infersight import quantiles
+from infersight import quantiles, rollup_quantiles
 from infersight.gateway.query import literal
+from infersight.rollup_quantiles import SUMS, TABLE
 from infersight.rollups import LATENCY_METRICS, SOURCE_APP, latency_precedence
 
-TABLE = "infersight_latency_1m"
 DIMENSIONS = {"cloud": "CloudProvider", "region": "CloudRegion", "host": "HostName", "model": "Model",
               "kind": "ServerKind", "tenant": "Tenant"}
 TIME = "t"
@@ -135,10 +135,8 @@ def sql(database: str, ask: Ask) -> str:
     """One query: per (grouping set, Kind, layout) the summed non-zero buckets as (1-based positions, counts);
     and per layout (the set where `latency` is not grouped by) its first minute and Kind in the range.
 
-    The rollup writes each row's layout id (cityHash64 of its bounds) and non-zero buckets at insert time
-    (`storage/sql/rollup_latency_1m.sql`): a span row holds ~5 of its ~330 buckets, so summing those reads a
-    tenth of the data that summing every bucket array did, and the bounds themselves are read only for
-    each layout's first row (`bounds_sql`).
+    The sums are `rollup_quantiles.SUMS` per layout id; the bounds themselves are read only for each layout's
+    first row (`rollup_quantiles.bounds`).
     """
     db = "`" + database.replace("`", "``") + "`"
     cols = ask.columns
@@ -153,7 +151,7 @@ def sql(database: str, ask: Ask) -> str:
     keys = [f"d_{c}" for c in cols]
     where = [*_range(db, ask), *(f"{DIMENSIONS[k]} = {literal(v)}" for k, v in ask.filters)]
     inner = (f"SELECT {', '.join([*inner_cols, 'Kind AS latency'])}, Layout AS layout, min(Minute) AS first, "
-             f"sumMap(NonZeroBuckets, NonZeroCounts) AS counts FROM {db}.`{TABLE}` "
+             f"{SUMS} AS counts FROM {db}.`{TABLE}` "
              f"WHERE {' AND '.join(where)} GROUP BY {', '.join([*keys, 'latency', 'layout'])}")
     sets = [f"({', '.join([*(f'd_{d}' for d in g.dims), 'latency', 'layout'])})" for g in ask.groupings]
     sets.append("(layout)")
@@ -174,47 +172,17 @@ def _range(db: str, ask: Ask) -> list[str]:
             latency_precedence(db, lookup)]
 
 
-def bounds_sql(database: str, first: Mapping[str, tuple[str, int]]) -> str:
-    """The bounds of each layout (id -> its first Kind and minute): one row each, found by the table's key."""
-    db = "`" + database.replace("`", "``") + "`"
-    at = ", ".join(f"({literal(kind)}, toDateTime({int(minute)}))" for kind, minute in sorted(set(first.values())))
-    return (f"SELECT toString(Layout) AS layout, any(Bounds) AS bounds FROM {db}.`{TABLE}` WHERE (Kind, Minute) IN "
-            f"({at}) AND Layout IN ({', '.join(str(int(x)) for x in sorted(first))}) GROUP BY Layout")
-
-
 def read(query: Callable[[str], list[dict[str, Any]]], database: str, ask: Ask) -> dict[str, Any]:
     """The answer document, from `query` (the store's): the sums, then the bounds of the layouts they hold."""
     rows = query(sql(database, ask))
     bit = 1 << 0  # GROUPING()'s last column is latency: set in the per-layout rows
     first = {r["layout"]: (r["first_kind"], int(r["first_minute"])) for r in rows if int(r["grouping"]) & bit}
-    bounds = {r["layout"]: tuple(float(b) for b in r["bounds"])
-              for r in (query(bounds_sql(database, first)) if first else [])}
-    return document(ask, rows, bounds)
+    db = "`" + database.replace("`", "``") + "`"
+    return document(ask, rows, rollup_quantiles.bounds(query, db, first))
 
 
 def _finite(x: Any) -> Any:
     return x if not isinstance(x, float) or math.isfinite(x) else None
-
-
-def full(bounds: tuple[float, ...], buckets: Mapping[int, int]) -> quantiles.Layout:
-    """A layout's bounds and every bucket's count, from its non-zero buckets (1-based position -> count)."""
-    counts = [0] * (len(bounds) + 1)
-    for i, n in buckets.items():
-        counts[i - 1] = n
-    return bounds, counts
-
-
-def compact(bounds: tuple[float, ...], buckets: Mapping[int, int]) -> quantiles.Layout:
-    """One layout with each run of empty buckets merged into one: the bounds kept are those next to a non-zero
-    bucket (~10 of the span grid's ~330), so quantiles reads a few buckets instead of all.
-
-    Over ONE layout that is the same answer: the rank lies in a non-zero bucket, whose both edges are kept with
-    the cumulative counts at them, and the +Inf case (a non-zero last bucket) keeps the largest bound. Over
-    several layouts it is not (their union of bounds is where the estimate interpolates): `answer` uses `full`.
-    """
-    n = len(bounds)
-    kept = sorted({i - 1 for i in buckets if i <= n} | {i - 2 for i in buckets if i >= 2})
-    return tuple(bounds[j] for j in kept), [*(buckets.get(j + 1, 0) for j in kept), buckets.get(n + 1, 0)]
 
 
 def answer(ask: Ask, rows: list[dict[str, Any]], bounds: Mapping[str, tuple[float, ...]]) -> list[dict[str, Any]]:
@@ -228,16 +196,12 @@ def answer(ask: Ask, rows: list[dict[str, Any]], bounds: Mapping[str, tuple[floa
         g = masks.get(int(r["grouping"]))
         if g is None or r["latency"] not in g.kinds:
             continue
-        positions, values = r["buckets"]
         key = (g.name, r["latency"], *(int(r["d_t"]) if d == TIME else r[f"d_{d}"] for d in g.dims))
-        groups.setdefault(key, {})[r["layout"]] = {int(i): int(n) for i, n in zip(positions, values, strict=True)}
+        groups.setdefault(key, {})[r["layout"]] = rollup_quantiles.buckets(r["buckets"])
     out = []
     order = {g.name: i for i, g in enumerate(ask.groupings)}
     for key in sorted(groups, key=lambda k: (order[k[0]], *map(str, k[1:]))):
-        mine = groups[key]
-        layouts = ([compact(bounds[lid], buckets) for lid, buckets in mine.items()] if len(mine) == 1 else
-                   [full(bounds[lid], buckets) for lid, buckets in mine.items()])
-        s = quantiles.summary(layouts, ask.qs)
+        s = rollup_quantiles.summary(groups[key], bounds, ask.qs)
         if s is None:
             continue
         name, kind, *values = key
