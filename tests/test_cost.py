@@ -16,7 +16,7 @@ import yaml
 
 from infersight.config import ConfigError, parse_config
 from infersight.cost.catalog import CatalogError, Rate, _DecimalLoader, load_catalog, parse_catalog
-from infersight.cost.derive import as_dict, derive
+from infersight.cost.derive import Line, as_dict, derive
 from infersight.cost.importers import from_langfuse, load_import
 from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage, StoreSource, api_usage, node_uptime, served_usage
 from support.paths import FIXTURES
@@ -378,3 +378,51 @@ def test_cost_sli_and_report_share_one_formula_cached_capped_at_input(store):
                    "cached_input_usd_per_million": float(rate.cached_input_usd_per_million)}}}})
     [res] = Evaluator(store).evaluate([slo], now)
     assert res.period.consumed == res.sli == report.total.api_usd
+
+
+def test_report_of_one_model_reads_its_spans_and_every_models_capacity_share(store):
+    """`build_report(model=...)` (compare's read) == the full report's lines of that model, byte for byte: API
+    spans are read for the model only, while gpu-1's node cost stays split over both models it served."""
+    from infersight.cost.report import build_report
+
+    now = int(time.time())
+    populate(store, now)
+    t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 240))
+    node = {"cloud.provider": "aws", "cloud.region": "us-east-1", "host.name": "gpu-1", "host.type": "p5.48xlarge"}
+    attrs = {"gen_ai.request.model": "mistral", "infersight.server.kind": "vllm", "infersight.tenant": "search"}
+    _insert(store, "otel_metrics_sum", [
+        {"ResourceAttributes": node, "MetricName": name, "Attributes": {**attrs, **extra}, "TimeUnix": t,
+         "StartTimeUnix": t, "Value": value, "AggregationTemporality": 1, "IsMonotonic": True}
+        for name, value, extra in (("infersight.inference.requests", 3, {"infersight.request.outcome": "good"}),
+                                   ("gen_ai.client.token.usage", 700, {"gen_ai.token.type": "input"}),
+                                   ("gen_ai.client.token.usage", 3000, {"gen_ai.token.type": "output"}))])
+    # The self-hosted model also through an API, and a model name that needs quoting.
+    _insert(store, "otel_traces", [
+        {"Timestamp": t, "ResourceAttributes": {"cloud.provider": "aws", "cloud.region": "us-east-1"},
+         "SpanName": "chat", "Duration": 1, "SpanAttributes": {
+             "gen_ai.request.model": m, "gen_ai.provider.name": "aws.bedrock",
+             "gen_ai.usage.input_tokens": "50", "gen_ai.usage.output_tokens": "5"}} for m in ("llama", "it's")])
+    src, c, window = StoreSource(store), catalog(), (now - 3600, now + 60)
+    api = api_usage(src, *window, c.tier_thresholds())
+    by = ("cloud", "region", "kind", "model")
+    full = build_report(src, c, *window, by, "on_demand")
+    models = {ln.key[3] for ln in full.lines}
+    assert {"gpt-4o", "llama", "mistral", "it's"} <= models
+    share = {ln.key[3]: ln.node_usd for ln in full.lines if ln.key[2] == "vllm"}
+    assert share == {"llama": Fraction("4.916") / 4, "mistral": Fraction("4.916") * 3 / 4}  # output 1000 : 3000
+    for m in sorted(models):
+        assert api_usage(src, *window, c.tier_thresholds(), m) == [u for u in api if u.model == m]
+        one = build_report(src, c, *window, by, "on_demand", m)
+        assert [as_dict(one, ln) for ln in one.lines] == [as_dict(full, ln) for ln in full.lines if ln.key[3] == m]
+        by_cloud = build_report(src, c, *window, ("cloud",), "on_demand", m)
+        per_cloud = build_report(src, c, *window, ("cloud", "model"), "on_demand", m)
+        assert [as_dict(by_cloud, ln) for ln in by_cloud.lines] == [
+            {k: v for k, v in as_dict(per_cloud, ln).items() if k != "model"} for ln in per_cloud.lines]
+        assert as_dict(by_cloud, by_cloud.total) == {
+            k: v for k, v in as_dict(per_cloud, per_cloud.total).items() if k != "model"}
+        total = Line(("total",) * 4)
+        for ln in full.lines:
+            if ln.key[3] == m:
+                total.add(ln)
+        assert as_dict(one, one.total) == as_dict(full, total)
+    assert build_report(src, c, *window, by, "on_demand", "no-such-model").lines == []

@@ -240,12 +240,11 @@ def cost_part(src: Source, catalog: Catalog | None, model: str, start: int, end:
     """Per deployment key, the cost report's line for this model (None without a catalog)."""
     if catalog is None:
         return None
-    report = build_report(src, catalog, start, end, COST_BY, default_capacity_type)
+    report = build_report(src, catalog, start, end, COST_BY, default_capacity_type, model)
     out = {}
     for ln in report.lines:
         d = as_dict(report, ln)
-        if d["model"] == model:
-            out[key_of(d["cloud"], d["region"], d["kind"])] = d
+        out[key_of(d["cloud"], d["region"], d["kind"])] = d
     return out
 
 

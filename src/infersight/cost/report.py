@@ -13,7 +13,7 @@ from typing import Any
 
 from infersight.config import Config, ConfigError
 from infersight.cost.catalog import Catalog, CatalogError, combine, load_catalog
-from infersight.cost.derive import DIMENSIONS, Report, as_dict, derive
+from infersight.cost.derive import DIMENSIONS, Line, Report, as_dict, derive
 from infersight.cost.importers import load_import
 from infersight.cost.usage import Source, api_usage, node_uptime, served_usage
 
@@ -27,10 +27,27 @@ def build_catalog(cfg: Config, extra: list[Path]) -> Catalog:
 
 
 def build_report(src: Source, catalog: Catalog, start: int, end: int, by: tuple[str, ...],
-                 default_capacity_type: str) -> Report:
-    """Usage of [start, end) read from `src`, priced by `catalog` and grouped by `by`."""
-    return derive(catalog, api_usage(src, start, end, catalog.tier_thresholds()), served_usage(src, start, end),
-                  node_uptime(src, start, end), by, default_capacity_type)
+                 default_capacity_type: str, model: str | None = None) -> Report:
+    """Usage of [start, end) read from `src`, priced by `catalog` and grouped by `by`.
+
+    With `model`, that model's part of the full report (its lines, their total): only its API spans are read,
+    but every model's self-hosted traffic, since a host's capacity cost is split over all the tokens it served.
+    """
+    api = api_usage(src, start, end, catalog.tier_thresholds(), model)
+    served, nodes = served_usage(src, start, end), node_uptime(src, start, end)
+    if model is None:
+        return derive(catalog, api, served, nodes, by, default_capacity_type)
+    full = by if "model" in by else (*by, "model")
+    report = derive(catalog, api, served, nodes, full, default_capacity_type)
+    at = full.index("model")
+    lines: dict[tuple[str, ...], Line] = {}
+    total = Line(("total",) * len(by))
+    for ln in report.lines:
+        if ln.key[at] == model:
+            key = ln.key[:len(by)]
+            lines.setdefault(key, Line(key)).add(ln)
+            total.add(ln)
+    return Report(by, [lines[k] for k in sorted(lines)], total)
 
 
 MAX_REPORT_SECONDS = 31 * 86400

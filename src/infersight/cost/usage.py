@@ -72,7 +72,13 @@ def _window(col: str, start: int, end: int) -> str:
     return f"{col} >= toDateTime({int(start)}) AND {col} < toDateTime({int(end)})"
 
 
-def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...]) -> list[ApiUsage]:
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...],
+              model: str | None = None) -> list[ApiUsage]:
+    """With `model`, only its spans: API prices are per model, so its groups are the same as in the full read."""
     inp = "toUInt64OrZero(SpanAttributes['gen_ai.usage.input_tokens'])"
     cached = ("toUInt64OrZero(if(SpanAttributes['gen_ai.usage.cache_read.input_tokens'] != '', "
               "SpanAttributes['gen_ai.usage.cache_read.input_tokens'], "
@@ -81,6 +87,7 @@ def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...]) ->
     for t in sorted(thresholds):  # the largest threshold ends up outermost
         band = f"if({inp} > {t}, {t + 1}, {band})"
     ten = TENANT_ATTRIBUTE
+    only = "" if model is None else f" AND SpanAttributes['gen_ai.request.model'] = {_literal(model)}"
     rows = src.query(f"""SELECT ResourceAttributes['cloud.provider'] AS cloud,
     ResourceAttributes['cloud.region'] AS region,
     ResourceAttributes['host.name'] AS host,
@@ -92,7 +99,7 @@ def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...]) ->
     count() AS requests, sum({inp}) AS input_tokens,
     sum(toUInt64OrZero(SpanAttributes['gen_ai.usage.output_tokens'])) AS output_tokens, sum({cached}) AS cached_tokens
 FROM {{db}}.otel_traces
-WHERE SpanAttributes['gen_ai.request.model'] != '' AND {_window('Timestamp', start, end)}
+WHERE SpanAttributes['gen_ai.request.model'] != ''{only} AND {_window('Timestamp', start, end)}
 GROUP BY cloud, region, host, provider, model, tenant, context_tokens
 ORDER BY cloud, region, host, provider, model, tenant, context_tokens""")
     return [ApiUsage(r["cloud"], r["region"], r["host"], r["provider"], r["model"], r["tenant"],
