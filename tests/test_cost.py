@@ -334,6 +334,13 @@ def test_cost_report_cli_on_a_data_dir(tmp_path):
     assert lines[("azure", "my-finetune")]["unpriced_requests"] == 1
     assert doc["total"]["spend_usd"] == "5.458" and doc["total"]["unpriced"] == ["model openai/my-finetune"]
 
+    one = run_cli("cost", "report", "--data-dir", str(data), "--prices", "prices.yaml", "--since", "1h",
+                  "--by", "cloud", "--model", "llama", "--format", "json", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    llama = {k: v for k, v in lines[("aws", "llama")].items() if k != "model"}
+    assert json.loads(one.stdout)["lines"] == [llama]
+    assert json.loads(one.stdout)["total"] == {**llama, "cloud": "total"}
+
     table = run_cli("cost", "report", "--data-dir", str(data), "--prices", "prices.yaml", "--by", "tenant",
                     cwd=tmp_path)
     assert table.returncode == 0, table.stderr
@@ -426,3 +433,41 @@ def test_report_of_one_model_reads_its_spans_and_every_models_capacity_share(sto
                 total.add(ln)
         assert as_dict(one, one.total) == as_dict(full, total)
     assert build_report(src, c, *window, by, "on_demand", "no-such-model").lines == []
+
+
+async def test_server_report_of_one_model_is_the_clis(store, tmp_path, capsys):
+    """`GET /api/v1/cost/report?model=` and `cost report --server --model` (its query, quoted): that model's part."""
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from infersight.cli.main import main
+    from infersight.cost.report import attach, build_report, report_json
+
+    now = int(time.time())
+    populate(store, now)
+    _insert(store, "otel_traces", [{
+        "Timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 300)), "SpanName": "chat", "Duration": 1,
+        "ResourceAttributes": {"cloud.provider": "azure"},
+        "SpanAttributes": {"gen_ai.request.model": "gpt-4o & co", "gen_ai.provider.name": "openai",
+                           "gen_ai.usage.input_tokens": "7", "gen_ai.usage.output_tokens": "1"}}])
+    (tmp_path / "prices.yaml").write_text(CATALOG)
+    cfg = parse_config({"server": {"storage": {"database": store.database}},
+                        "cost": {"catalogs": [str(tmp_path / "prices.yaml")]}})
+    app = web.Application()
+    attach(app, cfg, store)
+    async with TestClient(TestServer(app)) as client:
+        url = str(client.make_url("")).rstrip("/")
+        for model in ("llama", "gpt-4o & co", "gpt-4o"):
+            res = await client.get("/api/v1/cost/report", params={"since_seconds": "3600", "by": "cloud,model",
+                                                                  "model": model})
+            assert res.status == 200
+            doc = await res.json()
+            ref = report_json(build_report(StoreSource(store), catalog(), doc["start"], doc["end"],
+                                           ("cloud", "model"), "on_demand", model), doc["start"], doc["end"], True)
+            assert doc == ref and [ln["model"] for ln in doc["lines"]] == [model]
+            rc = await asyncio.to_thread(main, ["cost", "report", "--server", url, "--since", "1h", "--by",
+                                                "cloud,model", "--model", model, "--format", "json"])
+            assert rc == 0
+            assert json.loads(capsys.readouterr().out)["lines"] == doc["lines"]

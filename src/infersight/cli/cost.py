@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from infersight.cli._common import ApiClient, CliError, Tokens, fail, offline_store, running_server, table
 from infersight.config import Config, ConfigError, load_config
@@ -76,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--since", type=parse_since, default=parse_since("24h"), help="window up to now (default 24h)")
     r.add_argument("--by", type=parse_by, default=("cloud", "model"),
                    help=f"group by, comma-separated from {','.join(DIMENSIONS)} (default cloud,model)")
+    r.add_argument("--model", help="only this model's lines and their total (a host's capacity cost still "
+                                   "split over every model it served)")
     r.add_argument("--format", choices=("table", "json"), default="table")
     r.set_defaults(func=_report)
 
@@ -100,14 +103,18 @@ def _report(args: argparse.Namespace) -> int:
         url = running_server(args.server, cfg, args.data_dir)
         if url and not args.prices:
             api = ApiClient(url, Tokens(args.token, cfg), timeout_seconds=120)
-            doc = api.get(f"{REPORT_PATH}?since_seconds={args.since}&by={','.join(args.by)}")
+            query = {"since_seconds": str(args.since), "by": ",".join(args.by)}
+            if args.model:
+                query["model"] = args.model
+            doc = api.get(f"{REPORT_PATH}?{urlencode(query)}")
         else:
             if url:
                 print("note: priced here with --prices and the catalogs of --config, not the server's",
                       file=sys.stderr)
             start, end = window(args.since)
             with _source(url, args, cfg) as src:
-                report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type)
+                report = build_report(src, catalog, start, end, args.by, cfg.cost.default_capacity_type,
+                                      args.model or None)
             doc = report_json(report, start, end, bool(args.prices or cfg.cost.catalogs or cfg.cost.imports))
     except (CliError, StorageError, ConfigError) as err:  # ConfigError: an unreadable token_file
         return fail(err, 1)

@@ -67,7 +67,8 @@ def report_json(report: Report, start: int, end: int, priced: bool) -> dict[str,
 
 
 def attach(app: Any, cfg: Config, storage: Any) -> None:
-    """`GET /api/v1/cost/report?since_seconds=86400&by=cloud,model`: the report with the server's catalogs."""
+    """`GET /api/v1/cost/report?since_seconds=86400&by=cloud,model[&model=M]`: the report with the server's
+    catalogs (with `model`, that model's part of it)."""
     from aiohttp import web
 
     from infersight.cost.usage import StoreSource
@@ -88,9 +89,11 @@ def attach(app: Any, cfg: Config, storage: Any) -> None:
         if not by or any(d not in DIMENSIONS for d in by):
             return web.json_response({"error": f"by: comma-separated from {', '.join(DIMENSIONS)}"}, status=400)
         start, end = window(int(text))
+        model = request.query.get("model") or None
         try:
             report = await asyncio.get_running_loop().run_in_executor(
-                None, build_report, StoreSource(storage), catalog, start, end, by, cfg.cost.default_capacity_type)
+                None, build_report, StoreSource(storage), catalog, start, end, by, cfg.cost.default_capacity_type,
+                model)
         except StorageError as err:
             return web.json_response({"error": f"storage unavailable: {err}"}, status=503,
                                      headers={"Retry-After": "5"})
