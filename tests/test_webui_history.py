@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from infersight.slo.evaluator import Evaluator
+from infersight.slo.sli.base import Reader, slots
+from infersight.slo.sli.health import HealthSource, read_from
 from infersight.webui import history, history_instants
 from support.slo import T0, hw_status, insert_hw, insert_latency, insert_requests, make_slo, steady_requests
 
@@ -104,22 +106,57 @@ def test_a_failing_batch_is_evaluated_per_instant_and_fails_only_where_it_does(s
     assert states[0] == "error" and states[-1] == "exhausted" and got[-1][0].period.events > 0
 
 
-def test_accelerator_health_is_evaluated_per_instant(store):
-    """Its minutes look back one minute before the oldest slot (the previous XID count): not slot sums."""
-    start = int(T0) + 2 * DAY - 3 * 3600
+def gpu_fleet(store):
+    """GPU health on three nodes over the instants' windows (up to 3 days back from each instant: the longest
+    alert window). n2 is scraped every other minute where the instants' reads start (one minute before their
+    oldest slot), with a cumulative XID count rising at every scrape: a rise since a device's previous minute
+    counts only where the evaluation read that minute. Then every 30 minutes, until it stops reporting at
+    T0 + 1.5 d (mid-window). n1 (from T0, every 6 minutes): gpu-0 degraded now and then with a cumulative XID
+    count rising every 7th scrape, gpu-1 with delta XIDs. n3 (every 30 minutes): ok, with a steady count.
+    """
     rows = []
-    for i in range(0, 180, 2):
-        t = start + 60 * i + 5
-        rows += hw_status(t, "gpu-0", "degraded" if i % 30 == 0 else "ok")
-        rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": i // 50})
+    for i in range(-2 * 1440, 2 * 1440, 2):
+        t = int(T0) + 60 * i + 5
+        if i >= 0 and i % 6 == 0:
+            rows += hw_status(t, "gpu-0", "degraded" if i % 47 == 0 else "ok", host="n1")
+            rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": i // 42, "host": "n1"})
+            rows += hw_status(t, "gpu-1", host="n1")
+            if i % 50 == 0:
+                rows.append({"t": t + 1, "metric": "hw.errors", "id": "gpu-1", "value": 1, "host": "n1",
+                             "temporality": 1})
+        if i < -1440 or (i % 30 == 0 and i < 1440 + 720):
+            rows += hw_status(t, "gpu-0", host="n2")
+            rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": i + 3000, "host": "n2"})
+        if i % 30 == 0:
+            rows += hw_status(t, "gpu-0", host="n3")
+            rows.append({"t": t, "metric": "hw.errors", "id": "gpu-0", "value": 3, "host": "n3"})
     insert_hw(store, rows)
-    slo = make_slo(name="gpu", sli={"accelerator_health": {}}, budgeting="timeslices", window={"rolling": "1d"})
+
+
+def test_accelerator_health_in_one_query_per_batch(store):
+    """Per node and fleet-wide: equal to one evaluation per instant, where the look-back matters (with every
+    instant's rows read from the oldest read start, the first minute of n2's windows would be bad: its count
+    rose since the scrape two minutes back)."""
+    gpu_fleet(store)
+    by_node = make_slo(name="gpu", sli={"accelerator_health": {"hw_type": "gpu"}}, budgeting="timeslices",
+                       objective=99.5, window={"rolling": "1d"}, group_by=["host.name"])
+    fleet = make_slo(name="fleet", sli={"accelerator_health": {}}, budgeting="timeslices", objective=90,
+                     window={"rolling": "1d"})
+    got = check(store, [by_node, fleet], queries=2)
+    nodes = {dict(r.group)["host.name"]: r for r in got[-1] if r.slo.name == "gpu"}
+    assert set(nodes) == {"n1", "n2", "n3"} and nodes["n3"].period.consumed == 0
+    assert nodes["n2"].coverage != nodes["n3"].coverage  # n2 stopped reporting within the live window
+    assert all(r.period and r.period.consumed for r in got[0] if r.slo.name == "fleet")
+
     ev = Evaluator(store)
-    got = history.series(ev, [slo], instants(4 * 3600), NOW)
-    assert ev.queries == 24
-    want = per_instant(Evaluator(store), [slo], instants(4 * 3600))
-    assert [facts(g) for g in got] == [facts(w) for w in want]
-    assert any(r.period and r.period.consumed for (r,) in got)
+    ends = instants()[:-1]
+    per_instant = [slots([by_node], end) for end in ends]
+    shared = sorted({s for starts in per_instant for s in starts} | set(ends[:-1]), reverse=True)
+    since = sorted({read_from(starts) for starts in per_instant})
+    rows = HealthSource().rows_reading_from([by_node], shared, ends[-1], Reader(ev.layout, ev.db, store.query),
+                                            since)
+    late = [sum(int(r[f"m{2 + k}"]) for r in rows if r["g0"] == "n2") for k in range(len(since))]
+    assert late == sorted(late, reverse=True) and late[0] > late[-1]
 
 
 def test_regroup_adds_slots_and_keeps_the_coverage_of_slots_with_data():

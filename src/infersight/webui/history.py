@@ -5,9 +5,11 @@ the demo fleet: 4 s). Every SLI source folds per-slot sums (`slo.sli.base`), so 
 are bounded by every window start of every instant (and by the instants themselves) holds what each
 evaluation needs: an instant's slot is a run of the shared slots, its sums and coverage (minutes with
 data, first and last of them) are theirs added up, and the source's own `fold` makes the results. They
-equal one evaluation per instant (`tests/test_webui_history.py`); only the accelerator-health SLI, whose
-per-minute rows look one minute back before the oldest slot (the previous XID counter value), and a batch
-that fails (a threshold that is not a bucket bound somewhere in the span) are still evaluated per instant.
+equal one evaluation per instant (`tests/test_webui_history.py`). An accelerator-health minute can be bad
+only to an evaluation that read far enough back (a cumulative XID count risen since a device's previous
+minute, read from one minute before its oldest slot): its query counts those minutes apart, once per
+instant's read start (`HealthSource.rows_reading_from`). A batch that fails (a threshold that is not a
+bucket bound somewhere in the span) is evaluated per instant.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from infersight.slo.model import Slo
 from infersight.slo.results import EvaluationError, InstanceResult
 from infersight.slo.sli import SOURCES
 from infersight.slo.sli.base import Reader, Rows, slots, value
+from infersight.slo.sli.health import HealthSource, read_from
 from infersight.storage.base import StorageError
 
-# SLI kinds whose rows are sums per slot and nothing else (see the module docstring for the one that is not).
+# SLI kinds whose rows are sums per slot and nothing else (accelerator health: see the module docstring).
 ADDITIVE = frozenset({"ratio", "latency", "cost", "probe_availability", "probe_latency"})
 COVERAGE = ("c_n", "c_first", "c_last")
 
@@ -86,7 +89,7 @@ def series(evaluator: Evaluator, slos: Sequence[Slo], instants: Sequence[int],
     for s in slos:
         batches[(s.sli_kind, SOURCES[s.sli_kind].batch_key(s))].append(s)
     for (kind, _), members in batches.items():
-        if kind in ADDITIVE:
+        if kind in ADDITIVE or isinstance(SOURCES[kind], HealthSource):
             try:
                 for i, results in enumerate(_batch(evaluator, members, ends)):
                     out[i].extend(results)
@@ -112,6 +115,23 @@ def _batch(evaluator: Evaluator, members: list[Slo], ends: list[int]) -> list[li
         except StorageError as err:
             raise EvaluationError(f"query failed: {str(err)[:500]}") from None
 
-    rows = Shared(source.rows(members, shared, last, Reader(evaluator.layout, evaluator.db, query)), shared)
-    return [source.fold(members, rows.regroup(starts, end), starts, end)
+    read = Reader(evaluator.layout, evaluator.db, query)
+    if not isinstance(source, HealthSource):
+        rows = Shared(source.rows(members, shared, last, read), shared)
+        return [source.fold(members, rows.regroup(starts, end), starts, end)
+                for starts, end in zip(per_instant, ends, strict=True)]
+    since = sorted({read_from(starts) for starts in per_instant})
+    rows = Shared(source.rows_reading_from(members, shared, last, read, since), shared)
+    return [source.fold(members, _reading_from(rows.regroup(starts, end), since.index(read_from(starts))),
+                        starts, end)
             for starts, end in zip(per_instant, ends, strict=True)]
+
+
+def _reading_from(rows: Rows, k: int) -> Rows:
+    """Health rows as one evaluation reading from `since[k]` has them: m1 its bad minutes, no more measures."""
+    out = []
+    for r in rows:
+        row = {c: v for c, v in r.items() if not _measure(c)}
+        row["m0"], row["m1"] = r["m0"], r["m1"] + r[f"m{2 + k}"]
+        out.append(row)
+    return out
