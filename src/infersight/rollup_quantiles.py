@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from infersight import quantiles
-from infersight.gateway.query import literal
+from infersight.storage.literals import string_literal
 
 TABLE = "infersight_latency_1m"
 # Per group and layout: the summed non-zero buckets, as a (positions, counts) pair of arrays.
@@ -32,7 +32,8 @@ def buckets(summed: tuple[Sequence[Any], Sequence[Any]]) -> dict[int, int]:
 def bounds_sql(db: str, first: Mapping[str, tuple[str, int]]) -> str:
     """The bounds of each layout (id -> a Kind and minute it has a row at), `db` the quoted database or the
     Source's `{db}`: one row per layout, found by the table's key (Kind, Minute)."""
-    at = ", ".join(f"({literal(kind)}, toDateTime({int(minute)}))" for kind, minute in sorted(set(first.values())))
+    at = ", ".join(f"({string_literal(kind)}, toDateTime({int(minute)}))"
+                   for kind, minute in sorted(set(first.values())))
     return (f"SELECT toString(Layout) AS layout, any(Bounds) AS bounds FROM {db}.`{TABLE}` WHERE (Kind, Minute) IN "
             f"({at}) AND Layout IN ({', '.join(str(int(x)) for x in sorted(first))}) GROUP BY Layout")
 

@@ -36,6 +36,7 @@ from infersight.cost.derive import as_dict
 from infersight.cost.report import build_report
 from infersight.cost.usage import Source
 from infersight.rollups import SELF_HOSTED_KINDS, latency_precedence, requests_precedence
+from infersight.storage.literals import string_literal as _q
 
 LATENCY_KINDS = ("ttft", "tpot", "e2e")
 PROBE_HISTOGRAMS = {sc.CLIENT_TIME_TO_FIRST_CHUNK: "ttft", sc.CLIENT_TIME_PER_OUTPUT_CHUNK: "tpot",
@@ -56,10 +57,6 @@ class SloState:
     alerts: Sequence[Mapping[str, Any]] = ()
     evaluated_at: float | None = None
     source: str = "engine"
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _window(col: str, start: int, end: int) -> str:

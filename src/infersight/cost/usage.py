@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from infersight.rollups import SELF_HOSTED_KINDS, TENANT_ATTRIBUTE
+from infersight.storage.literals import string_literal
 
 
 class Source(Protocol):
@@ -72,10 +73,6 @@ def _window(col: str, start: int, end: int) -> str:
     return f"{col} >= toDateTime({int(start)}) AND {col} < toDateTime({int(end)})"
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...],
               model: str | None = None) -> list[ApiUsage]:
     """With `model`, only its spans: API prices are per model, so its groups are the same as in the full read."""
@@ -87,7 +84,7 @@ def api_usage(src: Source, start: int, end: int, thresholds: tuple[int, ...],
     for t in sorted(thresholds):  # the largest threshold ends up outermost
         band = f"if({inp} > {t}, {t + 1}, {band})"
     ten = TENANT_ATTRIBUTE
-    only = "" if model is None else f" AND SpanAttributes['gen_ai.request.model'] = {_literal(model)}"
+    only = "" if model is None else f" AND SpanAttributes['gen_ai.request.model'] = {string_literal(model)}"
     rows = src.query(f"""SELECT ResourceAttributes['cloud.provider'] AS cloud,
     ResourceAttributes['cloud.region'] AS region,
     ResourceAttributes['host.name'] AS host,

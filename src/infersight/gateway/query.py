@@ -33,6 +33,7 @@ from aiohttp import web
 from infersight.config import QueryApiConfig
 from infersight.storage.base import DataError, LimitExceeded, QueryError, Storage, StorageError, Timeout
 from infersight.storage.errors import code_of
+from infersight.storage.literals import string_literal
 
 # Categories of system.functions whose functions compute only on their arguments.
 SAFE_CATEGORIES = frozenset((
@@ -137,11 +138,6 @@ class Allowed:
                 if base in self.aggregates or self._combined(base):
                     return True
         return False
-
-
-def literal(text: str) -> str:
-    """`text` as a ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _children(node: Any) -> Iterator[Any]:
@@ -258,7 +254,7 @@ class QueryApi:
 
     def _parse(self, sql: str) -> dict[str, Any]:
         try:
-            rows = self.storage.query(f"SELECT parseQueryToJSON({literal(sql)}) AS ast")
+            rows = self.storage.query(f"SELECT parseQueryToJSON({string_literal(sql)}) AS ast")
         except QueryError as err:  # the parser's message, without the parseQueryToJSON call around it
             text = str(err)
             if "not supported by parseQueryToJSON" in text or "does not support JSON serialization" in text:
@@ -304,7 +300,7 @@ class QueryApi:
         db = (m.group(1) or self.storage.database).strip("`")
         name = m.group(2).strip("`")
         _table([db, name], name, frozenset(), self.storage.database)
-        where = f"database = {literal(db)} AND table = {literal(name)}"
+        where = f"database = {string_literal(db)} AND table = {string_literal(name)}"
         if word == "EXISTS":
             return f"SELECT toUInt8(count() > 0) AS result FROM system.columns WHERE {where}"
         return (f"SELECT name, type, default_kind AS default_type, default_expression, comment "
@@ -320,8 +316,8 @@ class QueryApi:
         db = (top.get("from") or {}).get("name", database)
         if db != database:
             raise Refused(f"SHOW TABLES FROM {db} is not allowed: the query API reads the `{database}` database")
-        like = f" AND table LIKE {literal(top['like'])}" if "like" in top else ""
-        return (f"SELECT DISTINCT table AS name FROM system.columns WHERE database = {literal(database)}{like} "
+        like = f" AND table LIKE {string_literal(top['like'])}" if "like" in top else ""
+        return (f"SELECT DISTINCT table AS name FROM system.columns WHERE database = {string_literal(database)}{like} "
                 "ORDER BY name")
 
     def _explain(self, sql: str, top: dict[str, Any]) -> str:

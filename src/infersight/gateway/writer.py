@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from infersight.gateway.query import literal
 from infersight.gateway.rows import Part, to_arrow
 from infersight.gateway.rows.attrs import arrow_type
 from infersight.gateway.store import BLOCKS_TABLE, KEYS, KEYS_TABLE
 from infersight.storage.base import DataError, Storage, StorageError
+from infersight.storage.literals import string_literal
 
 log = logging.getLogger(__name__)
 VIEW_ERROR = "while pushing to view"  # in a DataError: the source block was stored before the view threw
@@ -355,7 +355,7 @@ class BatchWriter:
         rows = self.storage.query(
             f"SELECT Key, argMax(Digest, Done) AS D, argMax(Flush, Done) AS F, argMax(Tables, Done) AS T, "
             f"max(Done) AS Stored, dateDiff('second', max(Time), now()) AS Age FROM {db}.`{KEYS_TABLE}` "
-            f"WHERE Key IN ({', '.join(literal(k) for k in todo)}) GROUP BY Key")
+            f"WHERE Key IN ({', '.join(string_literal(k) for k in todo)}) GROUP BY Key")
         pending = [r for r in rows if not int(r["Stored"]) and r["F"].isalnum()]
         tokens: set[str] = set()
         if pending:

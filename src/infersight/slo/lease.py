@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from infersight.slo.store import LEASE
 from infersight.storage.base import Storage, StorageError
+from infersight.storage.literals import string_literal
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class LeaseTable:
         """The highest term's holder with its latest renewal, or None when the lease was never taken."""
         rows = self.storage.query(
             f"SELECT Term, Holder, Renewal, toUnixTimestamp64Milli(ClaimedAt) AS c FROM {self.table} FINAL "
-            f"WHERE Name = {_s(name)} ORDER BY Term DESC, ClaimedAt, Holder LIMIT 1")
+            f"WHERE Name = {string_literal(name)} ORDER BY Term DESC, ClaimedAt, Holder LIMIT 1")
         if not rows:
             return None
         r = rows[0]
@@ -74,13 +75,9 @@ class LeaseTable:
 
     def write(self, name: str, record: Record) -> None:
         self.storage.execute(
-            f"INSERT INTO {self.table} (Name, Term, Holder, ClaimedAt, Renewal) VALUES ({_s(name)}, "
-            f"{int(record.term)}, {_s(record.holder)}, fromUnixTimestamp64Milli(toInt64("
+            f"INSERT INTO {self.table} (Name, Term, Holder, ClaimedAt, Renewal) VALUES ({string_literal(name)}, "
+            f"{int(record.term)}, {string_literal(record.holder)}, fromUnixTimestamp64Milli(toInt64("
             f"{int(round(record.claimed_at * 1000))})), {int(record.renewal)})")
-
-
-def _s(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class Lease:

@@ -15,6 +15,7 @@ from typing import Any
 
 from infersight.slo.dimensions import HEALTH, HEALTH_COLUMNS
 from infersight.slo.records import AlertRecord, LogEntry, Notification, Silence
+from infersight.storage.literals import string_literal as _s
 from infersight.storage.schema import SchemaOptions, render
 from infersight.storage.tables import LOW, STRING, Table, array
 
@@ -76,10 +77,6 @@ def floor_version(seen: int) -> None:
     global _last_version
     with _vlock:
         _last_version = max(_last_version, seen)
-
-
-def _s(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from infersight import quantiles, rollup_quantiles
-from infersight.gateway.query import literal
 from infersight.rollup_quantiles import SUMS, TABLE
 from infersight.rollups import LATENCY_METRICS, SOURCE_APP, latency_precedence
+from infersight.storage.literals import string_literal
 
 DIMENSIONS = {"cloud": "CloudProvider", "region": "CloudRegion", "host": "HostName", "model": "Model",
               "kind": "ServerKind", "tenant": "Tenant"}
@@ -146,10 +146,10 @@ def sql(database: str, ask: Ask) -> str:
         timed = {k for g in ask.groupings if TIME in g.dims for k in g.kinds}
         bucket = f"toUnixTimestamp(toStartOfInterval(Minute, INTERVAL {ask.step} SECOND))"
         if timed != set(ask.kinds):
-            bucket = f"if(Kind IN ({', '.join(literal(k) for k in sorted(timed))}), {bucket}, 0)"
+            bucket = f"if(Kind IN ({', '.join(string_literal(k) for k in sorted(timed))}), {bucket}, 0)"
         inner_cols.append(f"{bucket} AS d_{TIME}")
     keys = [f"d_{c}" for c in cols]
-    where = [*_range(db, ask), *(f"{DIMENSIONS[k]} = {literal(v)}" for k, v in ask.filters)]
+    where = [*_range(db, ask), *(f"{DIMENSIONS[k]} = {string_literal(v)}" for k, v in ask.filters)]
     inner = (f"SELECT {', '.join([*inner_cols, 'Kind AS latency'])}, Layout AS layout, min(Minute) AS first, "
              f"{SUMS} AS counts FROM {db}.`{TABLE}` "
              f"WHERE {' AND '.join(where)} GROUP BY {', '.join([*keys, 'latency', 'layout'])}")
@@ -163,11 +163,11 @@ def sql(database: str, ask: Ask) -> str:
 
 def _range(db: str, ask: Ask) -> list[str]:
     """The rows read: the Kinds and range asked, app rows that spans supersede left out."""
-    kinds = ", ".join(literal(k) for k in ask.kinds)
+    kinds = ", ".join(string_literal(k) for k in ask.kinds)
     # The span rows the precedence looks at: in the range widened by a minute, only where app rows are.
     near = f"Kind IN ({kinds}) AND Minute >= now() - INTERVAL {ask.seconds + 60} SECOND"
     lookup = (f"{near} AND (CloudProvider, CloudRegion, HostName, Model) IN (SELECT CloudProvider, CloudRegion, "
-              f"HostName, Model FROM {db}.`{TABLE}` WHERE Source = {literal(SOURCE_APP)} AND {near})")
+              f"HostName, Model FROM {db}.`{TABLE}` WHERE Source = {string_literal(SOURCE_APP)} AND {near})")
     return [f"Kind IN ({kinds})", f"Minute >= now() - INTERVAL {ask.seconds} SECOND",
             latency_precedence(db, lookup)]
 

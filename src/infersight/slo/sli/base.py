@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 from infersight.slo.model import Slo
 from infersight.slo.results import Coverage, InstanceResult, WindowResult, finish
 from infersight.slo.sli.layout import Layout
+from infersight.storage.literals import string_literal
 
 Rows = list[dict[str, Any]]
 
@@ -61,16 +62,12 @@ def slots(slos: Iterable[Slo], now: int) -> list[int]:
     return sorted(starts, reverse=True)
 
 
-def quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def float_literal(x: Fraction) -> str:
     return repr(float(x))
 
 
 def where(dims: Mapping[str, str], filters: Mapping[str, str]) -> str:
-    return " AND ".join([f"{dims[k]} = {quote(v)}" for k, v in sorted(filters.items())] or ["1"])
+    return " AND ".join([f"{dims[k]} = {string_literal(v)}" for k, v in sorted(filters.items())] or ["1"])
 
 
 def filters_key(slo: Slo) -> tuple[tuple[str, str], ...]:

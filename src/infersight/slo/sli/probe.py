@@ -31,10 +31,10 @@ from infersight.slo.sli.base import (
     filters_key,
     float_literal,
     fold_events,
-    quote,
     slot_expr,
     where,
 )
+from infersight.storage.literals import string_literal
 
 SUMS = "otel_metrics_sum"
 HISTOGRAMS = "otel_metrics_histogram"
@@ -45,29 +45,30 @@ LATENCY_METRICS = {"ttft": sc.CLIENT_TIME_TO_FIRST_CHUNK, "e2e": sc.CLIENT_OPERA
 
 
 def _dims() -> dict[str, str]:
-    out = {a: f"Attributes[{quote(a)}]" for a in PROBE_ATTRIBUTES}
-    t = quote(sc.TENANT)
+    out = {a: f"Attributes[{string_literal(a)}]" for a in PROBE_ATTRIBUTES}
+    t = string_literal(sc.TENANT)
     out[sc.TENANT] = f"if(Attributes[{t}] != '', Attributes[{t}], ResourceAttributes[{t}])"
     return out
 
 
 DIMS = _dims()
 # What every probe SLI reads: delta points marked as probe traffic.
-PROBE_TRAFFIC = f"AggregationTemporality = 1 AND Attributes[{quote(sc.TRAFFIC)}] = {quote(sc.TRAFFIC_PROBE)}"
+PROBE_TRAFFIC = (f"AggregationTemporality = 1 AND Attributes[{string_literal(sc.TRAFFIC)}] = "
+                 f"{string_literal(sc.TRAFFIC_PROBE)}")
 _COUNT = "toUInt64(round(Value))"
 _VALID_COUNT = "isFinite(Value) AND Value >= 0 AND Value <= 4294967296"
-_BAD = f"Attributes[{quote(sc.OUTCOME)}] = 'bad'"
+_BAD = f"Attributes[{string_literal(sc.OUTCOME)}] = 'bad'"
 
 
 def probes_where() -> str:
     """The probe requests' rows (availability events)."""
-    return f"MetricName = {quote(sc.PROBE_REQUESTS)} AND {PROBE_TRAFFIC} AND {_VALID_COUNT}"
+    return f"MetricName = {string_literal(sc.PROBE_REQUESTS)} AND {PROBE_TRAFFIC} AND {_VALID_COUNT}"
 
 
 def histogram_where(kind: str) -> str:
     """The rows of one probe latency histogram (successful probes only)."""
-    ok = f" AND Attributes[{quote(sc.ERROR_TYPE)}] = ''" if kind == "e2e" else ""
-    return (f"MetricName = {quote(LATENCY_METRICS[kind])} AND {PROBE_TRAFFIC}{ok} AND Count > 0 "
+    ok = f" AND Attributes[{string_literal(sc.ERROR_TYPE)}] = ''" if kind == "e2e" else ""
+    return (f"MetricName = {string_literal(LATENCY_METRICS[kind])} AND {PROBE_TRAFFIC}{ok} AND Count > 0 "
             f"AND length(BucketCounts) = length(ExplicitBounds) + 1")
 
 
