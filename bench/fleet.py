@@ -47,6 +47,7 @@ CLOUDS = (("aws", "us-east-1"), ("aws", "us-west-2"), ("gcp", "us-central1"), ("
 class Scoped:
     scope: str
     points: tuple[Point, ...]
+    time_ns: int | None = None  # None: each point gets the round's time (`to_metrics_data`'s now_ns)
 
 
 def round_points(rounds: int) -> list[list[Scoped]]:
