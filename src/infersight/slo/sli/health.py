@@ -45,7 +45,8 @@ def read_from(starts: Sequence[int]) -> int:
 # A device's minute is bad by itself (not ok, XIDs within it), or by a cumulative XID count risen since the
 # device's previous minute that was read (`prev`, NULL when none).
 _WITHIN = "sbad OR dsum > 0 OR (cn > 0 AND cmax > cmin)"
-_ROSE = "cn > 0 AND ifNull(cmax > prev, 0)"
+_ROSE = "cn > 0 AND prev IS NOT NULL AND cmax > prev"
+_BAD = "sbad OR dsum > 0 OR (cn > 0 AND (cmax > cmin OR (prev IS NOT NULL AND cmax > prev)))"  # _WITHIN or _ROSE
 
 
 def _minutes(slos: Sequence[Slo], starts: Sequence[int], now: int, read: Reader, lo: int, per_minute: str,
@@ -75,7 +76,7 @@ class HealthSource:
 
     def rows(self, slos: Sequence[Slo], starts: Sequence[int], now: int, read: Reader) -> Rows:
         # Read from one minute before the oldest slot: the previous cumulative value of each XID series.
-        return read.query(_minutes(slos, starts, now, read, read_from(starts), f"max({_WITHIN} OR ({_ROSE})) AS bad",
+        return read.query(_minutes(slos, starts, now, read, read_from(starts), f"max({_BAD}) AS bad",
                                    ["countIf(has)", "countIf(has AND bad)"]))
 
     def rows_reading_from(self, slos: Sequence[Slo], starts: Sequence[int], now: int, read: Reader,
