@@ -7,7 +7,6 @@ import time
 
 import aiohttp
 import pytest
-import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -18,7 +17,7 @@ from infersight.slo.alert_log import history_json, parse_history_query
 from infersight.slo.engine import SloEngine
 from infersight.slo.settings import SloSettings
 from infersight.storage.schema import SchemaOptions, ensure_schema
-from support.slo import T0, Clock, make_slo, serve_receiver, slo_doc, steady_requests
+from support.slo import T0, Clock, burning_now, make_slo, serve_receiver, steady_requests
 
 DAY = 86400
 OUTAGE = T0 + 30 * DAY
@@ -153,12 +152,7 @@ def test_history_parameter_defaults():
 
 
 async def test_history_api_next_to_the_running_engine(store, tmp_path, hook):
-    specs = tmp_path / "slos"
-    specs.mkdir()
-    (specs / "avail.yaml").write_text(yaml.safe_dump(slo_doc(window={"rolling": "7d"})))
-    minute = int(time.time()) // 60 * 60
-    steady_requests(store, minute - 86400, 1440 - 3, 6000)
-    steady_requests(store, minute - 180, 4, 6000, 6000)
+    specs, minute = burning_now(store, tmp_path)
     cfg = parse_config({"slo": {"paths": [str(specs)], "interval_seconds": 0.2,
                                 "receivers": [{"name": "oncall", "type": "webhook", "url": hook.url}],
                                 "route": {"group_wait_seconds": 0, "group_interval_seconds": 1}}})

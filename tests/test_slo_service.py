@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from infersight.config import ConfigError, parse_config
 from infersight.slo import service
-from support.slo import slo_doc, steady_requests
+from support.slo import burning_now, slo_doc
 
 
 def _cfg(spec_dir, hook_url):
@@ -35,12 +35,7 @@ async def _until(pred, timeout=10.0):
 
 
 async def test_server_api_loop_silences_and_reload(store, tmp_path, hook):
-    specs = tmp_path / "slos"
-    specs.mkdir()
-    (specs / "avail.yaml").write_text(yaml.safe_dump(slo_doc(window={"rolling": "7d"})))
-    minute = int(time.time()) // 60 * 60
-    steady_requests(store, minute - 86400, 1440 - 3, 6000)
-    steady_requests(store, minute - 180, 4, 6000, 6000)
+    specs, minute = burning_now(store, tmp_path)
     app = web.Application()
     service.attach(app, _cfg(specs, hook.url), store)
     async with TestClient(TestServer(app)) as client:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from infersight.slo.model import compile_spec
@@ -77,6 +80,18 @@ def slo_doc(name: str = "avail", sli: dict | None = None, objective: float = 99.
     body = {"sli": sli or {"ratio": {}}, "objective_percent": objective, "window": window or {"rolling": "30d"}}
     body.update(spec)
     return {"apiVersion": "infersight/v1", "kind": "SLO", "metadata": {"name": name}, "spec": body}
+
+
+def burning_now(store, tmp_path: Path) -> tuple[Path, int]:
+    """A folder with the `avail` SLO (7 d window) over a day of clean traffic that ends in 4 minutes of errors
+    up to now (the current minute, also returned): an engine over it pages at its first evaluation."""
+    specs = tmp_path / "slos"
+    specs.mkdir()
+    (specs / "avail.yaml").write_text(yaml.safe_dump(slo_doc(window={"rolling": "7d"})))
+    minute = int(time.time()) // 60 * 60
+    steady_requests(store, minute - 86400, 1440 - 3, 6000)
+    steady_requests(store, minute - 180, 4, 6000, 6000)
+    return specs, minute
 
 
 def make_slo(**kw):
