@@ -621,8 +621,14 @@ async def test_slos_alerts_and_silences_from_the_real_engine(store, port, tmp_pa
             await page.evaluate("document.body.dataset.ready = 'stale'")
             await page.click("#silence-form button[type=submit]")
             await page.wait_for_function("() => document.body.dataset.ready === 'ready'")
-            async with aiohttp.ClientSession() as s, s.get(url + "/api/v1/silences") as r:
-                (sil,) = (await r.json())["silences"]
+            silences: list[dict] = []
+            for _ in range(50):  # a refresh begun before the click may have finished first: the POST may still run
+                async with aiohttp.ClientSession() as s, s.get(url + "/api/v1/silences") as r:
+                    silences = (await r.json())["silences"]
+                if silences:
+                    break
+                await asyncio.sleep(0.2)
+            (sil,) = silences
             assert sil["comment"] == "known incident" and sil["status"]["state"] == "active"
             assert {(m["name"], m["value"], m["isRegex"]) for m in sil["matchers"]} == {
                 ("slo", "chat-availability", False), ("tier", "page-fast", False)}
