@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from infersight.config import Config, ConfigError
 from infersight.cost.catalog import Catalog, CatalogError, combine, load_catalog
 from infersight.cost.derive import DIMENSIONS, Line, Report, as_dict, derive
 from infersight.cost.importers import load_import
-from infersight.cost.usage import Source, api_usage, node_uptime, served_usage
+from infersight.cost.usage import ApiUsage, NodeUptime, ServedUsage, Source, api_usage, node_uptime, served_usage
 
 
 def build_catalog(cfg: Config, extra: list[Path]) -> Catalog:
@@ -33,8 +34,7 @@ def build_report(src: Source, catalog: Catalog, start: int, end: int, by: tuple[
     With `model`, that model's part of the full report (its lines, their total): only its API spans are read,
     but every model's self-hosted traffic, since a host's capacity cost is split over all the tokens it served.
     """
-    api = api_usage(src, start, end, catalog.tier_thresholds(), model)
-    served, nodes = served_usage(src, start, end), node_uptime(src, start, end)
+    api, served, nodes = _usage(src, catalog, start, end, model)
     if model is None:
         return derive(catalog, api, served, nodes, by, default_capacity_type)
     full = by if "model" in by else (*by, "model")
@@ -48,6 +48,19 @@ def build_report(src: Source, catalog: Catalog, start: int, end: int, by: tuple[
             lines.setdefault(key, Line(key)).add(ln)
             total.add(ln)
     return Report(by, [lines[k] for k in sorted(lines)], total)
+
+
+def build_reports(src: Source, catalog: Catalog, start: int, end: int, groupings: Sequence[tuple[str, ...]],
+                  default_capacity_type: str) -> list[Report]:
+    """`build_report` per grouping from one read of the usage (the web UI's Fleet asks for several at once)."""
+    api, served, nodes = _usage(src, catalog, start, end)
+    return [derive(catalog, api, served, nodes, by, default_capacity_type) for by in groupings]
+
+
+def _usage(src: Source, catalog: Catalog, start: int, end: int,
+           model: str | None = None) -> tuple[list[ApiUsage], list[ServedUsage], list[NodeUptime]]:
+    return (api_usage(src, start, end, catalog.tier_thresholds(), model), served_usage(src, start, end),
+            node_uptime(src, start, end))
 
 
 MAX_REPORT_SECONDS = 31 * 86400

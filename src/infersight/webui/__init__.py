@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -54,17 +53,6 @@ def history_instants(now: float, period_seconds: float, points: int) -> list[int
     return sorted(out)
 
 
-def cost_reports(src: Any, catalog: Any, start: int, end: int, groupings: Sequence[tuple[str, ...]],
-                 capacity_type: str) -> list[Any]:
-    """`cost report` (`cost.report.build_report`) over [start, end) per grouping, from one read of the usage."""
-    from infersight.cost.derive import derive
-    from infersight.cost.usage import api_usage, node_uptime, served_usage
-
-    api = api_usage(src, start, end, catalog.tier_thresholds())
-    served, nodes = served_usage(src, start, end), node_uptime(src, start, end)
-    return [derive(catalog, api, served, nodes, by, capacity_type) for by in groupings]
-
-
 def _error(msg: str, status: int = 400, **headers: str) -> web.Response:
     return web.json_response({"error": msg}, status=status, headers=headers or None)
 
@@ -73,7 +61,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
     """Serve the UI at `/ui/` (`/` and `/ui` redirect there); `cfg` is the server's Config."""
     from infersight.cost.catalog import CatalogError
     from infersight.cost.derive import as_dict
-    from infersight.cost.report import build_catalog
+    from infersight.cost.report import build_catalog, build_reports
     from infersight.cost.usage import StoreSource
 
     priced = bool(cfg.cost.catalogs or cfg.cost.imports)
@@ -122,7 +110,7 @@ def attach(app: web.Application, cfg: Any, storage: Storage) -> None:
         start = end - int(text) * 3600
         try:
             reports = await asyncio.get_running_loop().run_in_executor(
-                None, cost_reports, StoreSource(storage), catalog, start, end, groupings,
+                None, build_reports, StoreSource(storage), catalog, start, end, groupings,
                 cfg.cost.default_capacity_type)
         except StorageError as err:
             return _error(str(err), 503, **{"Retry-After": "5"})
