@@ -352,3 +352,30 @@ def test_outbox_history_is_pruned_but_each_groups_memory_and_pending_stay(store)
     left = {n.id for n in st._notifications("1")}
     assert left == {"a2", "b2", "c1", "c2", "d1", "d2"}
     assert {g: n.id for g, n in st.last_per_group().items()} == {"A": "a2", "B": "b2", "C": "c2", "D": "d2"}
+
+
+def test_a_silence_added_while_the_stored_ones_are_read_is_kept(store):
+    """A non-holder server re-reads the stored silences every cycle; one its own API adds during that read
+    must not be replaced by the older list (it used to vanish from the API until the next read)."""
+    import threading
+
+    from infersight.slo.store import StateStore
+
+    read, added = threading.Event(), threading.Event()
+
+    class SlowRead(StateStore):
+        def load_silences(self):  # the stored list, then a pause in which another thread may add one
+            out = super().load_silences()
+            read.set()
+            added.wait(1.0)
+            return out
+
+    engine = SloEngine(store, SloSettings(), [make_slo()], Clock())
+    engine.store = SlowRead(store)
+    reader = threading.Thread(target=engine.load_silences)
+    reader.start()
+    assert read.wait(10)
+    s = engine.add_silence([{"name": "slo", "value": "avail", "isRegex": False, "isEqual": True}], T0 + 3600)
+    added.set()
+    reader.join()
+    assert [x.id for x in engine.silences] == [s.id]

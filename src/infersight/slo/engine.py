@@ -80,9 +80,10 @@ class SloEngine:
         """Alerts, groups, silences and the outbox as stored: at start, and when this server takes the
         lease over from another (`slo.lease`), whose versions it then continues above."""
         alerts, last = self.store.load_alerts(), self.store.last_per_group()
-        silences, outbox = self.store.load_silences(), self.store.pending_notifications()
+        outbox = self.store.pending_notifications()
         self.store.floor_versions()
-        with self.lock:
+        with self.lock:  # silences read under the lock: one this server's API adds meanwhile is not lost
+            silences = self.store.load_silences()
             self.tracker = AlertTracker(alerts)
             self._unsaved.clear()
             self.dispatcher = Dispatcher(self.settings, last)
@@ -91,10 +92,10 @@ class SloEngine:
             self.metrics.outbox.set(len(outbox))
 
     def load_silences(self) -> None:
-        """Silences as stored: another server's API may have added or expired one."""
-        silences = self.store.load_silences()
+        """Silences as stored: another server's API may have added or expired one. Read under the lock, so a
+        silence this server's API adds meanwhile is in what is read, never overwritten by an older read."""
         with self.lock:
-            self.silences = silences
+            self.silences = self.store.load_silences()
 
     @property
     def receivers(self) -> dict[str, Any]:
