@@ -1,9 +1,9 @@
 """The agent loop in-process: intervals, slow/failing collectors, self metrics, final export."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
+import time
 
 import psutil
 import pytest
@@ -15,6 +15,7 @@ from infersight.collectors.host import HostCollector
 from infersight.config import AgentConfig, ExporterConfig
 from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool
+from support.agent_thread import run_for, running
 from support.otlp_recorder import Recorder
 
 TICK = MetricSpec("test.tick", "counter", "{tick}", "calls so far")
@@ -73,14 +74,6 @@ def make_agent(recorder, tmp_path, collectors, export_interval=0.2, self_interva
                  Spool(ex.spool_dir, ex.max_spool_bytes), {"service.name": "svc", "host.name": "h"})
 
 
-async def run_for(agent: Agent, seconds: float) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-
-
 def latest(recorder, name, **attrs):
     values = [dp for r in recorder.accepted() for n, dp in r.points()
               if n == name and all(any(kv.key == k and str(getattr(kv.value, kv.value.WhichOneof("value"))) == str(v)
@@ -88,13 +81,13 @@ def latest(recorder, name, **attrs):
     return values[-1].as_int if values else None
 
 
-async def test_slow_and_failing_collectors_are_counted_not_fatal(recorder, tmp_path, caplog):
+def test_slow_and_failing_collectors_are_counted_not_fatal(recorder, tmp_path, caplog):
     ok, failing, hanging = Counting(), Failing(), Hanging()
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1),
                                             ScheduledCollector("failing", failing, 0.1, 1),
                                             ScheduledCollector("hanging", hanging, 0.1, 0.2)])
     with caplog.at_level(logging.DEBUG, logger="infersight.agent.loop"):
-        await run_for(agent, 1.5)
+        run_for(agent, 1.5)
     hanging.release.set()
     assert ok.calls >= 8 and failing.calls >= 8
     assert hanging.calls == 1  # never started again while the first call is still running
@@ -129,28 +122,29 @@ class Threads(Counting):
         return super().collect()
 
 
-async def test_each_collector_runs_on_one_long_lived_thread_and_exports_on_another(recorder, tmp_path):
+def test_each_collector_runs_on_one_long_lived_thread_and_exports_on_another(recorder, tmp_path):
     """No thread start per cycle: every run of a collector is on its own worker thread, kept for the agent's life,
     and the worker threads end with the agent."""
     a, b = Threads(), Threads()
     before = set(threading.enumerate())
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("a", a, 0.05, 1), ScheduledCollector("b", b, 0.05, 1)],
                        export_interval=0.05)
-    await run_for(agent, 1.0)
+    run_for(agent, 1.0)
     assert a.calls >= 5 and b.calls >= 5
     assert len(a.threads) == 1 and len(b.threads) == 1 and a.threads != b.threads
     assert threading.get_native_id() not in a.threads | b.threads
     assert any(n == "test.tick" for r in recorder.accepted() for n, _ in r.points())
-    deadline = asyncio.get_running_loop().time() + 10
-    while {t.name for t in set(threading.enumerate()) - before} & {"infersight-collect-a", "infersight-collect-b",
-                                                                    "infersight-export"}:
-        assert asyncio.get_running_loop().time() < deadline, "worker threads outlived the agent"
-        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while {t.name for t in set(threading.enumerate()) - before} & {
+            "infersight-collect-a", "infersight-collect-b", "infersight-schedule-a", "infersight-schedule-b",
+            "infersight-export"}:
+        assert time.monotonic() < deadline, "worker threads outlived the agent"
+        time.sleep(0.05)
 
 
-async def test_self_metrics_follow_their_published_list(recorder, tmp_path):
+def test_self_metrics_follow_their_published_list(recorder, tmp_path):
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("host", HostCollector(psutil), 0.2, 2)])
-    await run_for(agent, 0.8)
+    run_for(agent, 0.8)
     specs = {m.name: m for m in selfmetrics.METRICS}
     self_points = [(m, dp) for r in recorder.accepted() for sm in r.request.resource_metrics[0].scope_metrics
                    if sm.scope.name == "infersight.agent" for m in sm.metrics for dp in [m]]
@@ -174,12 +168,12 @@ async def test_self_metrics_follow_their_published_list(recorder, tmp_path):
         assert attrs == {"service.name": "svc", "host.name": "h"}
 
 
-async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp_path, caplog):
+def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp_path, caplog):
     recorder.statuses = [503, 503, 400]
     ok = Counting()
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1)])
     with caplog.at_level(logging.INFO, logger="infersight.agent.loop"):
-        await run_for(agent, 1.5)
+        run_for(agent, 1.5)
     # One outage, one warning; one for the refusal; the recovery is noted.
     assert [r.getMessage()[:25] for r in caplog.records
             if r.name == "infersight.agent.loop" and r.levelno >= logging.INFO] == [
@@ -194,22 +188,18 @@ async def test_export_failures_are_counted_by_reason_and_recovered(recorder, tmp
     assert agent.spool.entries() == []
 
 
-async def test_spool_write_failure_costs_the_batch_not_the_agent(recorder, tmp_path):
+def test_spool_write_failure_costs_the_batch_not_the_agent(recorder, tmp_path):
     ok = Counting()
     agent = make_agent(recorder, tmp_path, [ScheduledCollector("ok", ok, 0.1, 1)])
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(0.5)
     spool_dir = tmp_path / "spool"
-    spool_dir.rename(tmp_path / "spool.moved")
-    spool_dir.write_text("not a directory")  # writes now fail with NotADirectoryError
-    await asyncio.sleep(0.5)
-    spool_dir.unlink()
-    (tmp_path / "spool.moved").rename(spool_dir)
-    await asyncio.sleep(0.5)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-    assert not task.exception()
+    with running(agent):  # raises what the agent raised
+        time.sleep(0.5)
+        spool_dir.rename(tmp_path / "spool.moved")
+        spool_dir.write_text("not a directory")  # writes now fail with NotADirectoryError
+        time.sleep(0.5)
+        spool_dir.unlink()
+        (tmp_path / "spool.moved").rename(spool_dir)
+        time.sleep(0.5)
     assert agent.stats.unspooled_batches >= 1
     assert agent.stats.export_failures["spool_error"] == agent.stats.unspooled_batches
     ticks = sorted(dp.as_int for r in recorder.accepted() for n, dp in r.points() if n == "test.tick")
@@ -218,23 +208,22 @@ async def test_spool_write_failure_costs_the_batch_not_the_agent(recorder, tmp_p
     assert latest(recorder, "infersight.agent.spool.dropped_batches", reason="spool_error") >= 1
 
 
-async def test_full_spool_drops_oldest_and_reports_it(port, tmp_path):
+def test_full_spool_drops_oldest_and_reports_it(port, tmp_path):
     ok = Counting()
     ex = ExporterConfig(endpoint=f"http://127.0.0.1:{port}", spool_dir=tmp_path / "spool", export_interval_seconds=0.1,
                         retry_interval_seconds=0.1, timeout_seconds=1, max_spool_bytes=3000)
     agent = Agent(AgentConfig(exporter=ex, self_metrics_interval_seconds=0.1), [ScheduledCollector("ok", ok, 0.05, 1)],
                   HttpSender(ex.endpoint, {}, 1), Spool(ex.spool_dir, ex.max_spool_bytes), {"service.name": "s"})
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(1.0)  # nobody listens: the spool fills up and overflows
-    assert agent.spool.dropped_batches > 0 and agent.spool.bytes <= 3000
-    recorder = Recorder(port).start()
+    recorder = None
     try:
-        await asyncio.sleep(0.6)
-        stop.set()
-        await asyncio.wait_for(task, 10)
+        with running(agent):
+            time.sleep(1.0)  # nobody listens: the spool fills up and overflows
+            assert agent.spool.dropped_batches > 0 and agent.spool.bytes <= 3000
+            recorder = Recorder(port).start()
+            time.sleep(0.6)
     finally:
-        recorder.stop()
+        if recorder is not None:
+            recorder.stop()
     ticks = {dp.as_int for r in recorder.accepted() for n, dp in r.points() if n == "test.tick"}
     assert 1 not in ticks and ok.calls in ticks  # the oldest went, the newest arrived
     reported = latest(recorder, "infersight.agent.spool.dropped_batches", reason="spool_full")

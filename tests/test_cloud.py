@@ -131,7 +131,7 @@ async def test_detected_identity_lands_in_resource_and_config_wins(serve, tmp_pa
     mid.write_text("4c4c4544004a3510804cb7c04f4e3332\n")
     cfg = ResourceConfig(service_name="edge", detect_cloud=True, cloud_metadata_base_url=base,
                          attributes={"cloud.region": "us-east-2-lz", "deployment.environment": "prod"})
-    attrs = await resolve_resource(cfg, hostname="node-1", machine_id_paths=(mid,))
+    attrs = await asyncio.to_thread(resolve_resource, cfg, hostname="node-1", machine_id_paths=(mid,))
     assert attrs["service.name"] == "edge" and attrs["host.name"] == "node-1"
     assert attrs["host.id"] == "i-0a1b2c3d4e5f67890"  # semconv: on a cloud, host.id is the instance id
     assert attrs["cloud.provider"] == "aws" and attrs["cloud.region"] == "us-east-2-lz"
@@ -143,7 +143,7 @@ async def test_configured_gpu_cloud_without_detection(tmp_path):
     mid.write_text("4c4c4544004a3510804cb7c04f4e3332\n")
     cfg = ResourceConfig(attributes={"cloud.provider": "coreweave", "cloud.region": "us-east-04",
                                      "host.type": "gd-8xh100ib-i128"})
-    attrs = await resolve_resource(cfg, hostname="n", machine_id_paths=(tmp_path / "absent", mid))
+    attrs = await asyncio.to_thread(resolve_resource, cfg, hostname="n", machine_id_paths=(tmp_path / "absent", mid))
     assert attrs == {"service.name": "infersight-agent", "host.name": "n",
                      "host.id": "4c4c4544004a3510804cb7c04f4e3332",
                      "cloud.provider": "coreweave", "cloud.region": "us-east-04", "host.type": "gd-8xh100ib-i128"}
@@ -174,7 +174,7 @@ async def test_failure_is_logged_once_and_not_fatal(port, caplog, tmp_path):
     cfg = ResourceConfig(detect_cloud=True, cloud_metadata_base_url=f"http://127.0.0.1:{port}",
                          cloud_metadata_timeout_seconds=0.5)
     with caplog.at_level(logging.WARNING, logger="infersight.agent.resource"):
-        attrs = await resolve_resource(cfg, hostname="n", machine_id_paths=(tmp_path / "none",))
+        attrs = await asyncio.to_thread(resolve_resource, cfg, hostname="n", machine_id_paths=(tmp_path / "none",))
     assert attrs == {"service.name": "infersight-agent", "host.name": "n"}
     (record,) = caplog.records
     assert "cloud detection failed" in record.getMessage() and "aws:" in record.getMessage()

@@ -127,19 +127,15 @@ def make_agent(recorder, tmp_path, collectors) -> Agent:
 
 
 def run_agent_for(agent: Agent, seconds: float, during=None) -> None:
-    import asyncio
+    import time
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(agent.run(stop))
+    from support.agent_thread import running
+
+    with running(agent):
         if during is not None:
-            await asyncio.sleep(seconds / 2)
+            time.sleep(seconds / 2)
             during()
-        await asyncio.sleep(seconds / (2 if during is not None else 1))
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-    asyncio.run(go())
+        time.sleep(seconds / (2 if during is not None else 1))
 
 
 def exported(recorder, name: str) -> list[tuple[dict, float, int]]:

@@ -761,6 +761,7 @@ async def test_a_node_whose_nvml_fails_shows_with_its_collector_down(store, serv
     from infersight.exporters.senders import HttpSender
     from infersight.exporters.spool import Spool
     from infersight.testing.nvml_replay import ReplayNvml, load_capture
+    from support.agent_thread import run_for
     from test_collectors_health import closed_port
 
     def run_agent(host: str, collectors: list, seconds: float = 1.2) -> None:
@@ -770,14 +771,7 @@ async def test_a_node_whose_nvml_fails_shows_with_its_collector_down(store, serv
                       HttpSender(ex.endpoint, {}, ex.timeout_seconds), Spool(ex.spool_dir, ex.max_spool_bytes),
                       {"service.name": "infersight-agent", "host.name": host, "cloud.provider": "gcp",
                        "cloud.region": "us-central1"})
-
-        async def go() -> None:
-            stop = asyncio.Event()
-            task = asyncio.create_task(agent.run(stop))
-            await asyncio.sleep(seconds)
-            stop.set()
-            await asyncio.wait_for(task, 10)
-        asyncio.run(go())
+        run_for(agent, seconds)
 
     replay = ReplayNvml(load_capture())
     replay.fail_init(9)  # NVML_ERROR_DRIVER_NOT_LOADED

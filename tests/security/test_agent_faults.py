@@ -24,6 +24,7 @@ from infersight.config import AgentConfig, ExporterConfig
 from infersight.exporters.senders import HttpSender, retry_after
 from infersight.exporters.spool import Spool
 from support.agent_proc import AgentProc, spool_files, spooled, wait_for, write_config
+from support.agent_thread import run_for
 from support.otlp_recorder import Received, Recorder
 
 TICK = MetricSpec("test.tick", "counter", "{tick}", "calls so far")
@@ -89,14 +90,6 @@ def make_agent(tmp_path, endpoint: str, collectors, self_metrics_interval_second
                        max_rejected_batches=ex.max_rejected_batches), {"service.name": "faults"})
 
 
-async def run_for(agent: Agent, seconds: float) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-
-
 def self_metric(receiver, name: str, **attrs) -> int | None:
     values = [dp.as_int for r in receiver.accepted() for n, dp in r.points()
               if n == name and {kv.key: kv.value.string_value for kv in dp.attributes} == attrs]
@@ -106,13 +99,13 @@ def self_metric(receiver, name: str, **attrs) -> int | None:
 # -- a batch refused for good ----------------------------------------------------------------------
 
 
-async def test_batch_refused_with_500_is_set_aside_and_the_rest_flow(tmp_path, receiver, caplog):
+def test_batch_refused_with_500_is_set_aside_and_the_rest_flow(tmp_path, receiver, caplog):
     """Before: the 500 was retried forever and every later batch queued behind it (0 stored)."""
     receiver.status_for = lambda got: 500 if 3 in ticks(got) else None
     collector = Ticking()
     agent = make_agent(tmp_path, receiver.url, [ScheduledCollector("t", collector, 0.05, 1)])
     with caplog.at_level(logging.DEBUG, logger="infersight"):
-        await run_for(agent, 2.0)
+        run_for(agent, 2.0)
 
     refused = [r for r in receiver.received if r.status == 500]
     assert len(refused) == 1, "a permanent refusal is not retried"
@@ -140,14 +133,14 @@ async def test_batch_refused_with_500_is_set_aside_and_the_rest_flow(tmp_path, r
     assert len(warnings) == 1 and "http_500" in warnings[0] and "storage said no" in warnings[0]
 
 
-async def test_one_warning_per_distinct_refusal_and_a_bounded_dead_letter_area(tmp_path, receiver, caplog):
+def test_one_warning_per_distinct_refusal_and_a_bounded_dead_letter_area(tmp_path, receiver, caplog):
     refusals = {2: 400, 4: 400, 6: 413, 8: 400}
     receiver.status_for = lambda got: next((refusals[t] for t in ticks(got) if t in refusals), None)
     collector = Ticking()
     agent = make_agent(tmp_path, receiver.url, [ScheduledCollector("t", collector, 0.2, 1)],
                        self_metrics_interval_seconds=60, max_rejected_batches=2)
     with caplog.at_level(logging.WARNING, logger="infersight"):
-        await run_for(agent, 2.2)
+        run_for(agent, 2.2)
     refused = [r for r in receiver.received if r.status in (400, 413)]
     assert len(refused) >= 3 and len({r.key for r in refused}) == len(refused), "each refused once"
     reasons = {f"http_{r.status}" for r in refused}
@@ -163,14 +156,14 @@ async def test_one_warning_per_distinct_refusal_and_a_bounded_dead_letter_area(t
     assert stored == [t for t in range(1, collector.calls + 1) if t not in {t for r in refused for t in ticks(r)}]
 
 
-async def test_unauthorized_keeps_the_batch_and_retries_slowly(tmp_path, receiver, caplog):
+def test_unauthorized_keeps_the_batch_and_retries_slowly(tmp_path, receiver, caplog):
     """401/403 is a credentials problem, not a bad batch: nothing is set aside, and it warns on every retry."""
     receiver.statuses = [401, 403]
     collector = Ticking()
     agent = make_agent(tmp_path, receiver.url, [ScheduledCollector("t", collector, 0.1, 1)],
                        auth_retry_interval_seconds=0.6)
     with caplog.at_level(logging.WARNING, logger="infersight"):
-        await run_for(agent, 2.0)
+        run_for(agent, 2.0)
     first, second, third = receiver.received[:3]
     assert first.key == second.key == third.key and third.status == 200
     assert receiver.times[1] - receiver.times[0] >= 0.55 and receiver.times[2] - receiver.times[1] >= 0.55
@@ -181,13 +174,13 @@ async def test_unauthorized_keeps_the_batch_and_retries_slowly(tmp_path, receive
 
 @pytest.mark.parametrize("header", ["1", "http-date"])
 @pytest.mark.parametrize("status", [429, 503])
-async def test_retry_after_is_honoured(tmp_path, receiver, status, header):
+def test_retry_after_is_honoured(tmp_path, receiver, status, header):
     receiver.statuses = [status]
     # An HTTP date has whole seconds: 3 s ahead means a wait of 2 to 3 s.
     receiver.retry_after = formatdate(time.time() + 3, usegmt=True) if header == "http-date" else header
     low, high = (1.5, 4.0) if header == "http-date" else (0.9, 2.5)
     agent = make_agent(tmp_path, receiver.url, [ScheduledCollector("t", Ticking(), 0.1, 1)])
-    await run_for(agent, high + 0.5)
+    run_for(agent, high + 0.5)
     assert receiver.received[0].status == status and receiver.received[1].key == receiver.received[0].key
     waited = receiver.times[1] - receiver.times[0]
     assert low <= waited <= high, waited  # retry_interval is 0.1 s: the server's delay was what counted
@@ -319,7 +312,7 @@ def test_sigterm_while_draining_a_backlog_to_a_slow_gateway_is_bounded(tmp_path,
     assert resent[:len(left)] == list(left)
 
 
-async def test_partial_success_is_counted_and_warned_once(tmp_path, port, caplog):
+def test_partial_success_is_counted_and_warned_once(tmp_path, port, caplog):
     """A 2xx whose body says points were dropped (as the gateway answers for NaN counters) is not 'all exported'."""
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
@@ -338,7 +331,7 @@ async def test_partial_success_is_counted_and_warned_once(tmp_path, port, caplog
         agent = make_agent(tmp_path, receiver.url, [ScheduledCollector("t", collector, 0.1, 1)],
                            self_metrics_interval_seconds=60)
         with caplog.at_level(logging.WARNING, logger="infersight"):
-            await run_for(agent, 1.0)
+            run_for(agent, 1.0)
     finally:
         receiver.stop()
     batches = len(receiver.received)

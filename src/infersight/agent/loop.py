@@ -1,25 +1,27 @@
 """When to collect and when to export. What a batch is: `exporters.encode`; how it ships: `exporters.senders`;
 what survives: `exporters.spool`.
 
-One task per collector runs `collect()` on its interval in that collector's long-lived worker thread (no
-thread start per cycle), bounded by its timeout, and reports `infersight.collector.up` after each run: 0
-when collect raised, overran or was still busy, or the collector's `health()` says it is down (NVML not
-initialised, neuron-monitor dead, no endpoint answering), with the reason counted in
+Plain threads, no asyncio (the event loop alone is ~3 MB of the agent's RSS and every wait here is a timer or
+one future). One scheduling thread per collector runs `collect()` on its interval in that collector's long-lived
+worker thread (no thread start per cycle), bounded by its timeout, and reports `infersight.collector.up` after
+each run: 0 when collect raised, overran or was still busy, or the collector's `health()` says it is down (NVML
+not initialised, neuron-monitor dead, no endpoint answering), with the reason counted in
 `infersight.agent.collection.errors`. A collector that could not
 even start is kept as a `Deferred` placeholder that reports up = 0 (reason `init`) and retries the start
-with backoff. One export task turns the buffered points into a batch, spools it and drains the spool,
-so drains never overlap (only the shutdown spools while a send may still be in flight).
+with backoff. The export loop (the thread that calls `Agent.run`) turns the buffered points into a batch and has
+the export worker spool it and drain the spool, so drains never overlap (only the shutdown spools while a send may
+still be in flight).
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -108,51 +110,39 @@ class Deferred:
             self.inner.close()
 
 
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if fut.done():
+def _call(fut: Future[Any], fn: Callable[[], Any]) -> None:
+    if not fut.set_running_or_notify_cancel():
         return
-    if error is not None:
-        fut.set_exception(error)
-    else:
-        fut.set_result(result)
-
-
-def _call(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], fn: Callable[[], Any]) -> None:
     try:
-        outcome: tuple[Any, BaseException | None] = (fn(), None)
-    except BaseException as err:  # noqa: BLE001 (handed to the awaiting task)
-        outcome = (None, err)
-    with contextlib.suppress(RuntimeError):  # loop closed: an abandoned call outlived the agent
-        loop.call_soon_threadsafe(_settle, fut, *outcome)
+        fut.set_result(fn())
+    except BaseException as err:  # noqa: BLE001 (handed to whoever waits on the future)
+        fut.set_exception(err)
 
 
-def in_daemon_thread(fn: Callable[[], T]) -> asyncio.Future[T]:
+def in_daemon_thread(fn: Callable[[], T]) -> Future[T]:
     """Run fn in its own daemon thread: a collector that hangs forever must not block agent exit
     (executor threads are joined at interpreter exit, daemon threads are not)."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-    threading.Thread(target=_call, args=(loop, fut, fn), daemon=True, name="infersight-worker").start()
+    fut: Future[T] = Future()
+    threading.Thread(target=_call, args=(fut, fn), daemon=True, name="infersight-worker").start()
     return fut
 
 
 class Worker:
     """One long-lived daemon thread running calls in turn, for work that never overlaps itself (one collector's
     runs, the export's): no thread start per cycle. A call that hangs holds up only the calls queued behind it;
-    its owner sees its future still running (a collector reports `busy`)."""
+    its owner sees its future still running (a collector reports `busy`). Only its owner's thread submits."""
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._calls: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
-                                       | None] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        fut: Future[T] = Future()
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, daemon=True, name=self._name)
             self._thread.start()
-        self._calls.put((loop, fut, fn))
+        self._calls.put((fut, fn))
         return fut
 
     def _serve(self) -> None:
@@ -176,10 +166,15 @@ class Agent:
         self.resource = dict(resource)
         self.stats = AgentStats()
         self.start_ns = time.time_ns()
+        # The buffer and the collection stats are shared by the scheduling threads and the export loop.
+        self._lock = threading.Lock()
         self._buffer: list[ScopedPoints] = []
+        self._closed = False  # set at shutdown: a collection that finishes later is dropped
+        self._halt = threading.Event()  # `stop`, or the export loop ended by an error
+        self._wake = threading.Event()  # set when the export work finishes or the agent halts
         self._export_failing = False
         self._warned_rejections: set[str] = set()
-        self._in_flight: asyncio.Future[tuple[int, DrainReport]] | None = None
+        self._in_flight: Future[tuple[int, DrainReport]] | None = None
         self._backoff_until: float | None = None
         self._problems: dict[str, tuple[str, ...]] = {}
         self._workers: list[Worker] = []
@@ -190,23 +185,32 @@ class Agent:
         self._workers.append(worker)
         return worker
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set, then shut down within `shutdown_timeout_seconds`: stop collecting (a collection
         in flight gets up to half of that time to finish, so its points are exported too), spool what is buffered,
-        and drain only for what is left (the rest waits in the spool)."""
-        tasks = [asyncio.create_task(self._collect_loop(c, stop), name=f"collect-{c.name}")
-                 for c in self.collectors]
+        and drain only for what is left (the rest waits in the spool).
+
+        Only a watcher thread waits on `stop`, so a signal handler may set it from the thread that runs this
+        (that thread never holds the event's lock)."""
+        threading.Thread(target=self._watch, args=(stop,), daemon=True, name="infersight-stop").start()
+        loops = [threading.Thread(target=self._collect_loop, args=(c, self._worker(f"infersight-collect-{c.name}")),
+                                  daemon=True, name=f"infersight-schedule-{c.name}") for c in self.collectors]
+        for t in loops:
+            t.start()
         try:
-            await self._export_loop(stop)
+            self._export_loop()
         finally:
-            deadline = asyncio.get_running_loop().time() + self.cfg.shutdown_timeout_seconds
-            if stop.is_set() and tasks:  # the loops end by themselves once their collection in flight is done
-                await asyncio.wait(tasks, timeout=self.cfg.shutdown_timeout_seconds / 2)
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            stopped = self._halt.is_set()  # not set: the export loop raised; do not wait for collections
+            self._halt.set()
+            now = time.monotonic()
+            deadline = now + self.cfg.shutdown_timeout_seconds
+            if stopped:  # the loops end by themselves once their collection in flight is done
+                for t in loops:
+                    t.join(max(0.0, now + self.cfg.shutdown_timeout_seconds / 2 - time.monotonic()))
+            with self._lock:
+                self._closed = True
             try:
-                await self._final_export(deadline)
+                self._final_export(deadline)
             finally:
                 for c in self.collectors:
                     try:
@@ -217,23 +221,26 @@ class Agent:
                 for w in self._workers:
                     w.close()
 
+    def _watch(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._halt.set()
+        self._wake.set()
+
     # -- collection ------------------------------------------------------------------------
 
-    async def _collect_loop(self, sc: ScheduledCollector, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        running: asyncio.Future[tuple[list[Point], Health]] | None = None
+    def _collect_loop(self, sc: ScheduledCollector, worker: Worker) -> None:
+        running: Future[tuple[list[Point], Health]] | None = None
         failing = False
-        worker = self._worker(f"infersight-collect-{sc.name}")
-        while not stop.is_set():
-            started = loop.time()
+        while not self._halt.is_set():
+            started = time.monotonic()
             if running is not None and not running.done():
-                self.stats.collect_errors[(sc.name, "busy")] += 1
-                self._report_up(sc, 0)
+                with self._lock:
+                    self.stats.collect_errors[(sc.name, "busy")] += 1
+                    self._report_up(sc, 0)
                 log.debug("collector %s still running from a previous interval; skipped", sc.name)
             else:
                 running = worker.submit(functools.partial(_collect_once, sc.collector))
-                error = await self._await_collect(sc, running)
-                self.stats.durations[sc.name] = loop.time() - started
+                error = self._await_collect(sc, running, started)
                 if error is None:
                     if failing:
                         log.info("collector %s recovered", sc.name)
@@ -243,37 +250,39 @@ class Agent:
                     log.warning("collector %s: %s", sc.name, error)
                 else:
                     log.debug("collector %s: %s", sc.name, error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, started + sc.interval_seconds - loop.time()))
+            self._halt.wait(max(0.0, started + sc.interval_seconds - time.monotonic()))
 
-    async def _await_collect(self, sc: ScheduledCollector,
-                             running: asyncio.Future[tuple[list[Point], Health]]) -> str | None:
-        try:
-            points, health = await asyncio.wait_for(asyncio.shield(running), sc.timeout_seconds)
-        except TimeoutError:
-            self.stats.collect_errors[(sc.name, "timeout")] += 1
-            self._report_up(sc, 0)
-            # Nobody awaits the overrunning call any more; its late outcome is dropped quietly.
-            running.add_done_callback(lambda f: f.cancelled() or f.exception())
-            return f"collect() exceeded {sc.timeout_seconds} s"
-        except Exception as err:  # noqa: BLE001 (a collector never takes the agent down)
-            self.stats.collect_errors[(sc.name, "exception")] += 1
-            self._report_up(sc, 0)
-            return f"collect() failed: {type(err).__name__}: {err}"
-        now = time.time_ns()
-        self.stats.collected[sc.name] += len(points)
-        if points:
-            self._buffer.append(ScopedPoints(f"infersight.collector.{sc.collector.type}", points, now))
-        self._log_problems(sc.name, health.problems)
-        if not health.up:
-            self.stats.collect_errors[(sc.name, health.reason or "down")] += 1
-            self._report_up(sc, 0, now)
-            return f"down ({health.reason}): {health.detail}"
-        self._report_up(sc, 1, now)
-        return None
+    def _await_collect(self, sc: ScheduledCollector, running: Future[tuple[list[Point], Health]],
+                       started: float) -> str | None:
+        """Book one run's outcome; a run that ends after the shutdown began is dropped. Returns what went wrong."""
+        wait_futures([running], sc.timeout_seconds)
+        with self._lock:
+            if self._closed:
+                return None
+            self.stats.durations[sc.name] = time.monotonic() - started
+            if not running.done():  # nobody waits for the overrunning call any more; its late outcome is dropped
+                self.stats.collect_errors[(sc.name, "timeout")] += 1
+                self._report_up(sc, 0)
+                return f"collect() exceeded {sc.timeout_seconds} s"
+            if (err := running.exception()) is not None:  # a collector never takes the agent down
+                self.stats.collect_errors[(sc.name, "exception")] += 1
+                self._report_up(sc, 0)
+                return f"collect() failed: {type(err).__name__}: {err}"
+            points, health = running.result()
+            now = time.time_ns()
+            self.stats.collected[sc.name] += len(points)
+            if points:
+                self._buffer.append(ScopedPoints(f"infersight.collector.{sc.collector.type}", points, now))
+            self._log_problems(sc.name, health.problems)
+            if not health.up:
+                self.stats.collect_errors[(sc.name, health.reason or "down")] += 1
+                self._report_up(sc, 0, now)
+                return f"down ({health.reason}): {health.detail}"
+            self._report_up(sc, 1, now)
+            return None
 
     def _report_up(self, sc: ScheduledCollector, value: int, now: int | None = None) -> None:
-        """`infersight.collector.up` for this run, exported with the agent's own metrics."""
+        """`infersight.collector.up` for this run, exported with the agent's own metrics. Caller holds the lock."""
         attrs = {semconv.COLLECTOR_NAME: sc.name, semconv.COLLECTOR_TYPE: sc.collector.type}
         self._buffer.append(ScopedPoints(SELF_SCOPE, [COLLECTOR_UP.point(value, attrs,
                                                                          time_ns=now or time.time_ns())]))
@@ -290,46 +299,49 @@ class Agent:
 
     # -- export ----------------------------------------------------------------------------
 
-    async def _export_loop(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
+    def _take(self) -> list[ScopedPoints]:
+        with self._lock:
+            batches, self._buffer = self._buffer, []
+        return batches
+
+    def _export_loop(self) -> None:
         ex = self.cfg.exporter
-        next_export = loop.time() + ex.export_interval_seconds
-        next_self = loop.time() + self.cfg.self_metrics_interval_seconds
-        retry_at: float | None = loop.time() if self.spool.entries() else None  # leftovers from last run
-        while not stop.is_set():
+        now = time.monotonic()
+        next_export = now + ex.export_interval_seconds
+        next_self = now + self.cfg.self_metrics_interval_seconds
+        retry_at: float | None = now if self.spool.entries() else None  # leftovers from last run
+        while not self._halt.is_set():
             due = min(next_export, retry_at) if retry_at is not None else next_export
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
-            if stop.is_set():
+            if self._halt.wait(max(0.0, due - time.monotonic())):
                 break
-            now = loop.time()
+            now = time.monotonic()
             if now >= next_self:
                 self._add_self_metrics()
                 next_self = now + self.cfg.self_metrics_interval_seconds
             if now >= next_export:
                 next_export = now + ex.export_interval_seconds
             if retry_at is None or now >= retry_at:
-                retry_at = await self._export_once(stop)
+                retry_at = self._export_once()
             else:  # backing off (retry interval, Retry-After): spool what was collected, send nothing yet
-                batches, self._buffer = self._buffer, []
-                self._count_unspooled(await self._export_worker.submit(functools.partial(self._spool, batches)))
+                self._count_unspooled(self._spool(self._take()))
         self._backoff_until = retry_at
 
     def _add_self_metrics(self) -> None:
-        self._buffer.append(ScopedPoints(SELF_SCOPE, self.stats.points(self.spool)))
+        with self._lock:
+            self._buffer.append(ScopedPoints(SELF_SCOPE, self.stats.points(self.spool)))
 
-    async def _export_once(self, stop: asyncio.Event) -> float | None:
+    def _export_once(self) -> float | None:
         """Spool what is buffered and drain, for at most one export interval so that a long backlog does not
-        keep new points in memory; returns when to go on (loop time), or None when drained or stopping."""
-        batches, self._buffer = self._buffer, []
+        keep new points in memory; returns when to go on (monotonic time), or None when drained or stopping."""
+        batches = self._take()
         cancel = threading.Event()
         start_before = time.monotonic() + self.cfg.exporter.export_interval_seconds
+        self._wake.clear()
         work = self._export_worker.submit(lambda: self._spool_and_drain(batches, start_before, cancel))
-        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
+        work.add_done_callback(lambda _: self._wake.set())
+        while not work.done() and not self._halt.is_set():
+            self._wake.wait()
+            self._wake.clear()
         if not work.done():
             # Stopping mid-send: no further batch is started; the shutdown waits for this one within its budget.
             cancel.set()
@@ -339,14 +351,13 @@ class Agent:
         self._count_unspooled(lost)
         return self._account(report)
 
-    async def _final_export(self, deadline: float) -> None:
-        """Spool first, then drain within what is left until `deadline` (loop time); each step is bounded, so a
+    def _final_export(self, deadline: float) -> None:
+        """Spool first, then drain within what is left until `deadline` (monotonic); each step is bounded, so a
         gateway that is down or hangs costs at most the budget, and anything unsent is on disk for the next start."""
-        loop = asyncio.get_running_loop()
         self._add_self_metrics()
-        batches, self._buffer = self._buffer, []
+        batches = self._take()
         try:
-            lost = await asyncio.wait_for(in_daemon_thread(lambda: self._spool(batches)), deadline - loop.time())
+            lost = in_daemon_thread(lambda: self._spool(batches)).result(max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             log.error("shutdown: spooling the last %d points took over %.1f s; they are lost",
                       sum(len(b.points) for b in batches), self.cfg.shutdown_timeout_seconds)
@@ -355,19 +366,19 @@ class Agent:
         previous, self._in_flight = self._in_flight, None
         if previous is not None:
             try:
-                lost, report = await asyncio.wait_for(asyncio.shield(previous), max(0.0, deadline - loop.time()))
+                lost, report = previous.result(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 log.warning("shutdown: a send still in flight after %.1f s; its batch stays in the spool",
                             self.cfg.shutdown_timeout_seconds)
                 return
             self._count_unspooled(lost)
             self._backoff_until = self._account(report)
-        left = deadline - loop.time()
-        if left <= 0 or not self.spool.entries() or (self._backoff_until or 0) > loop.time():
+        left = deadline - time.monotonic()
+        if left <= 0 or not self.spool.entries() or (self._backoff_until or 0) > time.monotonic():
             return  # no time, nothing to send, or the receiver asked us to wait: it all goes at the next start
         final = in_daemon_thread(lambda: self.spool.drain(self.sender, deadline=time.monotonic() + left))
         try:
-            self._account(await asyncio.wait_for(asyncio.shield(final), left))
+            self._account(final.result(left))
         except TimeoutError:
             log.warning("shutdown: gave up sending after %.1f s; %d batches stay in the spool",
                         self.cfg.shutdown_timeout_seconds, len(self.spool.entries()))
@@ -379,7 +390,7 @@ class Agent:
             self.stats.unspooled_points += lost
 
     def _account(self, report: DrainReport) -> float | None:
-        """Count what a drain did and log it; returns when to drain again (loop time) or None if drained."""
+        """Count what a drain did and log it; returns when to drain again (monotonic) or None if drained."""
         self.stats.exported += report.sent_points
         for entry in report.unreadable:
             self.stats.unreadable_batches += 1
@@ -400,13 +411,12 @@ class Agent:
                     "receiver dropped %d of the %d points in batch %s: %s", result.rejected_points, entry.points,
                     entry.key, result.detail)
             self._warned_rejections.add("partial_success")
-        loop = asyncio.get_running_loop()
         failure = report.failure
         if failure is None:
             if self._export_failing and not report.interrupted:
                 log.info("export recovered; spool drained")
                 self._export_failing = False
-            return loop.time() if report.interrupted else None
+            return time.monotonic() if report.interrupted else None
         self.stats.export_failures[failure.reason] += 1
         ex = self.cfg.exporter
         if failure.outcome == "auth":
@@ -422,7 +432,7 @@ class Agent:
                 failure.reason, f": {failure.detail}" if failure.outcome == "auth" and failure.detail else "",
                 len(self.spool.entries()), self.spool.bytes, delay)
         self._export_failing = True
-        return loop.time() + delay
+        return time.monotonic() + delay
 
     def _spool(self, batches: list[ScopedPoints]) -> int:
         """Points that could not be spooled: a full disk costs this batch, not the agent."""

@@ -3,11 +3,11 @@
 Precedence: configured attributes > cloud instance metadata > local defaults. Cloud
 detection asks each provider's instance-metadata service at one base URL (all four
 serve 169.254.169.254) in parallel with a short timeout; the first well-formed answer
-wins. It only runs when the config enables it.
+wins. It only runs when the config enables it, and only then are asyncio and aiohttp imported (together a
+third of the agent's memory).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from infersight.config import ResourceConfig
 
-if TYPE_CHECKING:  # aiohttp is imported only when cloud detection is on: it is a quarter of the agent's memory
+if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ PROBES: dict[str, Callable[[aiohttp.ClientSession, str], Awaitable[dict[str, str
 
 async def detect_cloud(base_url: str, timeout_seconds: float) -> dict[str, str]:
     """Cloud identity from instance metadata; CloudDetectionError when no provider answers."""
+    import asyncio
+
     import aiohttp
 
     base = base_url.rstrip("/")
@@ -102,7 +104,7 @@ async def detect_cloud(base_url: str, timeout_seconds: float) -> dict[str, str]:
 
 
 def _describe(err: BaseException) -> str:
-    if isinstance(err, asyncio.TimeoutError):
+    if isinstance(err, TimeoutError):  # asyncio's is the builtin one
         return "timed out"
     if isinstance(err, KeyError):
         return f"missing field {err}"
@@ -120,16 +122,19 @@ def machine_id(paths: tuple[Path, ...] = MACHINE_ID_PATHS) -> str | None:
     return None
 
 
-async def resolve_resource(cfg: ResourceConfig, *, hostname: str | None = None,
+def resolve_resource(cfg: ResourceConfig, *, hostname: str | None = None,
                            machine_id_paths: tuple[Path, ...] = MACHINE_ID_PATHS) -> dict[str, str]:
-    """The resource attributes the agent puts on every batch. Detection failures are logged, never raised."""
+    """The resource attributes the agent puts on every batch. Detection failures are logged, never raised.
+    With `detect_cloud` it runs its own event loop: call it from a thread that has none."""
     attrs = {"service.name": cfg.service_name, "host.name": hostname or socket.gethostname()}
     if mid := machine_id(machine_id_paths):
         attrs["host.id"] = mid
     if cfg.detect_cloud:
         base = cfg.cloud_metadata_base_url or DEFAULT_METADATA_URL
+        import asyncio
+
         try:
-            attrs.update(await detect_cloud(base, cfg.cloud_metadata_timeout_seconds))
+            attrs.update(asyncio.run(detect_cloud(base, cfg.cloud_metadata_timeout_seconds)))
         except CloudDetectionError as err:
             log.warning("cloud detection failed, continuing without cloud attributes: %s", err)
     attrs.update(cfg.attributes)

@@ -5,10 +5,10 @@ collect and export, the exporters how to ship.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import signal
+import threading
 
 from infersight.agent.loop import Agent, Deferred, ScheduledCollector
 from infersight.agent.resource import resolve_resource
@@ -42,13 +42,13 @@ def _start(entry: CollectorConfig) -> Collector:
     return collector_class(entry.type).from_config(entry)
 
 
-async def run_agent(cfg: AgentSections) -> int:
-    """Collect and export until SIGTERM/SIGINT; 2 when the spool cannot be opened."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+def run_agent(cfg: AgentSections) -> int:
+    """Collect and export until SIGTERM/SIGINT; 2 when the spool cannot be opened. Runs in the main thread
+    (signal handlers can only be set there)."""
+    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    resource = await resolve_resource(cfg.resource)
+        signal.signal(sig, lambda _sig, _frame: stop.set())
+    resource = resolve_resource(cfg.resource)
     collectors, errors = build_collectors(cfg)
     for e in errors:
         log.error("%s", e)
@@ -69,7 +69,7 @@ async def run_agent(cfg: AgentSections) -> int:
     log.info("agent started: %d collectors, exporting to %s (%s), spool %s",
              len(collectors), ex.endpoint, ex.protocol, ex.spool_dir)
     try:
-        await agent.run(stop)
+        agent.run(stop)
     finally:
         spool.close()
     log.info("agent stopped; %d batches left in the spool", len(spool.entries()))

@@ -50,7 +50,8 @@ METRICS = (COLLECTOR_UP, COLLECTED, EXPORTED, EXPORT_FAILURES, REJECTED_BATCHES,
 
 @dataclass
 class AgentStats:
-    """Cumulative since agent start; only the event-loop thread touches it."""
+    """Cumulative since agent start; the collection counters change under the agent's lock (the scheduling
+    threads), the export counters only in the export loop."""
 
     collected: Counter = field(default_factory=Counter)
     exported: int = 0

@@ -6,7 +6,6 @@ imported where an error is printed or a table drawn, so `infersight agent` does 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -60,14 +59,14 @@ def _agent(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return 2
-    return asyncio.run(run_agent(cfg))
+    return run_agent(cfg)
 
 
 def _collect(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return 2
-    resource = asyncio.run(resolve_resource(cfg.resource))
+    resource = resolve_resource(cfg.resource)
     collectors, _start_errors = build_collectors(cfg)  # a collector that cannot start reports itself down
     try:
         samples = sample(collectors, args.sample_interval_seconds)

@@ -136,6 +136,13 @@ async def _spans_loop(api: ApiClients, stop: asyncio.Event, interval: float, sin
         last = now
 
 
+def _join(threads: list[threading.Thread], timeout_seconds: float = 60.0) -> None:
+    """Each agent's shutdown is bounded by its own budget; this bound only keeps a bug from hanging the demo."""
+    deadline = time.monotonic() + timeout_seconds
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
 @dataclass(frozen=True)
 class ServerParts:
     """The server's composition, handed in by the caller (`cli/demo.py`): areas never import `server/`."""
@@ -213,9 +220,13 @@ async def run(opts: DemoOptions, server: ServerParts, out: TextIO = sys.stdout,
                 "backfill": report.__dict__}
         if not stopping.is_set():
             agents = [_agent(n, opts, base, data_dir / "spool") for n in nodes]
-            agent_stop = asyncio.Event()
-            tasks = [asyncio.create_task(a.run(agent_stop)) for a, _ in agents]
-            spans = asyncio.create_task(_spans_loop(api, agent_stop, opts.export_interval_seconds, time.time()))
+            agent_stop = threading.Event()
+            # Each agent runs in its own thread, as on its own node (the default executor would run ~6 at a time).
+            threads = [threading.Thread(target=a.run, args=(agent_stop,), daemon=True, name=f"demo-agent-{n.node.name}")
+                       for (a, _), n in zip(agents, nodes, strict=True)]
+            for t in threads:
+                t.start()
+            spans = asyncio.create_task(_spans_loop(api, stopping, opts.export_interval_seconds, time.time()))
             say(f"web UI: {base}/   query API: {base}/api/v1/query   SLOs: {base}/api/v1/slos/status   "
                 f"alerts: {base}/api/v1/alerts")
             say(f"webhook sink (alerts received): {sink_url}/alerts   data: {data_dir}")
@@ -225,7 +236,7 @@ async def run(opts: DemoOptions, server: ServerParts, out: TextIO = sys.stdout,
             await stopping.wait()
             say("stopping: agents drain, then the server flushes ...")
             agent_stop.set()
-            await asyncio.gather(*tasks, spans, return_exceptions=True)
+            await asyncio.gather(asyncio.to_thread(_join, threads), spans, return_exceptions=True)
             for _, spool in agents:
                 spool.close()
         return 0
