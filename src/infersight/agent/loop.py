@@ -323,7 +323,7 @@ class Agent:
             if retry_at is None or now >= retry_at:
                 retry_at = self._export_once()
             else:  # backing off (retry interval, Retry-After): spool what was collected, send nothing yet
-                self._count_unspooled(self._spool(self._take()))
+                self._count_unspooled(self._spool(self._take(), sync=True))
         self._backoff_until = retry_at
 
     def _add_self_metrics(self) -> None:
@@ -357,7 +357,8 @@ class Agent:
         self._add_self_metrics()
         batches = self._take()
         try:
-            lost = in_daemon_thread(lambda: self._spool(batches)).result(max(0.0, deadline - time.monotonic()))
+            lost = in_daemon_thread(lambda: self._spool(batches, sync=True)).result(
+                max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             log.error("shutdown: spooling the last %d points took over %.1f s; they are lost",
                       sum(len(b.points) for b in batches), self.cfg.shutdown_timeout_seconds)
@@ -434,8 +435,9 @@ class Agent:
         self._export_failing = True
         return time.monotonic() + delay
 
-    def _spool(self, batches: list[ScopedPoints]) -> int:
-        """Points that could not be spooled: a full disk costs this batch, not the agent."""
+    def _spool(self, batches: list[ScopedPoints], *, sync: bool = False) -> int:
+        """Points that could not be spooled: a full disk costs this batch, not the agent. `sync`: fsync now, for
+        a batch no drain follows (backing off, shutdown); otherwise the drain fsyncs what it leaves."""
         npoints = sum(len(b.points) for b in batches)
         if not npoints:
             return 0
@@ -444,6 +446,8 @@ class Agent:
         except Exception as err:  # noqa: BLE001 (disk full, spool dir gone, unencodable value)
             log.error("could not spool a batch of %d points, dropped: %s: %s", npoints, type(err).__name__, err)
             return npoints
+        if sync:
+            self.spool.sync()
         return 0
 
     def _spool_and_drain(self, batches: list[ScopedPoints], start_before: float,

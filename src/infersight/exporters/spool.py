@@ -1,8 +1,12 @@
 """A bounded on-disk queue of encoded OTLP batches, with a bounded dead-letter area beside it.
 
-Every batch goes through the spool: written first (tmp + fsync + rename, so a kill -9
-leaves either a whole file or an ignored `.tmp`), then sent oldest-first and deleted
-on success. The file name carries the order, the idempotency key (stable across
+Every batch goes through the spool: written first (tmp + rename, so a kill -9 leaves
+either a whole file or an ignored `.tmp`; the page cache survives a crash of the
+process), then sent oldest-first and deleted on success. `sync` fsyncs the batches
+that are still here (and the directory) for a power loss: the drain calls it when it
+ends, so a batch sent and deleted a few ms after it was written never costs an fsync
+(~430 us of kernel time each), while one that stays (send failed, backlog) is durable
+by the end of the export cycle. The file name carries the order, the idempotency key (stable across
 re-sends and restarts) and the point count:  `<seq>-<uuid>-<points>.otlp`.
 A batch the receiver refuses for good is moved, under the same name, to `rejected/`
 with a `.json` note of why, so one bad batch cannot block the rest and an operator can
@@ -21,6 +25,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +68,9 @@ class DrainReport:
 
 class Spool:
     def __init__(self, directory: Path, max_bytes: int, *, max_rejected_bytes: int = 32 * 1024 * 1024,
-                 max_rejected_batches: int = 1000) -> None:
+                 max_rejected_batches: int = 1000, fsync: Callable[[int], None] = os.fsync) -> None:
         self.directory = Path(directory)
+        self._fsync = fsync
         self.rejected_dir = self.directory / REJECTED_DIR
         self.max_bytes = max_bytes
         self.max_rejected_bytes = max_rejected_bytes
@@ -86,6 +92,8 @@ class Spool:
         self._entries = self._scan(self.directory)
         self._rejected = self._scan(self.rejected_dir)
         self._bytes = sum(e.size for e in self._entries)
+        # Batches not fsynced yet (by seq); those left by a killed agent may not be either.
+        self._unsynced = {e.seq for e in self._entries}
         self._next_seq = max((e.seq + 1 for e in self._entries + self._rejected), default=0)
         if self._entries:
             log.info("spool %s: %d pending batches (%d bytes) from a previous run",
@@ -129,7 +137,8 @@ class Spool:
             return list(self._rejected)
 
     def put(self, payload: builtins.bytes, points: int) -> SpoolEntry:  # builtins: `bytes` is a property here
-        """Durably store one batch, then drop the oldest batches while over the bound."""
+        """Store one batch (safe from a crash of the agent; `sync` makes it safe from a power loss), then drop
+        the oldest batches while over the bound."""
         key = str(uuid.uuid4())
         with self._mutex:
             seq, self._next_seq = self._next_seq, self._next_seq + 1
@@ -137,12 +146,10 @@ class Spool:
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
         os.rename(tmp, path)
-        _fsync_dir(self.directory)
         entry = SpoolEntry(seq, key, points, len(payload), path)
         with self._mutex:
+            self._unsynced.add(seq)
             self._entries.append(entry)
             self._entries.sort()
             self._bytes += entry.size
@@ -156,6 +163,32 @@ class Spool:
                 self.dropped_points += oldest.points
         log.debug("spooled batch %s (%d points, %d bytes)", key, points, len(payload))
         return entry
+
+    def sync(self) -> int:
+        """fsync each batch put since the last sync that is still pending, then the directory (their names);
+        returns how many batches that was. A failure is logged: the batch is still safe from an agent crash."""
+        with self._mutex:
+            todo = [e for e in self._entries if e.seq in self._unsynced]
+            self._unsynced.clear()
+        if not todo:
+            return 0
+        try:
+            for e in todo:
+                try:
+                    self._fsync_path(e.path)
+                except FileNotFoundError:  # sent or dropped in the meantime
+                    continue
+            self._fsync_path(self.directory)
+        except OSError as err:
+            log.error("could not fsync the spool (%d batches): %s", len(todo), err)
+        return len(todo)
+
+    def _fsync_path(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)
 
     def remove(self, entry: SpoolEntry) -> None:
         try:
@@ -172,15 +205,21 @@ class Spool:
         if entry in self._entries:  # entries compare by seq, which is unique
             self._entries.remove(entry)
             self._bytes -= entry.size
+        self._unsynced.discard(entry.seq)
 
     def set_aside(self, entry: SpoolEntry, result: SendResult) -> None:
         """Move a refused batch to `rejected/` with a note, then drop the oldest set-aside ones past the bounds."""
         target = self.rejected_dir / entry.path.name
         note = {"idempotency_key": entry.key, "points": entry.points, "reason": result.reason,
                 "detail": result.detail, "rejected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with self._mutex:
+            unsynced = entry.seq in self._unsynced
         try:
             target.with_suffix(".json").write_text(json.dumps(note, indent=1) + "\n")
             os.rename(entry.path, target)
+            if unsynced:  # it stays, so it must survive a power loss too (rare: no cost on the common path)
+                self._fsync_path(target)
+                self._fsync_path(self.rejected_dir)
         except OSError as err:  # no room for the dead letter: it is lost, the spool must still move on
             log.error("could not set aside rejected batch %s: %s; dropped", entry.key, err)
             self.remove(entry)
@@ -201,7 +240,8 @@ class Spool:
               cancel: threading.Event | None = None) -> DrainReport:
         """Send pending batches in order; stop at the first retryable failure (order is kept), once `cancel` is
         set, or when time is up (`time.monotonic()`): no send starts after `start_before`, and none runs past
-        `deadline` (each send is bounded by what is left). A refused batch is set aside and the drain goes on."""
+        `deadline` (each send is bounded by what is left). A refused batch is set aside and the drain goes on.
+        What is still pending at the end is fsynced (`sync`)."""
         report = DrainReport()
         for entry in self.entries():
             now = time.monotonic()
@@ -233,13 +273,5 @@ class Spool:
                 log.debug("receiver refused batch %s (%d points): %s; set aside in %s",
                           entry.key, entry.points, result.reason, self.rejected_dir)
                 report.rejected.append((entry, result))
+        self.sync()
         return report
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
