@@ -3,8 +3,8 @@
 Precedence: configured attributes > cloud instance metadata > local defaults. Cloud
 detection asks each provider's instance-metadata service at one base URL (all four
 serve 169.254.169.254) in parallel with a short timeout; the first well-formed answer
-wins. It only runs when the config enables it, and only then are asyncio and aiohttp imported (together a
-third of the agent's memory).
+wins. It only runs when the config enables it, and only then are asyncio and aiohttp imported (~13 MB of
+RSS together, a third of the agent's).
 """
 from __future__ import annotations
 
