@@ -105,10 +105,12 @@ async def send(base: str, nodes: int, rounds: list[list[Scoped]], concurrency: i
                 latencies.append(time.perf_counter() - t)
 
         async def depth() -> None:
-            while jobs:
-                async with session.get(f"{base}/metrics") as r:
-                    samples.append(_metric(await r.text(), "infersight_server_queue_rows"))
-                await asyncio.sleep(0.5)
+            # A session of its own: the senders keep every connection of theirs busy.
+            async with aiohttp.ClientSession() as own:
+                while jobs:
+                    async with own.get(f"{base}/metrics") as r:
+                        samples.append(_metric(await r.text(), "infersight_server_queue_rows"))
+                    await asyncio.sleep(0.5)
 
         start = time.perf_counter()
         sampler = asyncio.create_task(depth())
