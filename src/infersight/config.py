@@ -144,6 +144,8 @@ class ServerConfig(Strict):
     flush_max_rows: int = Field(200_000, ge=1)
     flush_interval_seconds: float = Field(1.0, gt=0)
     flush_linger_seconds: float = Field(0.005, ge=0)
+    # A flush's tables inserted side by side, each on a connection of its own (1: one after the other).
+    parallel_inserts: int = Field(4, ge=1)
     # Decoded attribute sets kept for reuse across requests; cleared (between requests) past this.
     attribute_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)
     storage: StorageConfig = Field(default_factory=StorageConfig)

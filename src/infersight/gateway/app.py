@@ -184,7 +184,8 @@ def attach_receiver(app: web.Application, cfg: ServerConfig, storage: Storage) -
     """OTLP/HTTP on /v1/{metrics,traces,logs} and the health checks; the writer starts with the app, flushes on
     cleanup."""
     writer = BatchWriter(storage, cfg.flush_rows, cfg.flush_interval_seconds, cfg.max_queue_rows,
-                         flush_max_rows=cfg.flush_max_rows, flush_linger_seconds=cfg.flush_linger_seconds)
+                         flush_max_rows=cfg.flush_max_rows, flush_linger_seconds=cfg.flush_linger_seconds,
+                         parallel_inserts=cfg.parallel_inserts)
     app[WRITER] = writer
     app[STORAGE] = storage
     app[CONFIG] = cfg

@@ -114,7 +114,8 @@ class BatchWriter:
     def __init__(self, storage: Storage, flush_rows: int = 10_000, flush_interval_seconds: float = 1.0,
                  max_queue_rows: int = 1_000_000, retry_seconds: float = 1.0,
                  remember_keys: int = 200_000, flush_max_rows: int = 200_000,
-                 flush_linger_seconds: float = 0.005, in_flight_seconds: float = 30.0) -> None:
+                 flush_linger_seconds: float = 0.005, in_flight_seconds: float = 30.0,
+                 parallel_inserts: int = 4) -> None:
         self.storage = storage
         self.id = uuid.uuid4().hex[:8]  # starts each flush id: this process's own journal rows
         self.in_flight_seconds = in_flight_seconds
@@ -140,6 +141,9 @@ class BatchWriter:
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="infersight-writer")
+        # A flush's tables inserted side by side (1: one after the other).
+        self._inserts = (ThreadPoolExecutor(parallel_inserts, thread_name_prefix="infersight-insert")
+                         if parallel_inserts > 1 else None)
         self.last_error: str | None = None
         self.flushes = 0
         # (outcome "stored" | "failed" | "dropped", rows, seconds) after each flush attempt: the server's metrics.
@@ -250,6 +254,8 @@ class BatchWriter:
         if self._task is not None:
             await self._task
         self._pool.shutdown(wait=True)
+        if self._inserts is not None:
+            self._inserts.shutdown(wait=True)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -322,28 +328,52 @@ class BatchWriter:
             self._look_up(batch)
             self._journal(batch, [e for e in batch.live if not e.elsewhere], done=False)
             batch.journaled = True
-        for name in sorted({n for e in batch.live for n in e.tables}):
-            entries = [e for e in batch.live if name in e.tables and name not in e.done]
-            if not entries:
-                continue
-            cached = batch.built.get(name)
-            if cached is None or cached[0] != [e.key for e in entries]:
-                cached = batch.built[name] = ([e.key for e in entries], to_arrow([e.tables[name] for e in entries]))
-            table = cached[1]
-            try:
-                self.storage.insert_arrow(name, table, f"{batch.id}:{name}")
-            except DataError as err:
-                if VIEW_ERROR in str(err):
-                    log.error("a view failed on %d rows stored in %s (the view misses them): %s",
-                              table.num_rows, name, err)
-                else:
-                    self._one_by_one(batch, name, entries, err)
-            for e in entries:
-                if e.refused is None:
-                    e.done.add(name)
+        work = [(name, entries) for name in sorted({n for e in batch.live for n in e.tables})
+                if (entries := [e for e in batch.live if name in e.tables and name not in e.done])]
+        # The tables side by side, each on a connection of its own: every insert ends before the flush does,
+        # so a retry never overlaps the attempt it repeats.
+        if len(work) > 1 and self._inserts is not None:
+            futures = [self._inserts.submit(self._insert, batch, name, entries) for name, entries in work]
+            outcomes = [f.exception() for f in futures]
+        else:
+            outcomes = []
+            for name, entries in work:
+                try:
+                    self._insert(batch, name, entries)
+                except Exception as err:  # noqa: BLE001 (re-raised below, after the tables before it are marked)
+                    outcomes.append(err)
+                    break
+                outcomes.append(None)
+        for (name, entries), error in zip(work, outcomes, strict=False):
+            if error is None:
+                for e in entries:
+                    if e.refused is None:
+                        e.done.add(name)
+        if error := next((o for o in outcomes if o is not None), None):
+            raise error
         live = [e for e in batch.live if not e.elsewhere]
         if live:
             self._journal(batch, live, done=True)
+
+    def _insert(self, batch: _Flush, name: str, entries: list[_Entry]) -> None:
+        """One table's rows of the flush (built once, reused on retries); rows the store refuses are written
+        request by request so that only the offending request is refused."""
+        entries = [e for e in entries if e.refused is None]  # refused by a table written before this one
+        if not entries:
+            return
+        keys = [e.key for e in entries]
+        cached = batch.built.get(name)
+        if cached is None or cached[0] != keys:
+            cached = batch.built[name] = (keys, to_arrow([e.tables[name] for e in entries]))
+        table = cached[1]
+        try:
+            self.storage.insert_arrow(name, table, f"{batch.id}:{name}")
+        except DataError as err:
+            if VIEW_ERROR in str(err):
+                log.error("a view failed on %d rows stored in %s (the view misses them): %s",
+                          table.num_rows, name, err)
+            else:
+                self._one_by_one(batch, name, entries, err)
 
     def _look_up(self, batch: _Flush) -> None:
         """The journal's state of the flush's keys this process does not know, one query for all (gateways

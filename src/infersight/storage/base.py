@@ -41,7 +41,8 @@ class Storage(Protocol):
         """Run a SELECT and return rows as dicts (JSON types: 64-bit ints may be strings)."""
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
-        """Insert an Arrow table whose column names match `table`; idempotent per dedup_token."""
+        """Insert an Arrow table whose column names match `table`; idempotent per dedup_token. Several threads may
+        insert at once (the writer inserts a flush's tables side by side)."""
 
     def ping(self) -> None:
         """Raise Unavailable unless the store answers; never waits behind running queries."""

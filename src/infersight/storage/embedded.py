@@ -36,10 +36,12 @@ def _run(session: Any, sql: str, fmt: str) -> Any:
 class _Shared:
     """chDB allows one data path per process; every EmbeddedStorage on it shares these connections.
 
-    One connection (behind `lock`) runs statements and inserts; reads take a connection of their
-    own from `readers`, so a slow query never holds up an insert or another read. chDB runs
-    queries on different connections of one path concurrently (measured: an insert took 0.02 s
-    while a 3 s query ran on another connection; on the same connection it waited 2.7 s).
+    One connection (behind `lock`) runs statements; reads and inserts take a connection of their
+    own from `readers`, so a slow query never holds up an insert or another read, and inserts into
+    different tables run side by side. chDB runs queries on different connections of one path
+    concurrently (measured: an insert took 0.02 s while a 3 s query ran on another connection; on
+    the same connection it waited 2.7 s; two inserts of 100k rows into two tables, one connection
+    each, ran at 1.8x the rate of one after the other on 2 cores).
     """
 
     def __init__(self, path: str) -> None:
@@ -48,7 +50,7 @@ class _Shared:
         self.path = path
         self.session = session.Session(path)
         self.lock = threading.Lock()
-        self.readers: list[Any] = []  # idle read connections
+        self.readers: list[Any] = []  # idle connections for reads and inserts
         self.readers_lock = threading.Lock()
         self.refs = 0
         self.closed = False
@@ -85,7 +87,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 class EmbeddedStorage:
-    """chDB on `data_dir`. Writes are serialised on one connection; reads run concurrently on others.
+    """chDB on `data_dir`. Statements are serialised on one connection; reads and inserts run concurrently on others.
 
     Several instances (e.g. one per database in tests) may share a path within a process.
     """
@@ -134,16 +136,22 @@ class EmbeddedStorage:
             self._shared.give_back(reader)
 
     def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
+        """On a connection of its own: several threads may insert at once (the writer's tables of one flush)."""
         cols = ", ".join(f"`{c}`" for c in data.column_names)
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         target = table if "." in table else f"`{self.database}`.`{table}`"
-        with self._lock:
-            try:
-                arrow_data = data  # noqa: F841 -- chDB resolves Python(name) in the calling frame
-                self._session.query(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM Python(arrow_data)"
-                                    + _settings_clause(settings))
-            except Exception as err:  # noqa: BLE001 -- chDB raises plain exceptions; classify() types them
-                raise classify(str(err)) from None
+        session = self._shared.take_reader()
+        try:
+            arrow_data = data  # noqa: F841 -- chDB resolves Python(name) in the calling frame
+            session.query(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM Python(arrow_data)"
+                          + _settings_clause(settings))
+        except Exception as err:  # noqa: BLE001 -- chDB raises plain exceptions; classify() types them
+            msg = str(err)
+            with contextlib.suppress(Exception):  # chDB keeps a failed query's partial output: drain it
+                session.query("SELECT 1", "CSV")
+            raise classify(msg) from None
+        finally:
+            self._shared.give_back(session)
 
     def ping(self) -> None:
         """A `SELECT 1` on a read connection of its own: it never waits for the writer or a query."""

@@ -50,6 +50,7 @@ class ClickHouseStorage:
             raise classify(str(err)) from None
 
     def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
+        """Safe from several threads at once: no session id, and the client's HTTP pool gives each its connection."""
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         try:
             self._client.insert_arrow(table, data, database=self.database, settings=settings)
