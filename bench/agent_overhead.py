@@ -10,9 +10,11 @@ Every process is started as its user starts it, all in one run and side by side 
   local HTTP server serving the vLLM fixture), both at 1 s;
 - with `--baseline-ref REF`, the same agents from git REF's `src/` (exported to a temp dir and put first on
   PYTHONPATH), so each change is measured against what it replaced in the same run;
+- the same agents again with the environment the systemd unit sets (`UNIT_ENV`: MALLOC_ARENA_MAX=2); the target
+  is checked on the plain run;
 - floors: a bare interpreter, one that has imported only psutil (what any Python agent must at least carry), then
-  + asyncio + one pydantic model, then + yaml, argparse and http.client (the libraries the agent runs on, none of
-  its own code).
+  + one pydantic model, then + yaml, argparse, logging and http.client (the libraries the agent runs on, none of its
+  own code).
 
 Figures per process: peak RSS (`VmHWM` of /proc/<pid>/status at the end) and CPU (utime + stime of /proc/<pid>/stat
 over the window after a warm-up) as a share of one core. The sink's count of points per agent shows each agent did
@@ -43,6 +45,9 @@ VLLM_FIXTURE = ROOT / "tests/fixtures/vllm/datadog_vllm_metrics.txt"
 NODE_EXPORTER = "prometheus-node-exporter"
 TICK = os.sysconf("SC_CLK_TCK")
 RSS_TARGET_KB, CPU_TARGET = 35 * 1024, 0.3
+# deploy/systemd/infersight-agent.service's Environment=: at most 2 glibc malloc arenas, not one per thread that
+# allocates (more arenas, more memory held, and how many depends on how the threads happened to contend).
+UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 # The OTLP sink: decodes every request (so a malformed batch would show) and counts points per service.name.
 SINK = r"""
@@ -93,16 +98,17 @@ sys.modules[__name__] = _replay
 """
 
 
-# What the agent's third-party and standard-library imports cost before any of its own code: asyncio (which imports
-# ssl whether or not TLS is used), pydantic with one model built (its schema machinery and importlib.metadata), then
-# the config reader, the CLI parser and the HTTP client.
+# What the agent's third-party and standard-library imports cost before any of its own code: pydantic with one
+# model built (its schema machinery, and importlib.metadata with zipfile, csv and email for its plugin scan), then
+# the config reader, the CLI parser, logging and the HTTP client (which imports ssl whether or not TLS is used).
+# The agent's loop is threads: no asyncio, no concurrent.futures.
 FLOOR_PYDANTIC = """
-import asyncio, psutil, time, pydantic
+import psutil, threading, time, pydantic
 class M(pydantic.BaseModel):
     x: int = 1
 M(); psutil.cpu_times(); time.sleep(1e6)
 """
-FLOOR_LIBS = FLOOR_PYDANTIC.replace("import asyncio,", "import argparse, http.client, yaml, asyncio,")
+FLOOR_LIBS = FLOOR_PYDANTIC.replace("import psutil,", "import argparse, http.client, logging, queue, yaml, psutil,")
 
 
 def free_port() -> int:
@@ -240,14 +246,16 @@ def main() -> int:
             shim.mkdir()
             (shim / "pynvml.py").write_text(PYNVML_SHIM)
 
-        trees: list[tuple[str, Path | None]] = [("", None)]
+        # (label, src/ tree or None for this checkout, slug suffix, extra environment)
+        trees: list[tuple[str, Path | None, str, dict[str, str]]] = [("", None, "", {})]
         if args.baseline_ref:
-            trees.insert(0, (f" @ {args.baseline_ref}", export_ref(args.baseline_ref, tmp / "baseline")))
+            trees.insert(0, (f" @ {args.baseline_ref}", export_ref(args.baseline_ref, tmp / "baseline"), "-base", {}))
+        trees.append((" (systemd unit's env)", None, "-unit", UNIT_ENV))
         scenarios = [s for s in ("host", "gpu") if args.scenario in (s, "all")]
         for scenario in scenarios:
-            for label, src in trees:
-                slug = f"{scenario}{'-base' if src else ''}"
-                env = dict(os.environ)
+            for label, src, suffix, extra_env in trees:
+                slug = f"{scenario}{suffix}"
+                env = {**os.environ, **extra_env}
                 env.pop("PYTHONPATH", None)
                 paths = ([str(tmp / "shim")] if scenario == "gpu" else []) + ([str(src)] if src else [])
                 if paths:
@@ -263,8 +271,8 @@ def main() -> int:
         # Floors: what an interpreter costs before any agent code.
         for name, code in (("floor: bare python", "import time; time.sleep(1e6)"),
                            ("floor: python + psutil", "import psutil, time; psutil.cpu_times(); time.sleep(1e6)"),
-                           ("floor: + asyncio + one pydantic model", FLOOR_PYDANTIC),
-                           ("floor: + yaml, argparse, http.client", FLOOR_LIBS)):
+                           ("floor: + one pydantic model", FLOOR_PYDANTIC),
+                           ("floor: + yaml, argparse, logging, http.client", FLOOR_LIBS)):
             measured.append(Measured(name, spawn([sys.executable, "-c", code])))
 
         time.sleep(args.warmup_seconds)
@@ -300,7 +308,7 @@ def main() -> int:
     rows = []
     print(f"\nwindow {window:.1f} s after {args.warmup_seconds:g} s warm-up; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'process':<62} {'peak RSS':>9} {'RSS now':>9} {'CPU':>9} {'vs node_exporter':>17}  points exported")
+    print(f"{'process':<72} {'peak RSS':>9} {'RSS now':>9} {'CPU':>9} {'vs node_exporter':>17}  points exported")
     for m in measured:
         share = m.cpu / window * 100
         ratio = (f"{m.hwm_kb / ne_m.hwm_kb:4.2f}x RSS "
@@ -308,7 +316,7 @@ def main() -> int:
         exported = f"{counts.get(m.service, 0):,}" if m.service else ""
         if m is ne_m:
             exported = f"{scrape_stats.get('scrapes', 0)} scrapes of {scrape_stats.get('bytes', 0):,} bytes"
-        print(f"{m.name:<62} {m.hwm_kb / 1024:7.1f}MB {m.rss_kb / 1024:7.1f}MB {share:7.3f} % {ratio:>17}  {exported}")
+        print(f"{m.name:<72} {m.hwm_kb / 1024:7.1f}MB {m.rss_kb / 1024:7.1f}MB {share:7.3f} % {ratio:>17}  {exported}")
         rows.append({"process": m.name, "peak_rss_kb": m.hwm_kb, "rss_kb": m.rss_kb, "cpu_seconds": m.cpu,
                      "core_percent": share, "points_exported": counts.get(m.service) if m.service else None})
     host = next((m for m in measured if m.service == "bench-host"), None)
