@@ -48,9 +48,9 @@ def test_agent_help_and_config_check_without_server_packages(tmp_path):
 # `infersight agent` exporting over OTLP/HTTP loads neither the server's stack nor the SDK, gRPC or requests, nor
 # protobuf (the request is written in wire format directly), nor the SLO/cost/compare packages (their settings
 # included: the agent reads its own sections of the file only), nor asyncio (its loop is threads and timers), nor
-# concurrent.futures (its own Future), nor the IDNA codec (an ASCII endpoint host is resolved as bytes).
+# concurrent.futures (its own Future), nor the IDNA codec (an ASCII endpoint host is resolved as bytes), nor json.
 AGENT_BLOCKED = ("chdb", "clickhouse_connect", "pyarrow", "numpy", "asyncio", "aiohttp", "requests", "urllib3", "grpc",
-                 "concurrent.futures", "encodings.idna", "stringprep", "unicodedata",
+                 "concurrent.futures", "encodings.idna", "stringprep", "unicodedata", "json",
                  "opentelemetry", "google.protobuf", "infersight.cli._common", "infersight.storage",
                  "infersight.gateway", "infersight.server", "infersight.slo", "infersight.cost", "infersight.compare",
                  "infersight.rollups", "infersight.webui", "infersight.demo")

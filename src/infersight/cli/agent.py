@@ -6,7 +6,6 @@ imported where an error is printed or a table drawn, so `infersight agent` does 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +74,8 @@ def _collect(args: argparse.Namespace) -> int:
             sc.collector.close()
     rows = [{"collector": s.name, **p.as_dict(), "resource": resource} for s in samples for p in s.points]
     if args.format == "json":
+        import json  # not at the top: `infersight agent` never imports it
+
         json.dump(rows, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
