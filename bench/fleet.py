@@ -124,7 +124,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--minutes", type=float, default=10.0, help="simulated minutes (10 s rounds)")
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=256,
+                    help="requests in flight (a fleet's agents each send their own: 2,000 nodes may have 2,000)")
+    ap.add_argument("--parallel-inserts", type=int, default=None,
+                    help="server.parallel_inserts (default: the server's own)")
     ap.add_argument("--slo-interval-seconds", type=float, default=30.0,
                     help="the SLO engine's evaluation interval (the product's default: 30 s)")
     args = ap.parse_args()
@@ -138,7 +141,8 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     tmp = tempfile.mkdtemp(prefix="infersight-bench-fleet-")
     cfg = Path(tmp) / "server.yaml"
-    cfg.write_text(f"server:\n  grpc_listen: null\n  clickhouse_listen: null\n"
+    extra = f"  parallel_inserts: {args.parallel_inserts}\n" if args.parallel_inserts else ""
+    cfg.write_text(f"server:\n  grpc_listen: null\n  clickhouse_listen: null\n{extra}"
                    f"slo:\n  interval_seconds: {args.slo_interval_seconds:g}\n  paths: [{ROOT / 'examples/slos'}]\n")
     cmd = [sys.executable, "-m", "infersight.cli", "--log-level", "WARNING", "server", "--config", str(cfg),
            "--data-dir", str(Path(tmp) / "data"), "--listen", f"127.0.0.1:{port}"]
