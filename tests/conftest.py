@@ -36,6 +36,26 @@ def store(chdb_dir):
 
 
 @pytest.fixture
+def recorder(port):
+    """A real OTLP/HTTP receiver on a loopback port that records what it is sent (support.otlp_recorder)."""
+    from support.otlp_recorder import Recorder
+
+    r = Recorder(port).start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def sender(recorder):
+    """The agent's HTTP sender pointed at `recorder`."""
+    from infersight.exporters.senders import HttpSender
+
+    s = HttpSender(recorder.url, {}, timeout_seconds=2)
+    yield s
+    s.close()
+
+
+@pytest.fixture
 async def hook():
     """A webhook receiver on a free loopback port that records every POST (see support.slo.Receiver)."""
     from support.slo import serve_receiver

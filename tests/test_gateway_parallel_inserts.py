@@ -68,29 +68,28 @@ class FailsOnce:
         self.store.insert_arrow(table, data, dedup_token)
 
 
-async def test_a_flushs_tables_are_inserted_side_by_side(store):
-    wrapped = Rendezvous(store)
-    w = BatchWriter(wrapped, flush_rows=1, flush_interval_seconds=0.01)
+async def _write_one(storage: Any, n: int, **writer: Any) -> None:
+    """One request of n gauge and n sum points through a fresh writer, until stored."""
+    w = BatchWriter(storage, flush_rows=1, flush_interval_seconds=0.01, **writer)
     await w.start()
     try:
-        res = _gauge_and_sum(50)
+        res = _gauge_and_sum(n)
         await w.submit("k", "d", res.parts, res.rows)
     finally:
         await w.close()
+
+
+async def test_a_flushs_tables_are_inserted_side_by_side(store):
+    wrapped = Rendezvous(store)
+    await _write_one(wrapped, 50)
     assert wrapped.met == {GAUGE: True, SUM: True}  # each insert saw the other one running
     assert (_count(store, GAUGE), _count(store, SUM)) == (50, 50)
 
 
 async def test_one_after_the_other_when_told(store):
     wrapped = Rendezvous(store)
-    w = BatchWriter(wrapped, flush_rows=1, flush_interval_seconds=0.01, parallel_inserts=1)
     wrapped.started[SUM].set()  # the gauge insert (first in order) need not wait for the sum's
-    await w.start()
-    try:
-        res = _gauge_and_sum(5)
-        await w.submit("k", "d", res.parts, res.rows)
-    finally:
-        await w.close()
+    await _write_one(wrapped, 5, parallel_inserts=1)
     assert (_count(store, GAUGE), _count(store, SUM)) == (5, 5)
 
 

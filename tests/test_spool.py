@@ -8,7 +8,6 @@ from infersight.collectors.base import MetricSpec
 from infersight.exporters.encode import encode, to_metrics_data
 from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool, SpoolInUse
-from support.otlp_recorder import Recorder
 
 SPEC = MetricSpec("test.value", "gauge", "1", "a test gauge", ("n",))
 
@@ -16,20 +15,6 @@ SPEC = MetricSpec("test.value", "gauge", "1", "a test gauge", ("n",))
 def batch(n: int) -> bytes:
     pts = [SPEC.point(float(n), {"n": n})]
     return encode(to_metrics_data([ScopedPoints("test", pts)], {"service.name": "t"}, 1))
-
-
-@pytest.fixture
-def recorder(port):
-    r = Recorder(port).start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def sender(recorder):
-    s = HttpSender(recorder.url, {}, timeout_seconds=2)
-    yield s
-    s.close()
 
 
 def sent_values(recorder) -> list[float]:

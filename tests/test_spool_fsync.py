@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from infersight.agent.loop import Agent, ScheduledCollector
 from infersight.config import AgentConfig, ExporterConfig
 from infersight.exporters.senders import HttpSender
 from infersight.exporters.spool import Spool
 from support.agent_thread import run_for
-from support.otlp_recorder import Recorder
 from test_agent_loop import Counting
 from test_spool import batch
 
@@ -27,20 +24,6 @@ class Fsyncs:
     def __call__(self, fd: int) -> None:
         self.paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
         os.fsync(fd)
-
-
-@pytest.fixture
-def recorder(port):
-    r = Recorder(port).start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def sender(recorder):
-    s = HttpSender(recorder.url, {}, timeout_seconds=2)
-    yield s
-    s.close()
 
 
 def test_batches_sent_right_away_cost_no_fsync(tmp_path, recorder, sender):
