@@ -6,17 +6,39 @@ pays for `importlib.metadata`.
 """
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-BUILTIN = {
-    "host": "infersight.collectors.host:HostCollector",
-    "nvml": "infersight.collectors.nvml:NvmlCollector",
-    "neuron": "infersight.collectors.neuron:NeuronCollector",
-    "inference": "infersight.collectors.inference:InferenceCollector",
-    "probe": "infersight.collectors.probe:ProbeCollector",
-}
+
+def _host() -> Any:
+    from infersight.collectors.host import HostCollector
+    return HostCollector
+
+
+def _nvml() -> Any:
+    from infersight.collectors.nvml import NvmlCollector
+    return NvmlCollector
+
+
+def _neuron() -> Any:
+    from infersight.collectors.neuron import NeuronCollector
+    return NeuronCollector
+
+
+def _inference() -> Any:
+    from infersight.collectors.inference import InferenceCollector
+    return InferenceCollector
+
+
+def _probe() -> Any:
+    from infersight.collectors.probe import ProbeCollector
+    return ProbeCollector
+
+
+# Imported on first use: a node without NVML never imports that collector.
+BUILTIN: dict[str, Callable[[], Any]] = {
+    "host": _host, "nvml": _nvml, "neuron": _neuron, "inference": _inference, "probe": _probe}
 
 
 @cache
@@ -29,8 +51,7 @@ def available() -> dict[str, Any]:
 
 def collector_class(type_name: str) -> Any:
     if type_name in BUILTIN:
-        module, _, name = BUILTIN[type_name].partition(":")
-        return getattr(importlib.import_module(module), name)
+        return BUILTIN[type_name]()
     eps = available()
     if type_name not in eps:
         raise ValueError(f"unknown collector type '{type_name}' (known: {', '.join(sorted(eps.keys() | BUILTIN))})")
