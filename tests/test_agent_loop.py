@@ -105,7 +105,10 @@ def test_slow_and_failing_collectors_are_counted_not_fatal(recorder, tmp_path, c
     assert latest(recorder, "infersight.agent.collection.errors", **{"collector.name": "failing",
                                                                      "error.type": "exception"}) == failing.calls
     assert latest(recorder, "infersight.agent.points.collected", **{"collector.name": "ok"}) == ok.calls
-    assert latest(recorder, "infersight.agent.spool.size") == 0
+    # Nothing is left behind. (The last spool.size the agent reports is taken before its final batch is spooled
+    # and sent, so a send still in flight at stop shows in it.)
+    assert not agent.spool.entries()
+    assert latest(recorder, "infersight.agent.spool.size") >= 0
 
 
 class Threads(Counting):
