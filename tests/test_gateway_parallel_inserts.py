@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -51,6 +52,28 @@ class Rendezvous:
         self.store.insert_arrow(table, data, dedup_token)
 
 
+class Peak:
+    """The real store; counts the inserts running at once (each held 0.2 s so that overlapping ones would meet)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.database = store, store.database
+        self.lock, self.running, self.peak = threading.Lock(), 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def insert_arrow(self, table: str, data: Any, dedup_token: str | None = None) -> None:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            time.sleep(0.2)
+            self.store.insert_arrow(table, data, dedup_token)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
 class FailsOnce:
     """The real store, except that the first insert into `table` fails as if the store went away."""
 
@@ -87,9 +110,9 @@ async def test_a_flushs_tables_are_inserted_side_by_side(store):
 
 
 async def test_one_after_the_other_when_told(store):
-    wrapped = Rendezvous(store)
-    wrapped.started[SUM].set()  # the gauge insert (first in order) need not wait for the sum's
+    wrapped = Peak(store)
     await _write_one(wrapped, 5, parallel_inserts=1)
+    assert wrapped.peak == 1
     assert (_count(store, GAUGE), _count(store, SUM)) == (5, 5)
 
 
