@@ -68,3 +68,22 @@ def test_metric_tables_keep_only_the_indexes_queries_use(store):
     assert len(rows) == 5
     for r in rows:
         assert sorted(r["names"]) == ["idx_attr_value", "idx_res_attr_value", "idx_time_minmax"], r
+
+
+def test_exporter_tables_merge_twenty_parts_at_a_time_also_in_an_older_database(store):
+    """merge_selector_base (schema.MERGE_SELECTOR_BASE) is set on every exporter table, and a database
+    created before it (the setting reset) gets it back when the schema is ensured again."""
+    from infersight.server.tables import all_ddl
+    from infersight.storage.schema import MERGE_SELECTOR_BASE, OTEL_TABLES, SchemaOptions, ensure_schema
+
+    def bases() -> dict[str, int | None]:
+        rows = store.query("SELECT name, extract(create_table_query, 'merge_selector_base = (\\\\d+)') AS base "
+                           f"FROM system.tables WHERE database = '{store.database}' AND name LIKE 'otel_%' "
+                           "AND engine != 'MaterializedView'")
+        return {r["name"]: int(r["base"]) if r["base"] else None for r in rows}
+
+    assert bases() == dict.fromkeys(OTEL_TABLES, MERGE_SELECTOR_BASE)
+    store.execute(f"ALTER TABLE `{store.database}`.otel_metrics_gauge RESET SETTING merge_selector_base")
+    assert bases()["otel_metrics_gauge"] is None
+    ensure_schema(store, SchemaOptions(store.database), all_ddl())
+    assert bases() == dict.fromkeys(OTEL_TABLES, MERGE_SELECTOR_BASE)

@@ -17,6 +17,12 @@ from infersight.storage.base import Storage
 
 SCHEMA_VERSION = 1
 DEDUP_WINDOW = 1000
+# The exporter tables' merge fan-in (ClickHouse's default is 5): parts wait for about this many of their
+# size before a merge, so each row is rewritten about log_base(parts) times instead of log_5. Ingest is
+# write-heavy and merges took half of one core: 20 cuts the store's CPU per row (inserts and the merges
+# they cause) by about a quarter, for more parts at a time (reads over 20 fresh parts ran about 2x slower
+# than over one merged part). bench/ingest.py measures both.
+MERGE_SELECTOR_BASE = 20
 
 # Table short name -> time column used for TTL.
 OTEL_TABLES = {
@@ -122,6 +128,7 @@ def render(template: str, opts: SchemaOptions, **params: object) -> list[str]:
     dedup = "" if cluster else f", non_replicated_deduplication_window = {DEDUP_WINDOW}"
     fixed = {"db_name": f"`{opts.database}`", "db": f"`{opts.database}`", "local": local,
              "on_cluster": on_cluster, "dedup": dedup, "dedup_window": str(DEDUP_WINDOW),
+             "merge_base": str(MERGE_SELECTOR_BASE),
              **{k: str(v) for k, v in params.items()}}
     out: list[str] = []
     for stmt in (s.strip() for s in text.split(";")):

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_logs_local` ON CLUSTER `infersight` (
 ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toDate(Timestamp)
 ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_logs` ON CLUSTER `infersight` AS `otel`.`otel_logs_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_logs_local`, cityHash64(ResourceAttributes['host.name']));
@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_local` ON CLUSTER `infersight` (
 PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_traces` ON CLUSTER `infersight` AS `otel`.`otel_traces_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_traces_local`, cityHash64(TraceId));
@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_trace_id_ts_local` ON CLUSTER `in
 ) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_traces_trace_id_ts` ON CLUSTER `infersight` AS `otel`.`otel_traces_trace_id_ts_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_traces_trace_id_ts_local`, cityHash64(TraceId));
@@ -151,7 +151,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_gauge_local` ON CLUSTER `infersi
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_gauge` ON CLUSTER `infersight` AS `otel`.`otel_metrics_gauge_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_metrics_gauge_local`, cityHash64(ResourceAttributes['host.name']));
@@ -189,7 +189,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_sum_local` ON CLUSTER `infersigh
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_sum` ON CLUSTER `infersight` AS `otel`.`otel_metrics_sum_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_metrics_sum_local`, cityHash64(ResourceAttributes['host.name']));
@@ -231,7 +231,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_histogram_local` ON CLUSTER `inf
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_histogram` ON CLUSTER `infersight` AS `otel`.`otel_metrics_histogram_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_metrics_histogram_local`, cityHash64(ResourceAttributes['host.name']));
@@ -277,7 +277,7 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_exponential_histogram_local` ON 
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_exponential_histogram` ON CLUSTER `infersight` AS `otel`.`otel_metrics_exponential_histogram_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_metrics_exponential_histogram_local`, cityHash64(ResourceAttributes['host.name']));
@@ -311,10 +311,26 @@ CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_summary_local` ON CLUSTER `infer
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`otel_metrics_summary` ON CLUSTER `infersight` AS `otel`.`otel_metrics_summary_local`
 ENGINE = Distributed(`infersight`, `otel`, `otel_metrics_summary_local`, cityHash64(ResourceAttributes['host.name']));
+
+ALTER TABLE `otel`.`otel_logs_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_traces_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_traces_trace_id_ts_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_metrics_gauge_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_metrics_sum_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_metrics_histogram_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_metrics_exponential_histogram_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
+
+ALTER TABLE `otel`.`otel_metrics_summary_local` ON CLUSTER `infersight` MODIFY SETTING merge_selector_base = 20;
 
 CREATE TABLE IF NOT EXISTS `otel`.`infersight_requests_1m_local` ON CLUSTER `infersight` (
     `Minute` DateTime,

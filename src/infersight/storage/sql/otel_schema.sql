@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_logs{local}`{on_cluster} (
 ) ENGINE = {engine}
 PARTITION BY toDate(Timestamp)
 ORDER BY (toStartOfFiveMinutes(Timestamp), ServiceName, Timestamp)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE TABLE IF NOT EXISTS {db}.`otel_traces{local}`{on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_traces{local}`{on_cluster} (
 PARTITION BY toDate(Timestamp)
 PRIMARY KEY (ServiceName, SpanName, toDateTime(Timestamp))
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE TABLE IF NOT EXISTS {db}.`otel_traces_trace_id_ts{local}`{on_cluster} (
     TraceId String CODEC(ZSTD(1)),
@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_traces_trace_id_ts{local}`{on_cluster} (
 ) ENGINE = {engine:Aggregating}
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`otel_traces_trace_id_ts_mv{local}`{on_cluster} TO {db}.`otel_traces_trace_id_ts{local}`
 AS SELECT
@@ -135,7 +135,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_gauge{local}`{on_cluster} (
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_sum{local}`{on_cluster} (
                                      ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
@@ -170,7 +170,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_sum{local}`{on_cluster} (
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_histogram{local}`{on_cluster} (
                                      ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
@@ -209,7 +209,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_histogram{local}`{on_cluster} (
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_exponential_histogram{local}`{on_cluster} (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
@@ -252,7 +252,7 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_exponential_histogram{local}`{on_c
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
 
 CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_summary{local}`{on_cluster} (
                                      ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
@@ -283,4 +283,14 @@ CREATE TABLE IF NOT EXISTS {db}.`otel_metrics_summary{local}`{on_cluster} (
     
     PARTITION BY toDate(TimeUnix)
     ORDER BY (ServiceName, MetricName, toStartOfHour(TimeUnix), cityHash64(Attributes), TimeUnix)
-{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup};
+{ttl}SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, merge_selector_base = {merge_base}{dedup};
+
+-- Databases created before merge_selector_base was set (infersight.storage.schema.MERGE_SELECTOR_BASE).
+ALTER TABLE {db}.`otel_logs{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_traces{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_traces_trace_id_ts{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_metrics_gauge{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_metrics_sum{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_metrics_histogram{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_metrics_exponential_histogram{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
+ALTER TABLE {db}.`otel_metrics_summary{local}`{on_cluster} MODIFY SETTING merge_selector_base = {merge_base};
