@@ -1,11 +1,17 @@
 """Build the sdist and wheel once per test session and install the wheel into a fresh venv.
 
+Once per session also under pytest-xdist: the first worker that needs them builds them in the session's
+shared temporary folder, under a file lock, and the others wait and reuse them (each costs a minute or
+more of CPU: the wheel build, and pip installing chDB and pyarrow).
+
 The venv is made by `python -m venv` without system site-packages, so nothing of the source tree or of
 the development venv is importable there: what runs is what the wheel ships, with the dependencies pip
 resolves for it and the `server` extra (chDB, pyarrow) as a user would install it.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -21,12 +27,30 @@ ROOT = Path(__file__).resolve().parents[2]
 _built: dict[str, Path] = {}
 
 
+def _shared(factory: pytest.TempPathFactory) -> Path:
+    """This session's temporary folder that every xdist worker sees (each worker's own is inside it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _once(factory: pytest.TempPathFactory, name: str):
+    """(folder, done): `name` in the shared folder, held under an exclusive lock; done if built before."""
+    folder = _shared(factory) / f"infersight-{name}"
+    with open(_shared(factory) / f"infersight-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder, (folder / ".done").exists()
+
+
 def build_dist(factory: pytest.TempPathFactory) -> Path:
     """The folder with the sdist and the wheel `python -m build` made from the work tree (once a session)."""
     if "dist" not in _built:
-        out = factory.mktemp("dist")
-        subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True,
-                       capture_output=True, timeout=300)
+        with _once(factory, "dist") as (out, done):
+            if not done:
+                out.mkdir(exist_ok=True)
+                subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True,
+                               capture_output=True, timeout=300)
+                (out / ".done").touch()
         _built["dist"] = out
     return _built["dist"]
 
@@ -35,10 +59,12 @@ def installed_venv(factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with the built wheel and its `server` extra installed (once a session)."""
     if "venv" not in _built:
         wheel = next(build_dist(factory).glob("infersight-*.whl"))
-        venv = factory.mktemp("venv")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheel}[server]"],
-                       check=True, capture_output=True, timeout=600)
+        with _once(factory, "venv") as (venv, done):
+            if not done:
+                subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
+                subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheel}[server]"],
+                               check=True, capture_output=True, timeout=600)
+                (venv / ".done").touch()
         _built["venv"] = venv
     return _built["venv"]
 
