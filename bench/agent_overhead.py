@@ -45,9 +45,10 @@ VLLM_FIXTURE = ROOT / "tests/fixtures/vllm/datadog_vllm_metrics.txt"
 NODE_EXPORTER = "prometheus-node-exporter"
 TICK = os.sysconf("SC_CLK_TCK")
 RSS_TARGET_KB, CPU_TARGET = 35 * 1024, 0.3
-# deploy/systemd/infersight-agent.service's Environment=: at most 2 glibc malloc arenas, not one per thread that
-# allocates (more arenas, more memory held, and how many depends on how the threads happened to contend).
-UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
+# The Environment= lines of the agent's systemd unit (MALLOC_ARENA_MAX=2: at most 2 glibc malloc arenas, not one
+# per thread that allocates), read from the unit so what is measured is what ships.
+UNIT_ENV = dict(line.split("=", 2)[1:] for line in (ROOT / "deploy/systemd/infersight-agent.service")
+                .read_text().splitlines() if line.startswith("Environment="))
 
 # The OTLP sink: decodes every request (so a malformed batch would show) and counts points per service.name.
 SINK = r"""

@@ -178,6 +178,14 @@ def test_dockerfile_stages_are_non_root_and_carry_no_build_tools():
     assert instruction(s["agent"], "ARG") == ["EXTRAS=nvidia"]
 
 
+def test_agent_image_sets_the_malloc_arenas_of_the_unit():
+    """The image's agent stage (so the DaemonSet) has the systemd unit's MALLOC_ARENA_MAX, whose effect
+    bench/agent_overhead.py measures with the unit's Environment= lines."""
+    unit_env = dict(e.split("=", 1) for e in unit(DEPLOY / "systemd/infersight-agent.service")["Environment"])
+    image_env = dict(e.split("=", 1) for e in instruction(stages(DOCKERFILE)["agent"], "ENV"))
+    assert unit_env["MALLOC_ARENA_MAX"] == image_env["MALLOC_ARENA_MAX"] == "2"
+
+
 def k8s_config(kind: str) -> str:
     (doc,) = [d for d in docs(K8S / IMAGE_CONFIGS[kind]) if d["metadata"]["name"] == f"infersight-{kind}"]
     return doc["data"][f"{kind}.yaml"]
