@@ -402,7 +402,8 @@ def test_collect_exits_1_when_the_only_endpoint_is_refused(tmp_path, capsys):
 
 @pytest.mark.e2e
 def test_collect_exits_1_when_neuron_monitor_exits(tmp_path, capsys):
-    cfg = write_config(tmp_path, [{"type": "neuron", "command": [MONITOR], "first_report_wait_seconds": 1.0,
+    # The first collect waits for the first document or for the monitor to exit: generous for a loaded machine.
+    cfg = write_config(tmp_path, [{"type": "neuron", "command": [MONITOR], "first_report_wait_seconds": 60.0,
                                    "restart_backoff_initial_seconds": 5}])
     code, rows, err = collect_json(capsys, "--config", cfg)
     assert code == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -263,6 +264,32 @@ def test_first_collect_waits_for_the_first_document(monitor):
     assert docs(pts, "ok") == 1
     assert one(pts, "infersight.neuron.execution.count", infersight__neuron__execution__outcome="completed",
                **RT) == 260
+
+
+def test_first_collect_stops_waiting_when_the_monitor_exits_without_a_document(monitor):
+    """A monitor that crashes at start: the first collect reports it down at once, not after the wait."""
+    c = monitor(stay=False, first_report_wait_seconds=600, restart_backoff_initial_seconds=600)
+    done: list[list] = []
+    t = threading.Thread(target=lambda: done.append(list(c.collect())), daemon=True)
+    t.start()
+    t.join(60)  # the wait would be 600 s
+    assert done, "the first collect still waits although neuron-monitor has exited"
+    assert one(done[0], "infersight.neuron.monitor.up") == 0
+    assert c.health().reason == "not_running"
+
+
+def test_first_collect_stops_waiting_when_the_monitor_cannot_start(tmp_path):
+    c = NeuronCollector([str(tmp_path / "no-such-neuron-monitor")], first_report_wait_seconds=600,
+                        restart_backoff_initial_seconds=600)
+    try:
+        done: list[list] = []
+        t = threading.Thread(target=lambda: done.append(list(c.collect())), daemon=True)
+        t.start()
+        t.join(60)
+        assert done, "the first collect still waits although neuron-monitor could not start"
+        assert "could not start" in c.health().detail
+    finally:
+        c.close()
 
 
 def test_driver_error_marks_devices_failed(monitor, tmp_path):

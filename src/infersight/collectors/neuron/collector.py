@@ -67,9 +67,10 @@ class NeuronCollector:
                    document_timeout_seconds=cfg.document_timeout_seconds)
 
     def collect(self) -> Iterable[Point]:
-        """Start neuron-monitor on first use (waiting briefly for its first document), then read the state."""
+        """Start neuron-monitor on first use (waiting briefly for its first document, or for it to end without
+        one), then read the state."""
         if self._supervisor.start():
-            self._state.first_document.wait(self._first_wait)  # so a one-shot `infersight collect` has data
+            self._state.first_outcome.wait(self._first_wait)
         return self._state.points()
 
     def health(self) -> Health:

@@ -175,7 +175,9 @@ class State:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.first_document = threading.Event()
+        # The first document, or the end of a run (exit, failed start) that sent none: what the first collect
+        # waits for, so a one-shot `infersight collect` has data or reports the monitor down at once.
+        self.first_outcome = threading.Event()
         self._windows = Windows()
         self._docs = {"ok": 0, "malformed": 0}
         self._restarts = 0
@@ -203,7 +205,7 @@ class State:
             self._docs["ok"] += 1
             self._docs_this_run += 1
             self._last_seen = time.monotonic()
-        self.first_document.set()
+        self.first_outcome.set()
 
     def restarting(self) -> None:
         """neuron-monitor is about to be started again (counted whether or not it starts)."""
@@ -220,7 +222,9 @@ class State:
         """Mark neuron-monitor down; True when the run produced a document (its backoff resets)."""
         with self.lock:
             self._up, self.exit_status = False, status
-            return self._docs_this_run > 0
+            produced = self._docs_this_run > 0
+        self.first_outcome.set()
+        return produced
 
     def liveness(self) -> tuple[bool, float | None]:
         """(neuron-monitor running, seconds since its last document or its start while it runs)."""

@@ -63,6 +63,7 @@ class Supervisor:
             except OSError as err:
                 log.warning("neuron-monitor could not start (%s): %s", self._command[0], err)
                 self.start_error = f"{self._command[0]} could not start: {err}"
+                self._state.first_outcome.set()
             else:
                 produced = self._run(proc)
             failures = 0 if produced else failures + 1
