@@ -121,11 +121,13 @@ def test_azure_v1_stream_ttft_skips_role_and_filter_chunks(replay):
     headers = by_name(points, "infersight.probe.time_to_headers").value
     ttft = by_name(points, "gen_ai.client.operation.time_to_first_chunk").value
     e2e = by_name(points, "gen_ai.client.operation.duration").value
-    # The content arrives 60 ms after the filter-results and role-only chunks, which come with the headers.
-    assert headers < 0.06 <= ttft < e2e
+    # The content is sent 60 ms after the filter-results and role-only chunks, which come with the headers: a
+    # time to first chunk taken at those would be under 60 ms whenever they arrive promptly. Only causal bounds,
+    # so a loaded machine (headers seen late) cannot fail it.
+    assert headers <= ttft and 0.06 <= ttft < e2e
     # Reference: 4 output tokens (usage), content chunks 20 ms apart -> (t_last - t_first) / 3 = 20 ms.
     tpot = by_name(points, "gen_ai.client.operation.time_per_output_chunk").value
-    assert 0.018 <= tpot <= 0.06
+    assert 0.018 <= tpot <= (e2e - ttft) / 3 + 1e-9  # the first and last chunk lie within [ttft, e2e]
     tokens = {p.attributes["gen_ai.token.type"]: p.value for p in points if p.name == "gen_ai.client.token.usage"}
     assert tokens == {"input": 14, "output": 4}
     limits = {p.attributes["infersight.ratelimit.kind"]: p.value for p in points
