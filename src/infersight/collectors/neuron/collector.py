@@ -33,8 +33,9 @@ class NeuronConfig(CollectorConfig):
     restart_backoff_max_seconds: float = Field(60.0, gt=0, description="Longest wait between restarts; the "
                                                                       "wait doubles while it keeps failing")
     first_report_wait_seconds: float = Field(2.0, ge=0, description="How long the first collect waits for "
-                                                                   "neuron-monitor's first document (keep it "
-                                                                   "under timeout_seconds)")
+                                                                   "neuron-monitor's first document; it stops "
+                                                                   "waiting if neuron-monitor exits or cannot "
+                                                                   "start (keep it under timeout_seconds)")
     document_timeout_seconds: float = Field(30.0, gt=0, description="The collector counts as down when a "
                                                                     "running neuron-monitor sends no document "
                                                                     "for this long (keep it above its period)")
