@@ -202,8 +202,12 @@ async def test_ttft_regression_moves_traffic_to_b_and_back(store, tmp_path, hook
 
             # TTFT regression in A: 0.6 s > the 0.5 s threshold for every request.
             a.ttft_seconds = 0.6
-            assert await ask(12, stream=True) == ["A"] * 12
-            await _until(lambda: landed(a, 19))
+            # Routed to A until its bad spans land and the hint moves; on a slow machine that can happen before
+            # the last of the 12 is routed (seen in a loaded CI run), so the later ones may already go to B. Any
+            # B here needs some of A's bad spans first, so A served at least one.
+            served = await ask(12, stream=True)
+            assert set(served) <= {"A", "B"} and served.count("A") >= 1, served
+            await _until(lambda: landed(a, 7 + served.count("A")))
             bad_landed = time.monotonic()
             assert await _until(lambda: _is(pick, B_KEY), timeout=10) is True
             moved_after = time.monotonic() - bad_landed
