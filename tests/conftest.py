@@ -1,6 +1,7 @@
 """Shared test fixtures: loopback ports and an embedded chDB store per test database."""
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -20,19 +21,65 @@ def chdb_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("chdb")
 
 
-@pytest.fixture
-def store(chdb_dir):
-    """An embedded store with the full schema in a fresh database of its own."""
-    from infersight.server.tables import all_ddl
-    from infersight.storage.embedded import EmbeddedStorage
-    from infersight.storage.schema import SchemaOptions, ensure_schema
+class _StorePool:
+    """One schema'd database per worker, emptied between tests instead of created anew.
 
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    s = EmbeddedStorage(chdb_dir, db)
-    ensure_schema(s, SchemaOptions(database=db), all_ddl())
+    Creating the full schema costs about a second of CPU (66 statements), and 270-odd tests ask for a store.
+    After a test, its database is reused only if its tables and the schema-version row are what a fresh
+    `ensure_schema` gives (a test that altered, added or dropped anything gets a new database); then every
+    table but the version row's is truncated, which also clears the insert-deduplication logs.
+    """
+
+    def __init__(self, chdb_dir: Path) -> None:
+        self.chdb_dir = chdb_dir
+        self.idle: tuple[str, list[dict]] | None = None  # (database, its fresh snapshot)
+
+    @staticmethod
+    def snapshot(s, db: str) -> list[dict]:
+        return s.query(f"SELECT name, create_table_query FROM system.tables WHERE database = '{db}' ORDER BY name") \
+            + s.query(f"SELECT * FROM `{db}`.infersight_schema ORDER BY ALL")
+
+    def take(self):
+        from infersight.server.tables import all_ddl
+        from infersight.storage.embedded import EmbeddedStorage
+        from infersight.storage.schema import SchemaOptions, ensure_schema
+
+        if self.idle is not None:
+            (db, fresh), self.idle = self.idle, None
+            return EmbeddedStorage(self.chdb_dir, db), fresh
+        db = f"t_{uuid.uuid4().hex[:12]}"
+        s = EmbeddedStorage(self.chdb_dir, db)
+        ensure_schema(s, SchemaOptions(database=db), all_ddl())
+        return s, self.snapshot(s, db)
+
+    def give_back(self, s, fresh: list[dict]) -> None:
+        db = s.database
+        try:
+            same = self.snapshot(s, db) == fresh
+        except Exception:  # noqa: BLE001 -- the test broke its store (closed it, dropped the database): not reused
+            same = False
+        if same:
+            for row in s.query(f"SELECT name FROM system.tables WHERE database = '{db}' AND engine LIKE '%MergeTree' "
+                               "AND name != 'infersight_schema'"):
+                s.execute(f"TRUNCATE TABLE `{db}`.`{row['name']}`")
+            self.idle = (db, fresh)
+        else:
+            with contextlib.suppress(Exception):
+                s.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def _store_pool(chdb_dir) -> _StorePool:
+    return _StorePool(chdb_dir)
+
+
+@pytest.fixture
+def store(_store_pool):
+    """An embedded store with the full schema in a database of its own, empty (see _StorePool)."""
+    s, fresh = _store_pool.take()
     yield s
-    s.execute(f"DROP DATABASE IF EXISTS `{db}`")
-    s.close()
+    _store_pool.give_back(s, fresh)
 
 
 @pytest.fixture

@@ -15,13 +15,14 @@ SPOOLED = re.compile(r"spooled batch (\S+) \((\d+) points")
 SPOOL_FILE = re.compile(r"^\d{16}-(.{36})-(\d+)\.otlp$")
 
 
-def write_config(path: Path, endpoint: str, spool_dir: Path, **exporter) -> Path:
+def write_config(path: Path, endpoint: str, spool_dir: Path, collect_seconds: float = 0.2,
+                 self_metrics_seconds: float = 0.5, **exporter) -> Path:
     cfg = {
         "resource": {"service_name": "spool-test", "attributes": {"deployment.environment": "test"}},
         "agent": {"exporter": {"endpoint": endpoint, "spool_dir": str(spool_dir), "export_interval_seconds": 0.3,
                                "retry_interval_seconds": 0.3, "timeout_seconds": 2, **exporter},
-                  "self_metrics_interval_seconds": 0.5},
-        "collectors": [{"type": "host", "interval_seconds": 0.2}],
+                  "self_metrics_interval_seconds": self_metrics_seconds},
+        "collectors": [{"type": "host", "interval_seconds": collect_seconds}],
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
