@@ -87,3 +87,41 @@ def test_exporter_tables_merge_twenty_parts_at_a_time_also_in_an_older_database(
     assert bases()["otel_metrics_gauge"] is None
     ensure_schema(store, SchemaOptions(store.database), all_ddl())
     assert bases() == dict.fromkeys(OTEL_TABLES, MERGE_SELECTOR_BASE)
+
+
+class _Recording:
+    """The real store, with the statements `execute` ran recorded."""
+
+    def __init__(self, store) -> None:
+        self.store, self.executed = store, []
+
+    def execute(self, sql: str, settings=None) -> None:
+        self.executed.append(sql)
+        self.store.execute(sql, settings)
+
+    def query(self, sql: str, settings=None):
+        return self.store.query(sql, settings)
+
+
+def test_a_start_runs_only_the_alters_an_older_database_needs(store):
+    """ensure_schema skips an ALTER whose column or setting the table has (on a cluster each would queue an
+    ON CLUSTER entry at every start), and runs exactly those whose column or setting is missing."""
+    from infersight.server.tables import all_ddl
+    from infersight.storage.schema import SchemaOptions, ensure_schema
+
+    db = store.database
+    again = _Recording(store)
+    ensure_schema(again, SchemaOptions(db), all_ddl())
+    assert [s for s in again.executed if s.startswith("ALTER")] == []
+
+    store.execute(f"ALTER TABLE `{db}`.otel_metrics_sum RESET SETTING merge_selector_base")
+    store.execute(f"ALTER TABLE `{db}`.infersight_gateway_requests DROP COLUMN Digest")
+    older = _Recording(store)
+    ensure_schema(older, SchemaOptions(db), all_ddl())
+    assert [s for s in older.executed if s.startswith("ALTER")] == [
+        f"ALTER TABLE `{db}`.`otel_metrics_sum` MODIFY SETTING merge_selector_base = 20",
+        f"ALTER TABLE `{db}`.`infersight_gateway_requests` ADD COLUMN IF NOT EXISTS `Digest` String DEFAULT '' "
+        "AFTER `Key`"]
+    cols = store.query(f"SELECT name FROM system.columns WHERE database = '{db}' AND table = "
+                       "'infersight_gateway_requests' AND name = 'Digest'")
+    assert cols == [{"name": "Digest"}]

@@ -169,6 +169,26 @@ def cluster_ddl(opts: SchemaOptions, ddl: Sequence[DdlSource]) -> list[str]:
     return [otel[0], *meta_ddl(opts), *otel[1:], *(stmt for source in ddl for stmt in source(opts))]
 
 
+# An ALTER that brings an older database up to date: skipped when the table already has the column or the
+# setting, so a start runs no ALTER (on a cluster, each would add an ON CLUSTER entry to the DDL queue).
+_ALTER = re.compile(r"ALTER TABLE `(?P<db>[^`]+)`\.`(?P<table>[^`]+)`(?: ON CLUSTER `[^`]+`)? "
+                    r"(?:ADD COLUMN IF NOT EXISTS `(?P<column>[^`]+)`|MODIFY SETTING (?P<setting>\w+ = \w+))")
+
+
+def _done(storage: Storage, stmt: str) -> bool:
+    """Whether `stmt` is an ALTER whose column or setting the table already has."""
+    m = _ALTER.match(stmt)
+    if m is None:
+        return False
+    db, table = m["db"].replace("'", "''"), m["table"].replace("'", "''")
+    if m["column"]:
+        return bool(storage.query(f"SELECT 1 AS x FROM system.columns WHERE database = '{db}' AND table = '{table}' "
+                                  f"AND name = '{m['column']}'"))
+    rows = storage.query(f"SELECT create_table_query AS q FROM system.tables WHERE database = '{db}' "
+                         f"AND name = '{table}'")
+    return bool(rows) and re.search(rf"\b{m['setting']}\b", rows[0]["q"].rsplit(" SETTINGS ", 1)[-1]) is not None
+
+
 def ensure_schema(storage: Storage, opts: SchemaOptions, ddl: Sequence[DdlSource]) -> None:
     """Create what is missing (the OTel tables, then each of `ddl`); refuse a database of another schema version.
 
@@ -186,10 +206,8 @@ def ensure_schema(storage: Storage, opts: SchemaOptions, ddl: Sequence[DdlSource
         raise SchemaMismatch(
             f"database '{opts.database}' has infersight schema version {rows[0]['Version']}, "
             f"this build expects {SCHEMA_VERSION}; migrate or use another --data-dir/database")
-    for stmt in statements[1:]:
-        storage.execute(stmt)
-    for source in ddl:
-        for stmt in source(opts):
+    for stmt in [*statements[1:], *(stmt for source in ddl for stmt in source(opts))]:
+        if not _done(storage, stmt):
             storage.execute(stmt)
     if not rows:
         storage.execute(f"INSERT INTO `{opts.database}`.`infersight_schema` (Component, Version) "
