@@ -325,6 +325,7 @@ def main() -> int:
     b_settled = max(points / c[2] for c in ceilings.values())
     small = 10_000 if 10_000 in ceilings else min(ceilings)
     k_wall, k_cpu = points / ceilings[small][0], points / ceilings[small][1]
+    m_settled = points / ceilings[matched][2]
     base = runs[0][1]
     for label, r in runs:
         print(f"  end to end, server on {label:26}: {r['rate']:10,.0f} points/s wall ({r['elapsed']:.2f} s), "
@@ -335,7 +336,6 @@ def main() -> int:
               f"to the {small:,}-row ceiling: {r['rate'] / k_wall:.1%} wall, {r['cpu_rate'] / k_cpu:.1%} CPU"
               + (f"; {r['rate'] / base['rate']:.2f}x the 1-core wall rate, {r['cpu_rate'] / base['cpu_rate']:.2f}x "
                  "its rate per CPU-second" if r is not base else ""))
-        m_settled = points / ceilings[matched][2]
         print(f"    with the merges it caused (CPU until idle): {r['settled_rate']:,.0f} per CPU-second, "
               f"{r['settled_rate'] / b_settled:.1%} of the best raw insert with its merges ({b_settled:,.0f}), "
               f"{r['settled_rate'] / m_settled:.1%} of raw inserts of the 1-core flush size ({int(matched):,} rows "
@@ -348,7 +348,7 @@ def main() -> int:
     print(f"  targets (issue 15): 1 core {base['rate']:,.0f} points/s wall, {base['cpu_rate']:,.0f} per CPU-second "
           f"(>= 250,000); {base['cpu_rate'] / b_cpu:.1%} of the best raw insert per CPU-second (>= 60%), "
           f"{base['settled_rate'] / b_settled:.1%} counting each one's merges, "
-          f"{base['settled_rate'] / (points / ceilings[matched][2]):.1%} of the store's own rate for inserts "
+          f"{base['settled_rate'] / m_settled:.1%} of the store's own rate for inserts "
           "of the server's size"
           + (f"; 2 cores {two_cores['rate'] / base['rate']:.2f}x the 1-core wall rate (>= 1.7x)" if two_cores else ""))
     for label, r in runs:

@@ -107,7 +107,7 @@ def test_a_start_runs_only_the_alters_an_older_database_needs(store):
     """ensure_schema skips an ALTER whose column or setting the table has (on a cluster each would queue an
     ON CLUSTER entry at every start), and runs exactly those whose column or setting is missing."""
     from infersight.server.tables import all_ddl
-    from infersight.storage.schema import SchemaOptions, ensure_schema
+    from infersight.storage.schema import MERGE_SELECTOR_BASE, SchemaOptions, ensure_schema
 
     db = store.database
     again = _Recording(store)
@@ -119,7 +119,7 @@ def test_a_start_runs_only_the_alters_an_older_database_needs(store):
     older = _Recording(store)
     ensure_schema(older, SchemaOptions(db), all_ddl())
     assert [s for s in older.executed if s.startswith("ALTER")] == [
-        f"ALTER TABLE `{db}`.`otel_metrics_sum` MODIFY SETTING merge_selector_base = 20",
+        f"ALTER TABLE `{db}`.`otel_metrics_sum` MODIFY SETTING merge_selector_base = {MERGE_SELECTOR_BASE}",
         f"ALTER TABLE `{db}`.`infersight_gateway_requests` ADD COLUMN IF NOT EXISTS `Digest` String DEFAULT '' "
         "AFTER `Key`"]
     cols = store.query(f"SELECT name FROM system.columns WHERE database = '{db}' AND table = "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 
 from infersight.storage.base import Storage
+from infersight.storage.literals import string_literal
 
 SCHEMA_VERSION = 1
 DEDUP_WINDOW = 1000
@@ -180,12 +181,11 @@ def _done(storage: Storage, stmt: str) -> bool:
     m = _ALTER.match(stmt)
     if m is None:
         return False
-    db, table = m["db"].replace("'", "''"), m["table"].replace("'", "''")
+    db, table = string_literal(m["db"]), string_literal(m["table"])
     if m["column"]:
-        return bool(storage.query(f"SELECT 1 AS x FROM system.columns WHERE database = '{db}' AND table = '{table}' "
-                                  f"AND name = '{m['column']}'"))
-    rows = storage.query(f"SELECT create_table_query AS q FROM system.tables WHERE database = '{db}' "
-                         f"AND name = '{table}'")
+        return bool(storage.query(f"SELECT 1 AS x FROM system.columns WHERE database = {db} AND table = {table} "
+                                  f"AND name = {string_literal(m['column'])}"))
+    rows = storage.query(f"SELECT create_table_query AS q FROM system.tables WHERE database = {db} AND name = {table}")
     return bool(rows) and re.search(rf"\b{m['setting']}\b", rows[0]["q"].rsplit(" SETTINGS ", 1)[-1]) is not None
 
 
